@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* unimem_strerror and unimem_version. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#if defined(__APPLE__) || defined(__linux__)
+_Static_assert(UNIMEM_EINVAL == EINVAL, "UNIMEM_EINVAL must match <errno.h>");
+_Static_assert(UNIMEM_EALREADY == EALREADY, "UNIMEM_EALREADY must match <errno.h>");
+#endif
+
+#ifndef UNIMEM_VERSION_STRING
+#error "the build defines UNIMEM_VERSION_STRING"
+#endif
+
+static _Thread_local size_t memlock_asked;
+static _Thread_local char message[256];
+
+void umi_note_memlock_refusal(size_t asked)
+{
+	memlock_asked = asked;
+}
+
+static void limit_text(char *buf, size_t len, rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		snprintf(buf, len, "unlimited");
+	else
+		snprintf(buf, len, "%llu bytes", (unsigned long long)v);
+}
+
+const char *unimem_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	switch (err) {
+	case 0:
+		return "success";
+	case EPERM: {
+		struct rlimit rl;
+		char cur[48] = "unknown", asked[64] = "";
+		if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+			limit_text(cur, sizeof cur, rl.rlim_cur);
+		if (memlock_asked)
+			snprintf(asked, sizeof asked, " to pin %zu bytes", memlock_asked);
+		snprintf(message, sizeof message,
+			 "operation not permitted: the locked-memory limit RLIMIT_MEMLOCK (%s) is "
+			 "too small%s; raise it (ulimit -l, limits.conf, systemd LimitMEMLOCK=) or "
+			 "open the Block with UNIMEM_BLOCK_UNPINNED",
+			 cur, asked);
+		return message;
+	}
+	case EINVAL:
+		return "invalid argument: a NULL or foreign pointer, a size of 0, a size whose "
+		       "rounding overflows, or an unknown flag";
+	case ENOMEM:
+		return "out of memory: the system cannot back a Block of this size";
+	case ENOSYS:
+		return "not implemented on this platform or in this version of unimem";
+	case ENOENT:
+		return "no Block has this id";
+	case EACCES:
+		return "permission denied: the Block belongs to another user";
+	case ENODEV:
+		return "no GPU: no CUDA driver or no device";
+	case EALREADY:
+		return "the cell is already in the pool (given twice)";
+	case EMFILE:
+		return "too many open files: no file descriptor left for the Block";
+	default:
+		break;
+	}
+	const char *s = strerror_r(err, message, sizeof message);
+	if (s != message)
+		snprintf(message, sizeof message, "%s", s);
+	return message;
+}
+
+const char *unimem_version(void)
+{
+	return UNIMEM_VERSION_STRING;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* unimem internals shared between the files of src/. Never installed. */
+#ifndef UNIMEM_INTERNAL_H
+#define UNIMEM_INTERNAL_H
+
+#include <unimem/unimem.h>
+
+#include <stdatomic.h>
+
+/* Bits of unimem_tape.flags. */
+#define UMI_TAPE_OWNS_BLOCK 1u  /* from unimem_tape_start(): closing it closes the Block */
+#define UMI_TAPE_BORROWED 2u    /* belongs to a Layout: unimem_tape_close() ignores it */
+
+struct umi_gpu_state;
+
+struct unimem_block {
+	unsigned char *ptr;
+	size_t size;       /* usable bytes, a multiple of page */
+	size_t page;       /* backing page size */
+	int fd;            /* memfd (Linux); -1 elsewhere */
+	uint32_t id;       /* 0 when the Block has no id */
+	bool pinned;
+	void *handle;      /* IOSurfaceRef on macOS */
+	/* GPU mapping, owned by gpu*.c; NULL while not mapped. */
+	_Atomic(struct umi_gpu_state *) gpu;
+};
+
+/* Page size of the system, cached. */
+size_t umi_page_size(void);
+
+/* Round `n` up to a multiple of the power of two `to`; 0 when that overflows. */
+static inline size_t umi_round_up(size_t n, size_t to)
+{
+	if (n > SIZE_MAX - (to - 1))
+		return 0;
+	return (n + to - 1) & ~(to - 1);
+}
+
+/* Initialise a Tape over [base, base + bytes) of Block b. */
+void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t bytes,
+		   uint32_t flags);
+
+/* Drop the GPU mapping of a Block that is being closed (no-op when not mapped). */
+void umi_gpu_release(unimem_block *b);
+
+/* Remember the RLIMIT_MEMLOCK that refused a pin, for unimem_strerror(). */
+void umi_note_memlock_refusal(size_t asked);
+
+#endif

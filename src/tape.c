@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* Tape: the out-of-line part (take and clear are inline in <unimem/tape.h>). */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t bytes,
+		   uint32_t flags)
+{
+	memset(t, 0, sizeof *t);
+	t->base = base;
+	t->capacity = bytes;
+	t->block = b;
+	t->flags = flags;
+}
+
+int unimem_tape_start_flags(unimem_tape **out, size_t bytes, unsigned flags)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	unimem_tape *t = aligned_alloc(UNIMEM_CACHE_LINE, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	unimem_block *b;
+	int err = unimem_block_open(&b, bytes, flags);
+	if (err) {
+		free(t);
+		return err;
+	}
+	umi_tape_init(t, b, unimem_block_ptr(b), unimem_block_size(b), UMI_TAPE_OWNS_BLOCK);
+	*out = t;
+	return 0;
+}
+
+int unimem_tape_start(unimem_tape **out, size_t bytes)
+{
+	return unimem_tape_start_flags(out, bytes, 0);
+}
+
+void unimem_tape_close(unimem_tape *t)
+{
+	if (!t || (t->flags & UMI_TAPE_BORROWED))
+		return;
+	if (t->flags & UMI_TAPE_OWNS_BLOCK)
+		unimem_block_close(t->block);
+	free(t);
+}
+
+const unimem_block *unimem_tape_block(const unimem_tape *t)
+{
+	return t ? t->block : NULL;
+}
