@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -68,6 +69,28 @@ static inline int drop_privileges(void)
 	if (setgid(65534) != 0 || setuid(65534) != 0)
 		return -1;
 	return geteuid() == 0 ? -1 : 0;
+}
+
+/* Whether the test runs under AddressSanitizer, which reserves terabytes of shadow
+ * address space at start: an RLIMIT_AS test cannot work there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNIMEM_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIMEM_TEST_ASAN 1
+#endif
+#endif
+#ifndef UNIMEM_TEST_ASAN
+#define UNIMEM_TEST_ASAN 0
+#endif
+
+/* Whether the test runs under valgrind (its own mappings come and go, and it keeps
+ * address space for itself: resource-limit tests cannot count on the process alone).
+ * The 'valgrind' test setup sets UNIMEM_UNDER_VALGRIND. */
+static inline int under_valgrind(void)
+{
+	const char *v = getenv("UNIMEM_UNDER_VALGRIND");
+	return v && *v && *v != '0';
 }
 
 #endif
