@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -35,6 +36,10 @@ static void limit_text(char *buf, size_t len, rlim_t v)
 
 const char *unimem_strerror(int err)
 {
+	if (err == INT_MIN) { /* no positive counterpart (negating it is undefined) */
+		snprintf(message, sizeof message, "unknown error %d", err);
+		return message;
+	}
 	if (err < 0)
 		err = -err;
 	switch (err) {

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,21 @@ Test(errors, every_code_has_a_message_either_sign)
 		snprintf(neg, sizeof neg, "%s", m);
 		cr_assert_str_eq(unimem_strerror(codes[i]), neg, "code %d", codes[i]);
 	}
+}
+
+/* Found by the fuzzer (tests/fuzz): -INT_MIN overflowed (undefined behaviour). */
+Test(errors, any_int_has_a_message)
+{
+	int codes[] = { INT_MIN, INT_MIN + 1, -4096, -1, 1, 4096, INT_MAX };
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		const char *m = unimem_strerror(codes[i]);
+		cr_assert_not_null(m);
+		cr_assert_gt(strlen(m), 3, "code %d", codes[i]);
+	}
+	cr_assert(strstr(unimem_strerror(INT_MIN), "-2147483648"), "%s", unimem_strerror(INT_MIN));
+	char max[512];
+	snprintf(max, sizeof max, "%s", unimem_strerror(INT_MAX));
+	cr_assert_str_eq(unimem_strerror(-INT_MAX), max);
 }
 
 Test(errors, eperm_names_the_limit_and_the_flag)
