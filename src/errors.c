@@ -37,6 +37,9 @@ const char *unimem_strerror(int err)
 {
 	if (err < 0)
 		err = -err;
+	const char *gpu = umi_gpu_strerror(err);
+	if (gpu)
+		return gpu;
 	switch (err) {
 	case 0:
 		return "success";
