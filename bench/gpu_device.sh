@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # On the GPU machine: build, run the unit and GPU suites, then the GPU benchmark.
 # Logs under $OUT (or /tmp/out); the benchmark's tables print last.
-#   bash bench/gpu_device.sh [--quick] [--no-bench]
+#   [BENCH_ARGS="--quick --experiments"] bash bench/gpu_device.sh [--no-bench]
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -19,8 +19,8 @@ meson test -C "$B" --num-processes 2 --print-errorlogs > "$OUT/tests.log" 2>&1
 tests_rc=$?
 cp "$B/meson-logs/testlog.txt" "$OUT/testlog.txt" 2>/dev/null
 grep -E '^(ok|not ok)' "$B/meson-logs/testlog.txt" | grep -E 'gpu' > "$OUT/gpu-tap.txt"
-if [ "${2:-}" != "--no-bench" ] && [ "${1:-}" != "--no-bench" ]; then
-	"$B/bench/bench_gpu" ${1:-} > "$OUT/bench.txt" 2>&1
+if [ "${1:-}" != "--no-bench" ]; then
+	"$B/bench/bench_gpu" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2>&1
 	bench_rc=$?
 else
 	bench_rc=skipped
