@@ -12,6 +12,7 @@ rm -rf "$B"
 	nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current \
 		--format=csv,noheader 2>&1
 	uname -r; nproc; free -g | head -2
+	echo "THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled) shmem: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled) nr_hugepages: $(cat /proc/sys/vm/nr_hugepages)"
 } > "$OUT/machine.txt"
 meson setup "$B" -Dgpu_tests=true > "$OUT/setup.log" 2>&1 || { tail -30 "$OUT/setup.log"; exit 1; }
 ninja -C "$B" > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
