@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 		rows[nr++].dir = (dir_);                                                   \
 	} while (0)
 	unsigned g;
-	double v, best_read = 0;
+	double v, best_read = 0, plain_read = 0;
 	const char *best_name = "";
 	v = copy_gbs(true, dbuf, ha, bw, reps);
 	double pinned_htod = v;
@@ -497,11 +497,18 @@ int main(int argc, char **argv)
 		}
 		v = variant_gbs(variants[i].f, d, bw, reps, &g);
 		ROW(0, v, g, "zero-copy read, mapped Block, %s", variants[i].name);
+		if (i == 0)
+			plain_read = v;
 		if (v > best_read) {
 			best_read = v;
 			best_name = variants[i].name;
 		}
 	}
+	/* The copy again, after the kernels: the reference is the better of the two. */
+	v = copy_gbs(true, dbuf, ha, bw, reps);
+	ROW(0, v, 0, "cuMemcpyHtoD from pinned (cuMemHostAlloc), again");
+	if (v > pinned_htod)
+		pinned_htod = v;
 	v = kernel_gbs(false, du, bw, reps, &g);
 	ROW(0, v, g, "zero-copy read, mapped UNPINNED Block, ld.global.v4");
 	v = kernel_gbs(false, dh, bw, reps, &g);
@@ -609,11 +616,15 @@ int main(int argc, char **argv)
 	int big = nsizes - 1;
 	double *x = res[big][UNPINNED], *h = res[big][HOSTALLOC];
 	double zc = best_read / pinned_htod, zw = zc_write / pinned_dtoh;
+	printf("\n(the reference cuMemcpyHtoD is the better of its two measurements: %.1f GB/s)\n",
+	       pinned_htod);
 	double om = (x[OPEN] + x[MAP]) / h[OPEN], uc = (x[UNMAP] + x[CLOSE]) / h[CLOSE];
 	printf("\n## targets\n\n");
 	printf("| target | measured | met |\n|---|---:|---|\n");
 	printf("| zero-copy read >= 0.95x pinned cuMemcpyHtoD (best kernel: %s) | %.2fx | %s |\n",
 	       best_name, zc, zc >= 0.95 ? "yes" : "NO");
+	printf("| the same with the plain kernel (ld.global.v4) | %.2fx | %s |\n",
+	       plain_read / pinned_htod, plain_read / pinned_htod >= 0.95 ? "yes" : "NO");
 	printf("| (zero-copy write vs pinned cuMemcpyDtoH, no target) | %.2fx | |\n", zw);
 	printf("| open+map of %zu MiB <= 0.8x cuMemHostAlloc (UNPINNED path) | %.2fx | %s |\n",
 	       sizes[big] >> 20, om, om <= 0.8 ? "yes" : "NO");

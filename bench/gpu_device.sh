@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # On the GPU machine: build, run the unit and GPU suites, then the GPU benchmark.
 # Logs under $OUT (or /tmp/out); the benchmark's tables print last.
-#   [BENCH_ARGS="--quick --experiments"] bash bench/gpu_device.sh [--no-bench]
+#   [BENCH_ARGS="--quick --experiments"] [BENCH_AGAIN=1] bash bench/gpu_device.sh [--no-bench]
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -23,6 +23,11 @@ grep -E '^(ok|not ok)' "$B/meson-logs/testlog.txt" | grep -E 'gpu' > "$OUT/gpu-t
 if [ "${1:-}" != "--no-bench" ]; then
 	"$B/bench/bench_gpu" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2>&1
 	bench_rc=$?
+	# A second run, to see the spread between runs (kept beside the first).
+	if [ -n "${BENCH_AGAIN:-}" ]; then
+		"$B/bench/bench_gpu" > "$OUT/bench2.txt" 2>&1
+		bench_rc="$bench_rc $?"
+	fi
 else
 	bench_rc=skipped
 fi
@@ -31,3 +36,4 @@ grep -E '^ *[0-9]+/[0-9]+ ' "$OUT/tests.log"
 grep -E '^not ok' "$B/meson-logs/testlog.txt" | head -20
 echo "tests rc=$tests_rc bench rc=$bench_rc"
 cat "$OUT/bench.txt" 2>/dev/null
+[ -f "$OUT/bench2.txt" ] && { echo; echo "=== second run, targets ==="; sed -n '/^## targets/,$p' "$OUT/bench2.txt"; }

@@ -235,11 +235,6 @@ static int pin(unimem_block *b)
 	return populate(b->ptr, b->size, b->page);
 }
 
-int umi_block_populate(unimem_block *b)
-{
-	return populate(b->ptr, b->size, b->page);
-}
-
 int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 {
 	if (!out)

@@ -11,6 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* The few driver API types and values used, declared here (cuda.h is not needed). */
 typedef int CUresult;
@@ -249,8 +255,150 @@ static CUresult unregister_chunks(const unimem_block *b, size_t chunk, size_t up
 	return first;
 }
 
-/* Register the whole Block with the driver, mapped and portable, in chunks, and check
- * that the device range is one contiguous run. Called under s->lock with refs == 0. */
+/* Registering an unpinned Block: the pages are faulted in from a few threads (the driver
+ * would fault them one by one in one thread, several times slower), piece by piece, and
+ * each thread registers the piece it has just faulted in, so that registering overlaps
+ * faulting. Measured on the H100 host for 1 GiB: fault-in 357 ms in 1 thread, 172 in 4,
+ * 194 in 8 (more threads contend); registering populated memory 34 ms. */
+#define PIECE_MIN ((size_t)4 << 20)
+#define PIECE_MAX ((size_t)64 << 20)
+#define PIECE_THREADS 4
+
+struct pieces {
+	const unimem_block *b;
+	CUcontext ctx;
+	size_t piece, count;
+	bool populate;
+	_Atomic size_t next;
+	CUdeviceptr *dev;          /* per piece; 0 while not registered */
+	pthread_mutex_t lock;      /* guards the first failure below */
+	int err;                   /* first failure: -errno ... */
+	CUresult r;                /* ... and, for a driver failure, its result and call */
+	const char *call;
+};
+
+static void pieces_fail(struct pieces *j, int err, CUresult r, const char *call)
+{
+	pthread_mutex_lock(&j->lock);
+	if (!j->err) {
+		j->err = err;
+		j->r = r;
+		j->call = call;
+	}
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* Take pieces until none is left or one failed: fault in, register, find the address. */
+static void pieces_work(struct pieces *j)
+{
+	for (;;) {
+		size_t i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+		if (i >= j->count || __atomic_load_n(&j->err, __ATOMIC_RELAXED))
+			return;
+		unsigned char *p = j->b->ptr + i * j->piece;
+		size_t len = j->b->size - i * j->piece < j->piece ? j->b->size - i * j->piece : j->piece;
+		/* Where MADV_POPULATE_WRITE is missing (EINVAL, kernel < 5.14) the driver
+		 * faults the pages in itself. */
+		if (j->populate && madvise(p, len, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+			pieces_fail(j, -ENOMEM, CUDA_SUCCESS, NULL);
+			return;
+		}
+		CUresult r = cu.host_register(p, len, CU_MEMHOSTREGISTER_PORTABLE |
+							      CU_MEMHOSTREGISTER_DEVICEMAP);
+		if (r != CUDA_SUCCESS) {
+			pieces_fail(j, 0, r, "cuMemHostRegister");
+			return;
+		}
+		CUdeviceptr d = 0;
+		r = cu.host_device_pointer(&d, p, 0);
+		if (r != CUDA_SUCCESS || !d) {
+			cu.host_unregister(p);
+			pieces_fail(j, 0, r, "cuMemHostGetDevicePointer");
+			return;
+		}
+		j->dev[i] = d;
+	}
+}
+
+static void *pieces_thread(void *arg)
+{
+	struct pieces *j = arg;
+	CUcontext popped;
+	CUresult r = cu.ctx_push(j->ctx);
+	if (r != CUDA_SUCCESS) {
+		pieces_fail(j, 0, r, "cuCtxPushCurrent");
+		return NULL;
+	}
+	pieces_work(j);
+	cu.ctx_pop(&popped);
+	return NULL;
+}
+
+/* Register the whole Block with the driver, mapped and portable, in pieces of at most
+ * chunk_max, and check that the device range is one contiguous run. The context is
+ * current. Called under s->lock with refs == 0. On success sets s->chunk and s->dev. */
+static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcontext ctx)
+{
+	struct pieces j = { .b = b, .ctx = ctx, .populate = !b->pinned };
+	size_t piece = b->size;
+	if (j.populate) {
+		piece = b->size / (2 * PIECE_THREADS);
+		piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
+		piece = umi_round_up(piece, b->page);
+	}
+	if (piece > chunk_max)
+		piece = chunk_max < b->page ? b->page : chunk_max & ~(b->page - 1);
+	j.piece = piece;
+	j.count = b->size / piece + (b->size % piece != 0);
+	j.dev = calloc(j.count, sizeof *j.dev);
+	if (!j.dev)
+		return -ENOMEM;
+	pthread_mutex_init(&j.lock, NULL);
+
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t threads = j.populate ? PIECE_THREADS : 1;
+	if (threads > j.count)
+		threads = j.count;
+	if (cpus > 0 && threads > (size_t)cpus)
+		threads = (size_t)cpus;
+	pthread_t tid[PIECE_THREADS];
+	size_t started = 0;
+	while (started + 1 < threads &&
+	       pthread_create(&tid[started], NULL, pieces_thread, &j) == 0)
+		started++;
+	pieces_work(&j); /* this thread too: its context is current already */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+
+	int err = j.err;
+	if (!err && j.call)
+		err = fail(j.r, j.call);
+	for (size_t i = 1; !err && i < j.count; i++) {
+		if (j.dev[i] != j.dev[0] + i * piece) {
+			last_err = EOPNOTSUPP;
+			snprintf(last_msg, sizeof last_msg,
+				 "CUDA driver: the registrations of the Block got device ranges that "
+				 "are not contiguous (%#llx at offset %zu after %#llx)",
+				 (unsigned long long)j.dev[i], i * piece,
+				 (unsigned long long)j.dev[0]);
+			err = -EOPNOTSUPP;
+		}
+	}
+	if (err) {
+		for (size_t i = 0; i < j.count; i++)
+			if (j.dev[i])
+				cu.host_unregister(b->ptr + i * piece);
+	} else {
+		s->chunk = piece;
+		atomic_store_explicit(&s->dev, (uintptr_t)j.dev[0], memory_order_relaxed);
+	}
+	pthread_mutex_destroy(&j.lock);
+	free(j.dev);
+	return err;
+}
+
+/* Retain the primary context of device 0, register the Block in it, and keep the
+ * context retained while the registration lives. Called under s->lock with refs == 0. */
 static int register_block(struct umi_gpu_state *s, const unimem_block *b)
 {
 	CUdevice dev;
@@ -267,44 +415,7 @@ static int register_block(struct umi_gpu_state *s, const unimem_block *b)
 		cu.primary_release(dev);
 		return fail(r, "cuCtxPushCurrent");
 	}
-
-	int err = 0;
-	/* An unpinned Block is lazy: fault it in from several threads first. The driver
-	 * would fault the pages one by one in one thread, several times slower. */
-	if (!b->pinned)
-		err = umi_block_populate((unimem_block *)b);
-
-	size_t chunk = b->size < chunk_max ? b->size : chunk_max, off = 0;
-	CUdeviceptr base = 0;
-	for (; !err && off < b->size; off += chunk) {
-		size_t len = b->size - off < chunk ? b->size - off : chunk;
-		r = cu.host_register(b->ptr + off, len,
-				     CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP);
-		if (r != CUDA_SUCCESS) {
-			err = fail(r, "cuMemHostRegister");
-			break;
-		}
-		CUdeviceptr d;
-		r = cu.host_device_pointer(&d, b->ptr + off, 0);
-		if (r != CUDA_SUCCESS) {
-			err = fail(r, "cuMemHostGetDevicePointer");
-		} else if (off == 0) {
-			base = d;
-		} else if (d != base + off) {
-			last_err = EOPNOTSUPP;
-			snprintf(last_msg, sizeof last_msg,
-				 "CUDA driver: the registrations of the Block got device ranges that "
-				 "are not contiguous (%#llx at offset %zu after %#llx)",
-				 (unsigned long long)d, off, (unsigned long long)base);
-			err = -EOPNOTSUPP;
-		}
-		if (err) {
-			off += len; /* this chunk is registered: drop it below with the others */
-			break;
-		}
-	}
-	if (err)
-		unregister_chunks(b, chunk, off);
+	int err = register_pieces(s, b, ctx);
 	cu.ctx_pop(&popped);
 	if (err) {
 		cu.primary_release(dev);
@@ -312,8 +423,6 @@ static int register_block(struct umi_gpu_state *s, const unimem_block *b)
 	}
 	s->device = dev;
 	s->ctx = ctx;
-	s->chunk = chunk;
-	atomic_store_explicit(&s->dev, (uintptr_t)base, memory_order_relaxed);
 	return 0;
 }
 
@@ -374,10 +483,10 @@ int unimem_gpu_unmap(const unimem_block *b)
 	pthread_mutex_lock(&s->lock);
 	size_t refs = atomic_load_explicit(&s->refs, memory_order_relaxed);
 	int err = 0;
-	if (refs == 1)
-		err = unregister_block(s, b); /* bookkeeping goes even when the driver fails */
 	if (refs)
 		atomic_store_explicit(&s->refs, refs - 1, memory_order_release);
+	if (refs == 1) /* unimem_gpu_ptr() says "not mapped" from here on */
+		err = unregister_block(s, b); /* the reference goes even when the driver fails */
 	pthread_mutex_unlock(&s->lock);
 	return err;
 }

@@ -48,10 +48,6 @@ void umi_gpu_release(unimem_block *b);
  * let unimem_strerror() answer. Thread-safe. */
 const char *umi_gpu_strerror(int err);
 
-/* Fault every page of the Block in, from several threads for large Blocks (Linux).
- * Returns 0 or -ENOMEM. */
-int umi_block_populate(unimem_block *b);
-
 /* Remember the RLIMIT_MEMLOCK that refused a pin, for unimem_strerror(). */
 void umi_note_memlock_refusal(size_t asked);
 
