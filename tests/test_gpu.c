@@ -634,3 +634,36 @@ Test(gpu, a_driver_error_is_an_errno_with_the_drivers_message)
 	cr_assert_null(strstr(unimem_strerror(-EBUSY), "CUDA"));
 	unimem_block_close(b);
 }
+
+Test(gpu, a_failed_map_of_an_unpinned_block_leaves_nothing_registered)
+{
+	gpu_setup();
+	unimem_block *b;
+	/* Unpinned and large enough to be registered in several pieces, from several
+	 * threads; one page in the middle is already registered by someone else. */
+	cr_assert_eq(unimem_block_open(&b, 64 << 20, UNIMEM_BLOCK_UNPINNED), 0);
+	unsigned char *base = unimem_block_ptr(b), *mid = base + (40 << 20);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	memset(mid, 1, page);
+	CU_OK(cu.cuMemHostRegister(mid, page, 0));
+	void *d = (void *)1;
+	int err = unimem_gpu_map(b, &d);
+	cr_assert_eq(err, -EBUSY, "%d %s", err, unimem_strerror(err));
+	cr_assert_null(d);
+	cr_assert(strstr(unimem_strerror(err), "cuMemHostRegister"), "%s", unimem_strerror(err));
+	CU_OK(cu.cuMemHostUnregister(mid));
+	/* Every piece that did register was dropped again. */
+	assert_unregistered(base, unimem_block_size(b));
+	void *p;
+	cr_assert_eq(unimem_gpu_ptr(b, base, &p), -ENXIO);
+	cr_assert_eq(unimem_gpu_map(b, &d), 0);
+	size_t n = unimem_block_size(b) / sizeof(float) / 2;
+	float *x = (float *)base, *y = x + n;
+	unsigned seed = seed_now();
+	fill_random(x, n, &seed);
+	poison(y, n);
+	affine(d, (float *)d + n, (unsigned)n, 1.0f, -0.5f);
+	check_affine(x, y, n, 1.0f, -0.5f);
+	cr_assert_eq(unimem_gpu_unmap(b), 0);
+	unimem_block_close(b);
+}
