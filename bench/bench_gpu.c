@@ -400,7 +400,7 @@ enum path { HOSTALLOC, UNPINNED, PINNED, UNPINNED_HUGE, NPATHS };
 static const char *path_names[NPATHS] = { "cuMemHostAlloc / cuMemFreeHost",
 					  "open UNPINNED + map / unmap + close",
 					  "open (pinned) + map / unmap + close",
-					  "open UNPINNED|HUGE + map / unmap + close" };
+					  "open UNPINNED+HUGE + map / unmap + close" };
 static const unsigned path_flags[NPATHS] = { 0, UNIMEM_BLOCK_UNPINNED, 0,
 					     UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE };
 
@@ -512,7 +512,7 @@ int main(int argc, char **argv)
 	v = kernel_gbs(false, du, bw, reps, &g);
 	ROW(0, v, g, "zero-copy read, mapped UNPINNED Block, ld.global.v4");
 	v = kernel_gbs(false, dh, bw, reps, &g);
-	ROW(0, v, g, "zero-copy read, mapped UNPINNED|HUGE Block (%ld MiB in THP), ld.global.v4",
+	ROW(0, v, g, "zero-copy read, mapped UNPINNED+HUGE Block (%ld MiB in THP), ld.global.v4",
 	    huge_kb / 1024);
 	v = kernel_gbs(false, ha, bw, reps, &g);
 	ROW(0, v, g, "zero-copy read, cuMemHostAlloc, ld.global.v4");
