@@ -386,12 +386,36 @@ Test(badinput, gpu_unmap)
 {
 	unimem_block *b;
 	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_eq(unimem_gpu_unmap(NULL), -EINVAL, "Block NULL");
 	if (unimem_gpu_count() == 0) {
 		cr_assert_eq(unimem_gpu_unmap(b), -ENODEV, "no GPU");
-		cr_assert_eq(unimem_gpu_unmap(NULL), -ENODEV, "no GPU, Block NULL");
 	} else {
 		cr_assert_eq(unimem_gpu_unmap(b), 0, "a Block that is not mapped");
+		void *dev;
+		cr_assert_eq(unimem_gpu_map(b, &dev), 0);
+		cr_assert_eq(unimem_gpu_unmap(b), 0);
+		cr_assert_eq(unimem_gpu_unmap(b), 0, "more unmaps than maps");
 	}
+	unimem_block_close(b);
+}
+
+Test(badinput, gpu_ptr)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	unsigned char *p = unimem_block_ptr(b);
+	void *dev = (void *)0x1;
+	cr_assert_eq(unimem_gpu_ptr(NULL, p, &dev), -EINVAL, "Block NULL");
+	cr_assert_null(dev);
+	cr_assert_eq(unimem_gpu_ptr(b, NULL, &dev), -EINVAL, "host NULL");
+	cr_assert_eq(unimem_gpu_ptr(b, p, NULL), -EINVAL, "device NULL");
+	cr_assert_eq(unimem_gpu_ptr(b, p + 4097, &dev), -EINVAL, "past the end");
+	cr_assert_eq(unimem_gpu_ptr(b, p - 1, &dev), -EINVAL, "before the start");
+	int err = unimem_gpu_ptr(b, p + 4096, &dev); /* one past the end is allowed */
+	cr_assert(err == -ENODEV || err == -ENXIO, "not mapped: %d", err);
+	cr_assert_null(dev);
+	if (unimem_gpu_count() == 0)
+		cr_assert_eq(err, -ENODEV, "no GPU");
 	unimem_block_close(b);
 }
 

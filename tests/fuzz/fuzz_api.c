@@ -128,9 +128,9 @@ static unsigned any_flags(struct in *in)
 	return how >> 3 & 3;
 }
 
-/* A pointer for calls that must refuse foreign ones (the Grid's give): NULL, inside or at
- * the end of a live Block at any offset, or anything at all. */
-__attribute__((unused)) static void *any_pointer(struct in *in, void *base, size_t size)
+/* A pointer for calls that must refuse foreign ones (unimem_gpu_ptr, the Grid's give):
+ * NULL, inside or just past a live Block at any offset, or anything at all. */
+static void *any_pointer(struct in *in, void *base, size_t size)
 {
 	uint8_t how = u8(in);
 	uint64_t off = bytes(in, 4);
@@ -461,18 +461,42 @@ static void op_block_send_recv(struct fz *f, struct in *in)
 static void op_gpu(struct fz *f, struct in *in)
 {
 	struct mblock *m = &f->blocks[u8(in) % NBLOCKS];
+	bool no_out = u8(in) & 1;
 	void *dev = (void *)0x1;
 	CHECK(unimem_gpu_count() >= 0, "gpu count");
-	int err = unimem_gpu_map(m->b, u8(in) & 1 ? NULL : &dev);
+	int err = unimem_gpu_map(m->b, no_out ? NULL : &dev);
 	CHECK(err <= 0 && err > -4096, "gpu_map gave %d", err);
-	if (!m->b)
-		CHECK(err == -EINVAL, "gpu_map(NULL) gave %d", err);
-	if (unimem_gpu_count() == 0)
-		CHECK(err == -ENODEV || err == -EINVAL, "gpu_map without a GPU gave %d", err);
-	if (!err)
-		CHECK(unimem_gpu_unmap(m->b) == 0, "unmap after map");
+	if (!m->b || no_out)
+		CHECK(err == -EINVAL, "gpu_map with a NULL argument gave %d", err);
 	else if (unimem_gpu_count() == 0)
-		CHECK(unimem_gpu_unmap(m->b) == -ENODEV, "unmap without a GPU");
+		CHECK(err == -ENODEV, "gpu_map without a GPU gave %d", err);
+	if (!err) {
+		CHECK(dev != NULL, "map gave no device pointer");
+		CHECK(unimem_gpu_unmap(m->b) == 0, "unmap after map");
+	} else if (!no_out) {
+		CHECK(dev == NULL, "device pointer not NULL after %d", err);
+	}
+	err = unimem_gpu_unmap(m->b);
+	if (!m->b)
+		CHECK(err == -EINVAL, "gpu_unmap(NULL) gave %d", err);
+	else if (unimem_gpu_count() == 0)
+		CHECK(err == -ENODEV, "gpu_unmap without a GPU gave %d", err);
+	else
+		CHECK(err == 0, "gpu_unmap of a Block that is not mapped gave %d", err);
+	/* The device address of any pointer: refused outside the Block (one past it is in). */
+	size_t size = unimem_block_size(m->b);
+	unsigned char *p = unimem_block_ptr(m->b);
+	unsigned char *host = any_pointer(in, p, size);
+	no_out = u8(in) % 8 == 0;
+	dev = (void *)0x1;
+	err = unimem_gpu_ptr(m->b, host, no_out ? NULL : &dev);
+	CHECK(err == -EINVAL || err == -ENODEV || err == -ENXIO, "gpu_ptr of an unmapped Block: %d",
+	      err);
+	if (!m->b || !host || host < p || host > p + size || no_out)
+		CHECK(err == -EINVAL, "gpu_ptr(%p) outside [%p, %p] gave %d", (void *)host, (void *)p,
+		      (void *)(p + size), err);
+	if (!no_out)
+		CHECK(dev == NULL, "device pointer not NULL after %d", err);
 }
 
 static void op_tape_start(struct fz *f, struct in *in)
