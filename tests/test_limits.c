@@ -212,9 +212,6 @@ static void skip_where_rlimit_as_cannot_work(void)
 	if (UNIMEM_TEST_ASAN)
 		cr_skip("AddressSanitizer reserves terabytes of shadow address space: RLIMIT_AS "
 			"cannot be tested under it (the plain, TSan and valgrind runs test it)");
-	if (under_valgrind())
-		cr_skip("valgrind keeps address space of its own: RLIMIT_AS cannot be tested "
-			"under it (the plain and TSan runs test it)");
 }
 
 /* Room for what the process maps now plus `room` bytes. */
