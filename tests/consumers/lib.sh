@@ -7,9 +7,10 @@
 #   UNIMEM_SOURCE_ROOT  unimem's source tree
 #   UNIMEM_BUILD_ROOT   its build directory (already built: meson test builds first)
 #   UNIMEM_VERSION      the project version
+#   UNIMEM_PYTHON       the Python that Meson runs the generator with
 
 set -u
-: "${UNIMEM_SOURCE_ROOT:?}" "${UNIMEM_BUILD_ROOT:?}" "${UNIMEM_VERSION:?}"
+: "${UNIMEM_SOURCE_ROOT:?}" "${UNIMEM_BUILD_ROOT:?}" "${UNIMEM_VERSION:?}" "${UNIMEM_PYTHON:=python3}"
 
 tap_n=0
 tap_failed=0
