@@ -12,6 +12,14 @@
 set -u
 : "${UNIMEM_SOURCE_ROOT:?}" "${UNIMEM_BUILD_ROOT:?}" "${UNIMEM_VERSION:?}" "${UNIMEM_PYTHON:=python3}"
 
+# unimem's checkout may belong to another user (a mounted volume, CI as root); git then
+# refuses it ("dubious ownership") unless told, in a protected scope as here, that this
+# one directory is safe. Only for this checkout, and only for these tests.
+i=${GIT_CONFIG_COUNT:-0}
+export "GIT_CONFIG_KEY_$i=safe.directory" "GIT_CONFIG_VALUE_$i=$UNIMEM_SOURCE_ROOT"
+export GIT_CONFIG_COUNT=$((i + 1))
+unset i
+
 tap_n=0
 tap_failed=0
 
