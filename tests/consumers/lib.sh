@@ -8,6 +8,8 @@
 #   UNIMEM_BUILD_ROOT   its build directory (already built: meson test builds first)
 #   UNIMEM_VERSION      the project version
 #   UNIMEM_PYTHON       the Python that Meson runs the generator with
+#   UNIMEM_SANITIZE     b_sanitize of that build ('none' or e.g. 'address,undefined')
+#   UNIMEM_CC_ID        the C compiler that built it (gcc, clang)
 
 set -u
 : "${UNIMEM_SOURCE_ROOT:?}" "${UNIMEM_BUILD_ROOT:?}" "${UNIMEM_VERSION:?}" "${UNIMEM_PYTHON:=python3}"
@@ -19,6 +21,12 @@ i=${GIT_CONFIG_COUNT:-0}
 export "GIT_CONFIG_KEY_$i=safe.directory" "GIT_CONFIG_VALUE_$i=$UNIMEM_SOURCE_ROOT"
 export GIT_CONFIG_COUNT=$((i + 1))
 unset i
+
+# Programs that link the installed (so possibly sanitized) library need its sanitizer.
+san_flags=()
+if [ "${UNIMEM_SANITIZE:-none}" != none ]; then
+	san_flags=("-fsanitize=$UNIMEM_SANITIZE")
+fi
 
 tap_n=0
 tap_failed=0

@@ -8,8 +8,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 need meson pkg-config
 
+candidates=(${CXX:-} g++ clang++)
+# A sanitized libunimem brings its compiler's sanitizer runtime: only that compiler's C++.
+if [ ${#san_flags[@]} -gt 0 ]; then
+	case $UNIMEM_CC_ID in
+	gcc) candidates=(g++) ;;
+	clang) candidates=(clang++) ;;
+	esac
+fi
 compilers=()
-for c in ${CXX:-} g++ clang++; do
+for c in "${candidates[@]}"; do
 	if [ -n "$c" ] && command -v "$c" >/dev/null 2>&1; then
 		case " ${compilers[*]-} " in *" $c "*) ;; *) compilers+=("$c") ;; esac
 	fi
@@ -45,7 +53,7 @@ for cxx in "${compilers[@]}"; do
 		# shellcheck disable=SC2086 # $flags is a list of words
 		check "$cxx -std=$std -Wall -Wextra -Werror -pedantic: all public headers, inline hot paths" \
 			"$cxx" -std="$std" -Wall -Wextra -Werror -pedantic -I"$work" "$here/app.cpp" \
-			$flags -o "$exe"
+			$flags "${san_flags[@]}" -o "$exe"
 		if [ -x "$exe" ]; then
 			check "the $cxx $std program runs" env LD_LIBRARY_PATH="$libdir" "$exe"
 		else

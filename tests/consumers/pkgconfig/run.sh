@@ -8,6 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 need meson pkg-config readelf
 cc=${CC:-cc}
+# A sanitized libunimem brings its compiler's sanitizer runtime: link with that compiler.
+if [ ${#san_flags[@]} -gt 0 ] && [ "$UNIMEM_CC_ID" = clang ]; then
+	cc=clang
+fi
 need "$cc"
 
 plan 8
@@ -29,8 +33,8 @@ if [ -z "$(find "$dest" -name 'libunimem.so*')" ]; then
 	skip "the program runs against the installed libunimem.so.0" "no shared library"
 else
 	must "cc app.c \$(pkg-config --cflags --libs unimem)" \
-		bash -c '$1 "$2" $(PKG_CONFIG_LIBDIR=$3 PKG_CONFIG_SYSROOT_DIR=$4 pkg-config --cflags --libs unimem) -o "$5"' \
-		_ "$cc" "$here/app.c" "$pcdir" "$dest" "$work/app"
+		bash -c '$1 "$2" $(PKG_CONFIG_LIBDIR=$3 PKG_CONFIG_SYSROOT_DIR=$4 pkg-config --cflags --libs unimem) -o "$5" "${@:6}"' \
+		_ "$cc" "$here/app.c" "$pcdir" "$dest" "$work/app" "${san_flags[@]}"
 	check "the program needs libunimem.so.0 (the soname)" \
 		bash -c 'readelf -d "$1" | grep -q "NEEDED.*\[libunimem\.so\.0\]"' _ "$work/app"
 	check "the program runs against the installed libunimem.so.0" \
@@ -41,6 +45,9 @@ fi
 if [ -z "$(find "$dest" -name libunimem.a)" ]; then
 	skip "cc -static app.c \$(pkg-config --static --cflags --libs unimem)" "no libunimem.a installed (default_library=shared)"
 	skip "the static program runs" "no libunimem.a"
+elif [ ${#san_flags[@]} -gt 0 ]; then
+	skip "cc -static app.c \$(pkg-config --static --cflags --libs unimem)" "libunimem is built with -fsanitize=$UNIMEM_SANITIZE, whose runtime does not link statically"
+	skip "the static program runs" "no static link"
 elif ! echo 'int main(void){return 0;}' | "$cc" -static -x c - -o "$work/probe" >/dev/null 2>&1; then
 	skip "cc -static app.c \$(pkg-config --static --cflags --libs unimem)" "$cc cannot link a static program here (no libc.a)"
 	skip "the static program runs" "no static link"
