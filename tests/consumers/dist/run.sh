@@ -22,7 +22,7 @@ if ! git -C "$src" diff-index --quiet HEAD --; then
 	echo "# uncommitted changes in $src: the tarball holds HEAD without them" >&2
 	allow=(--allow-dirty)
 fi
-check "meson dist: the tarball of HEAD builds, passes its tests and installs" \
+must "meson dist: the tarball of HEAD builds, passes its tests and installs" \
 	meson dist -C "$work/build" --formats xztar "${allow[@]}"
 tarball=$work/build/meson-dist/unimem-$UNIMEM_VERSION.tar.xz
 check "unimem-$UNIMEM_VERSION.tar.xz and its .sha256sum" \
