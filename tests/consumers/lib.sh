@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash disable=SC2034 # sourced: the variables it sets are for the tests
 # Shared by the consumer tests (sourced, not run): TAP output, a scratch directory,
 # and the ways a consumer gets unimem (a copy of its source, an install into a DESTDIR).
 # Tests print TAP on stdout and everything else on stderr.

@@ -5,10 +5,11 @@
 # them all and calls the inline hot paths, compiled as C++11 and C++17 with warnings as
 # errors by every C++ compiler here, linked with pkg-config, and run. TAP on stdout.
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/consumers/lib.sh
 . "$here/../lib.sh"
 need meson pkg-config
 
-candidates=(${CXX:-} g++ clang++)
+candidates=(${CXX:+"$CXX"} g++ clang++)
 # A sanitized libunimem brings its compiler's sanitizer runtime: only that compiler's C++.
 if [ ${#san_flags[@]} -gt 0 ]; then
 	case $UNIMEM_CC_ID in

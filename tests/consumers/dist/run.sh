@@ -6,6 +6,7 @@
 # (as when meson dist runs this very suite) there is none, and the test says skipped.
 # TAP on stdout.
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/consumers/lib.sh
 . "$here/../lib.sh"
 need meson ninja
 command -v git >/dev/null 2>&1 || skip_all "git not found (meson dist needs it)"

@@ -5,6 +5,7 @@
 # unimem)`, with pkg-config pointed into the DESTDIR; linked shared, then static.
 # TAP on stdout.
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/consumers/lib.sh
 . "$here/../lib.sh"
 need meson pkg-config readelf
 cc=${CC:-cc}

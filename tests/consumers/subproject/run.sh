@@ -4,6 +4,7 @@
 # app.c and subprojects/unimem.wrap) with unimem's source placed in subprojects/unimem/,
 # set up with downloads off, built, and its test run. TAP on stdout.
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/consumers/lib.sh
 . "$here/../lib.sh"
 need meson ninja tar readelf
 
