@@ -19,7 +19,7 @@ _Static_assert(UNIMEM_EALREADY == EALREADY, "UNIMEM_EALREADY must match <errno.h
 #endif
 
 static _Thread_local size_t memlock_asked;
-static _Thread_local char message[256];
+static _Thread_local char message[512];
 
 void umi_note_memlock_refusal(size_t asked)
 {
