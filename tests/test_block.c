@@ -194,7 +194,7 @@ Test(block, address_space_limit_gives_enomem_and_leaks_nothing)
 {
 	if (UNIMEM_TEST_ASAN)
 		cr_skip("AddressSanitizer reserves terabytes of shadow address space: RLIMIT_AS "
-			"cannot be tested under it (the plain and valgrind runs test it)");
+			"cannot be tested under it (the plain, TSan and valgrind runs test it)");
 	unimem_block *warm;
 	cr_assert_eq(unimem_block_open(&warm, 4096, 0), 0); /* load lazily bound code first */
 	unimem_block_close(warm);
