@@ -53,3 +53,24 @@ const unimem_block *unimem_tape_block(const unimem_tape *t)
 {
 	return t ? t->block : NULL;
 }
+
+void *unimem_tape_chunk_refill(unimem_tape_chunk *c, size_t size, size_t align)
+{
+	if (!c || !c->tape || align == 0 || (align & (align - 1)) != 0)
+		return NULL;
+	unimem_tape *t = c->tape;
+	/* A big take would waste much of a fresh grab, or not fit one: the Tape serves it
+	 * and the chunk keeps its room. */
+	if (size > c->grab / 2 || align > c->grab / 2)
+		return unimem_tape_take(t, size, align);
+	/* Cache-line aligned, whole lines: two threads' chunks never share a line. */
+	unsigned char *room = unimem_tape_take(t, (size_t)c->grab, UNIMEM_CACHE_LINE);
+	if (!room) /* Not a whole grab left: serve this take from what is left. */
+		return unimem_tape_take(t, size, align);
+	/* size and align are at most half a grab: the aligned take fits the new room. */
+	uintptr_t at = (uintptr_t)room;
+	uintptr_t start = (at + (align - 1)) & ~(uintptr_t)(align - 1);
+	c->next = start + size;
+	c->end = at + (uintptr_t)c->grab;
+	return (void *)start;
+}

@@ -97,6 +97,85 @@ UNIMEM_INLINE void unimem_tape_clear(unimem_tape *t)
 	__atomic_store_n(&t->cursor, 0, __ATOMIC_RELEASE);
 }
 
+/* A per-thread chunk of a Tape: a thread takes a large piece of the shared cursor once
+ * (one atomic fetch-add), then takes from that piece with plain loads and stores, so that
+ * threads sharing one Tape do not fight over its cursor's cache line.
+ *
+ *     unimem_tape_chunk c;                     // one per thread (stack or thread-local)
+ *     unimem_tape_chunk_init(&c, tape, 0);     // 0: UNIMEM_TAPE_CHUNK_DEFAULT bytes a grab
+ *     float *x = unimem_tape_chunk_take(&c, 256, 16);
+ *
+ * Takes from chunks never overlap each other nor takes made straight from the Tape,
+ * whatever the threads. A chunk belongs to one thread at a time (it is not thread-safe);
+ * the Tape behind it is shared. Its room is cache-line aligned and whole cache lines, so
+ * two threads' chunks never share a line. Room a chunk grabbed and did not hand out stays
+ * taken (counted by unimem_tape_used()) until the Tape is cleared: at most one grab per
+ * chunk. A take larger than half a grab goes to the Tape directly. When the Tape cannot
+ * give a whole grab, the take is served from what is left, then refused (NULL).
+ *
+ * After unimem_tape_clear(), call unimem_tape_chunk_reset() on every chunk of that Tape
+ * before it takes again: a chunk that kept its room across a clear hands out memory that
+ * the Tape hands out again (clear while others take is the caller's business).
+ * ABI: the struct is visible so that take can be inline; fields are private. */
+typedef struct unimem_tape_chunk {
+	uintptr_t next;     /* next free byte; 1 with end 0 when the chunk holds no room */
+	uintptr_t end;      /* one past the chunk's room */
+	unimem_tape *tape;
+	uint64_t grab;      /* bytes taken from the Tape a refill, a multiple of 64 */
+} unimem_tape_chunk;
+
+/* Bytes a chunk grabs at a time when unimem_tape_chunk_init() is given 0. */
+#define UNIMEM_TAPE_CHUNK_DEFAULT ((size_t)64 * 1024)
+
+/* Set up a chunk over Tape `t` that grabs `grab` bytes at a time (rounded up to a
+ * multiple of 64; 0 means UNIMEM_TAPE_CHUNK_DEFAULT). It holds no room until its first
+ * take. Never fails; cheap (no call into the library). */
+UNIMEM_INLINE void unimem_tape_chunk_init(unimem_tape_chunk *c, unimem_tape *t, size_t grab)
+{
+	if (grab == 0)
+		grab = UNIMEM_TAPE_CHUNK_DEFAULT;
+	if (grab > (size_t)1 << 62)
+		grab = (size_t)1 << 62;
+	c->next = 1;
+	c->end = 0;
+	c->tape = t;
+	c->grab = ((uint64_t)grab + (UNIMEM_CACHE_LINE - 1)) & ~(uint64_t)(UNIMEM_CACHE_LINE - 1);
+}
+
+/* The slow path of unimem_tape_chunk_take(): grab new room from the Tape (or serve a
+ * large take from the Tape directly). Returns the memory or NULL as unimem_tape_take().
+ * Call unimem_tape_chunk_take() instead. Not thread-safe for `c`; thread-safe for the Tape. */
+UNIMEM_API void *unimem_tape_chunk_refill(unimem_tape_chunk *c, size_t size, size_t align);
+
+/* Take `size` bytes aligned to `align` (a power of two) from the chunk, grabbing more
+ * room from its Tape when the chunk runs out. Returns the memory, or NULL when the Tape
+ * cannot fit it or `align` is not a power of two. size 0 returns a valid, aligned pointer
+ * that must not be written. No atomic operation on the fast path: two compares, one store.
+ * Not thread-safe for `c` (one thread per chunk); thread-safe against other chunks and
+ * takes of the same Tape. */
+UNIMEM_INLINE void *unimem_tape_chunk_take(unimem_tape_chunk *c, size_t size, size_t align)
+{
+	const uintptr_t mask = (uintptr_t)align - 1;
+	const uintptr_t at = c->next, end = c->end;
+	/* No wrap: user-space addresses stay below 2^63 and align <= 2^63 on 64-bit
+	 * targets; 32-bit ones check it. An empty chunk (next 1, end 0) always refills. */
+	const uintptr_t start = (at + mask) & ~mask;
+	if (UNIMEM_LIKELY(align != 0 && (align & mask) == 0 && start <= end &&
+			  size <= end - start && (sizeof(uintptr_t) >= 8 || start >= at))) {
+		c->next = start + size;
+		return (void *)start;
+	}
+	return unimem_tape_chunk_refill(c, size, align);
+}
+
+/* Forget the chunk's room (it stays taken on the Tape until the next clear). Call it
+ * after unimem_tape_clear() of the chunk's Tape, before the chunk takes again. */
+UNIMEM_INLINE void unimem_tape_chunk_reset(unimem_tape_chunk *c)
+{
+	c->next = 1;
+	c->end = 0;
+}
+
 /* Bytes taken so far, alignment padding included (<= capacity). */
 UNIMEM_INLINE size_t unimem_tape_used(const unimem_tape *t)
 {
