@@ -74,3 +74,36 @@ void *unimem_tape_chunk_refill(unimem_tape_chunk *c, size_t size, size_t align)
 	c->end = at + (uintptr_t)c->grab;
 	return (void *)start;
 }
+
+void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t old)
+{
+	const uint64_t cap = t->capacity;
+	const uintptr_t base = (uintptr_t)t->base, mask = (uintptr_t)align - 1;
+	uint64_t end = old + size; /* the fetch-add gave this thread [old, end) */
+	uint64_t pad = old <= cap ? (uint64_t)(((base + old + mask) & ~mask) - (base + old)) : 0;
+	if (old <= cap && pad <= cap - old && size <= cap - old - pad) {
+		/* It fits once padded: extend the range by the padding while still last. */
+		if (__atomic_compare_exchange_n(&t->cursor, &end, end + pad, false,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return (void *)(base + old + pad);
+		/* Another thread took after us: [old, old + size) stays unused. Retry. */
+	} else {
+		/* It does not fit: give the room back while still last, so that smaller
+		 * takes can use it. */
+		if (__atomic_compare_exchange_n(&t->cursor, &end, old, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			return NULL;
+	}
+	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	for (;;) {
+		if (cur > cap)
+			return NULL;
+		uintptr_t at = base + (uintptr_t)cur;
+		uint64_t p = (uint64_t)(((at + mask) & ~mask) - at);
+		if (p > cap - cur || size > cap - cur - p)
+			return NULL;
+		if (__atomic_compare_exchange_n(&t->cursor, &cur, cur + p + size, true,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return (void *)(at + p);
+	}
+}

@@ -1135,21 +1135,58 @@ static void print_json(const struct machine *mach, const struct machine *end, do
 	jw_object_end(&w);
 }
 
+/* Whether --only names this group (or there is no --only). */
+static bool wanted(const char *name)
+{
+	if (!opt->only)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = opt->only; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len == n && !strncmp(p, name, n))
+			return true;
+		p += len;
+		p += *p == ',';
+	}
+	return false;
+}
+
 int cli_bench(const struct bench_options *o)
 {
 	opt = o;
+	static const char *const known[] = { "block", "tape", "threads", "clear", "grid",
+					     "bandwidth" };
+	for (const char *p = o->only ? o->only : ""; *p;) {
+		size_t len = strcspn(p, ","), i = 0;
+		while (i < 6 && !(strlen(known[i]) == len && !strncmp(p, known[i], len)))
+			i++;
+		if (i == 6) {
+			fprintf(stderr, "unimem bench: unknown group '%.*s' (known: block, tape, "
+				"threads, clear, grid, bandwidth)\n", (int)len, p);
+			return 2;
+		}
+		p += len;
+		p += *p == ',';
+	}
 	struct machine start, end;
 	cli_machine(&start);
 	cli_allocators(allocs);
 	double t0 = umb_now_ns();
 	bool q = o->quick;
-	bench_block(16, q ? 5 : 15, 1);
-	bench_block(256, q ? 3 : 7, q ? 0 : 1);
-	bench_tape(q ? 7 : 31, q ? 100 : 400);
-	bench_threads(q ? 5 : 15, q ? 50 : 200);
-	bench_clear(q ? 7 : 21, q ? 50000 : 250000);
-	bench_grid(q ? 7 : 21, q ? 100 : 400);
-	bench_bandwidth(q ? 128 : 256, q ? 3 : 9);
+	if (wanted("block")) {
+		bench_block(16, q ? 5 : 15, 1);
+		bench_block(256, q ? 3 : 7, q ? 0 : 1);
+	}
+	if (wanted("tape"))
+		bench_tape(q ? 7 : 31, q ? 100 : 400);
+	if (wanted("threads"))
+		bench_threads(q ? 5 : 15, q ? 50 : 200);
+	if (wanted("clear"))
+		bench_clear(q ? 7 : 21, q ? 50000 : 250000);
+	if (wanted("grid"))
+		bench_grid(q ? 7 : 21, q ? 100 : 400);
+	if (wanted("bandwidth"))
+		bench_bandwidth(q ? 128 : 256, q ? 3 : 9);
 	double secs = (umb_now_ns() - t0) / 1e9;
 	cli_machine(&end);
 	evaluate_targets();

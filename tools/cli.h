@@ -12,6 +12,7 @@ struct bench_options {
 	bool quick;   /* a few seconds in all */
 	bool json;    /* JSON on stdout instead of the tables */
 	bool quiet;   /* no progress on stderr */
+	const char *only; /* comma-separated groups to run (NULL: all) */
 };
 
 /* `unimem bench`: returns the exit status. */

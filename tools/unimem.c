@@ -27,8 +27,10 @@ static void usage(FILE *f)
 		"  info [--json]                   what this machine offers unimem: backend, page and\n"
 		"                                  huge page sizes, locked-memory limit, GPUs, the\n"
 		"                                  pool and block types of this build, the version\n"
-		"  bench [--quick] [--json] [-q]   every layer beside its rivals, measured in one run\n"
-		"                                  (--quick: a few seconds; -q: no progress on stderr)\n"
+		"  bench [--quick] [--json] [-q] [--only GROUPS]\n"
+		"                                  every layer beside its rivals, measured in one run\n"
+		"                                  (--quick: a few seconds; -q: no progress on stderr;\n"
+		"                                  --only block,tape,threads,clear,grid,bandwidth)\n"
 		"  version                         the library version\n"
 		"  help                            this text\n");
 }
@@ -417,7 +419,7 @@ int main(int argc, char **argv)
 		return cli_info(json);
 	}
 	if (!strcmp(cmd, "bench")) {
-		struct bench_options o = { false, false, false };
+		struct bench_options o = { false, false, false, NULL };
 		for (int i = 2; i < argc; i++) {
 			if (!strcmp(argv[i], "--quick"))
 				o.quick = true;
@@ -425,6 +427,8 @@ int main(int argc, char **argv)
 				o.json = true;
 			else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
 				o.quiet = true;
+			else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+				o.only = argv[++i];
 			else {
 				fprintf(stderr, "unimem bench: unknown option '%s'\n", argv[i]);
 				usage(stderr);
