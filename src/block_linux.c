@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,15 +153,46 @@ static void *fill_back(void *arg)
 	return NULL;
 }
 
+/* Helper threads worth starting now: CPUs this thread may run on that no runnable task
+ * holds at this instant (the 4th field of /proc/loadavg counts the runnable tasks, this
+ * one included). A helper that gets no CPU only makes the opening thread wait for it. */
+static long idle_cpus(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < cpus)
+		cpus = CPU_COUNT(&set);
+	if (cpus < 2)
+		return 0;
+	char buf[128];
+	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return cpus - 1; /* no /proc: assume the others are free */
+	buf[n] = 0;
+	const char *q = buf;
+	for (int i = 0; i < 3 && q; i++) {
+		q = strchr(q, ' ');
+		if (q)
+			q++;
+	}
+	long running = q ? strtol(q, NULL, 10) : 1;
+	if (running < 1)
+		running = 1;
+	return running >= cpus ? 0 : cpus - running;
+}
+
 /* Make every page of the mapping resident (and, in a VM_LOCKED mapping, locked). */
 static int populate(unsigned char *p, size_t size, size_t page, int fd)
 {
 	struct fill f = { p, size, page, (size + FILL_CHUNK - 1) / FILL_CHUNK, fd, 0, 0, 0 };
 	pthread_t tids[FILL_HELPERS_MAX];
 	size_t helpers = 0;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	if (size >= FILL_PARALLEL_MIN && cpus > 1) {
-		size_t want = (size_t)cpus - 1;
+	long idle = size >= FILL_PARALLEL_MIN ? idle_cpus() : 0;
+	if (idle > 0) {
+		size_t want = (size_t)idle;
 		if (want > FILL_HELPERS_MAX)
 			want = FILL_HELPERS_MAX;
 		if (want > f.nchunks / 2)
