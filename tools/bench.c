@@ -29,6 +29,9 @@
 #define BATCH 1000          /* allocations a batch: 1000 takes/mallocs, then clear/frees */
 #define TAKE_SIZE 64
 #define TAKE_ALIGN 16
+/* jemalloc needs static TLS room for a late dlopen: see reexec_for_static_tls(). */
+#define REEXEC_MARK "UNIMEM_BENCH_STATIC_TLS"
+#define STATIC_TLS_TUNABLE "glibc.rtld.optional_static_tls=16384"
 
 struct row {
 	char name[80];
@@ -351,7 +354,10 @@ static void bench_tape(int reps, long batches)
 		if (!allocs[a].present)
 			row_skip(r, "%s: skipped", allocs[a].note);
 		else if (a != ALLOC_GLIBC)
-			snprintf(r->note, sizeof r->note, "dlopen %s", allocs[a].note);
+			snprintf(r->note, sizeof r->note, "dlopen %s%s", allocs[a].note,
+				 a == ALLOC_JEMALLOC && getenv(REEXEC_MARK)
+					 ? " (re-run with GLIBC_TUNABLES=" STATIC_TLS_TUNABLE ")"
+					 : "");
 	}
 	unimem_tape *t = NULL;
 	int e = unimem_tape_start(&t, 1u << 20);
@@ -1135,6 +1141,35 @@ static void print_json(const struct machine *mach, const struct machine *end, do
 	jw_object_end(&w);
 }
 
+/* jemalloc (initial-exec TLS) cannot be dlopen'ed late without static TLS room to spare:
+ * run this command again with glibc's tunable for it, once. Returns false only when the
+ * process should stop (never: a failed exec just goes on without that allocator). */
+static bool reexec_for_static_tls(const struct bench_options *o)
+{
+	bool need = false;
+	for (int a = 0; a < ALLOC_COUNT; a++)
+		need |= allocs[a].needs_static_tls;
+	if (!need || !o->argv)
+		return true;
+	if (getenv(REEXEC_MARK)) {
+		for (int a = 0; a < ALLOC_COUNT; a++)
+			if (allocs[a].needs_static_tls)
+				allocs[a].note = "installed, but its TLS did not fit a dlopen even "
+						 "with " STATIC_TLS_TUNABLE;
+		return true;
+	}
+	const char *old = getenv("GLIBC_TUNABLES");
+	char tun[1024];
+	snprintf(tun, sizeof tun, "%s%s%s", old ? old : "", old && *old ? ":" : "",
+		 STATIC_TLS_TUNABLE);
+	setenv("GLIBC_TUNABLES", tun, 1);
+	setenv(REEXEC_MARK, "1", 1);
+	fflush(NULL);
+	execv("/proc/self/exe", o->argv);
+	unsetenv(REEXEC_MARK); /* no exec: go on without it */
+	return true;
+}
+
 /* Whether --only names this group (or there is no --only). */
 static bool wanted(const char *name)
 {
@@ -1169,8 +1204,10 @@ int cli_bench(const struct bench_options *o)
 		p += *p == ',';
 	}
 	struct machine start, end;
-	cli_machine(&start);
 	cli_allocators(allocs);
+	if (!reexec_for_static_tls(o))
+		return 1;
+	cli_machine(&start);
 	double t0 = umb_now_ns();
 	bool q = o->quick;
 	if (wanted("block")) {

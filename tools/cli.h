@@ -13,6 +13,7 @@ struct bench_options {
 	bool json;    /* JSON on stdout instead of the tables */
 	bool quiet;   /* no progress on stderr */
 	const char *only; /* comma-separated groups to run (NULL: all) */
+	char **argv;      /* the command line, to re-execute it */
 };
 
 /* `unimem bench`: returns the exit status. */
@@ -45,6 +46,7 @@ struct allocator {
 	void (*free_fn)(void *);
 	const char *note;   /* why it is absent, when it is */
 	bool present;
+	bool needs_static_tls; /* installed, but a dlopen needs more static TLS */
 };
 enum { ALLOC_GLIBC, ALLOC_JEMALLOC, ALLOC_MIMALLOC, ALLOC_TCMALLOC, ALLOC_COUNT };
 /* Fills a[ALLOC_COUNT]; jemalloc, mimalloc and tcmalloc through dlopen when installed. */

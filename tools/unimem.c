@@ -142,8 +142,16 @@ static void load_allocator(struct allocator *a, const char *name, const char *co
 	a->note = "not installed";
 	for (const char *const *l = libs; *l; l++) {
 		void *h = dlopen(*l, RTLD_NOW | RTLD_LOCAL);
-		if (!h)
+		if (!h) {
+			/* jemalloc uses initial-exec TLS: a late dlopen needs static TLS room
+			 * (see cli_bench, which re-executes with more). */
+			const char *e = dlerror();
+			if (e && strstr(e, "static TLS")) {
+				a->note = "installed, but its TLS does not fit a dlopen (static TLS)";
+				a->needs_static_tls = true;
+			}
 			continue;
+		}
 		void *m = load_symbol(h, malloc_name), *f = load_symbol(h, free_name);
 		if (m && f) {
 			/* dlsym gives data pointers; POSIX guarantees they convert. */
@@ -161,7 +169,7 @@ static void load_allocator(struct allocator *a, const char *name, const char *co
 void cli_allocators(struct allocator a[ALLOC_COUNT])
 {
 	a[ALLOC_GLIBC] = (struct allocator){ "glibc malloc+free", malloc, free, "the C library's",
-					     true };
+					     true, false };
 	static const char *const je[] = { "libjemalloc.so.2", "libjemalloc.so", NULL };
 	static const char *const mi[] = { "libmimalloc.so.2", "libmimalloc.so", NULL };
 	static const char *const tc[] = { "libtcmalloc_minimal.so.4", "libtcmalloc.so.4",
@@ -419,7 +427,7 @@ int main(int argc, char **argv)
 		return cli_info(json);
 	}
 	if (!strcmp(cmd, "bench")) {
-		struct bench_options o = { false, false, false, NULL };
+		struct bench_options o = { false, false, false, NULL, argv };
 		for (int i = 2; i < argc; i++) {
 			if (!strcmp(argv[i], "--quick"))
 				o.quick = true;
