@@ -49,7 +49,8 @@ UNIMEM_API void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align
  * already aligned, which it stays while takes are multiples of their alignment (64 B at
  * 16, 256 B at 64, ...). Otherwise one compare-exchange more pads the take; when another
  * thread took in between, up to `size` bytes are left unused and the take is retried.
- * size 0 returns a valid, aligned pointer that must not be written. */
+ * size 0 returns a valid, aligned pointer that must not be written; it owns no byte, so
+ * under concurrency it may fall inside another take's range. */
 UNIMEM_INLINE void *unimem_tape_take(unimem_tape *t, size_t size, size_t align)
 {
 	const uint64_t cap = t->capacity;
