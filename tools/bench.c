@@ -814,50 +814,65 @@ static __attribute__((noinline)) uint64_t read_sum(const uint64_t *p, size_t n)
 	return a0 + a1 + a2 + a3;
 }
 
-static void bench_bandwidth(size_t mib, int reps)
+#define BW_MAX_INSTANCES 4
+
+/* Several buffers of each kind, used in turn: where a buffer's pages land in physical
+ * memory differs from one buffer to the next, and with it the bandwidth a little. */
+static void bench_bandwidth(size_t mib, int reps, int instances)
 {
 	struct group *rd = group_new("read_bandwidth", "GB/s", 1);
 	struct group *wr = group_new("write_bandwidth", "GB/s", 1);
 	snprintf(rd->title, sizeof rd->title, "Read bandwidth, %zu MiB", mib);
 	snprintf(wr->title, sizeof wr->title, "Write bandwidth (memset), %zu MiB", mib);
 	snprintf(rd->note, sizeof rd->note,
-		 "sum of 64-bit words, 4 accumulators; higher is better. Ratios: row / malloc.");
+		 "sum of 64-bit words, 4 accumulators, over %d buffers of each kind in turn; "
+		 "higher is better. Ratios: row / malloc.", instances);
 	snprintf(wr->note, sizeof wr->note,
-		 "glibc memset over the whole buffer; higher is better. Ratios: row / malloc.");
+		 "glibc memset over the whole buffer, %d buffers of each kind in turn; higher is "
+		 "better. Ratios: row / malloc.", instances);
 	rd->higher_better = wr->higher_better = true;
 	rd->base = wr->base = 1;
 	size_t size = mib << 20;
-	unimem_block *b = NULL;
-	int e = unimem_block_open(&b, size, 0);
+	unimem_block *b[BW_MAX_INSTANCES] = { NULL };
+	unsigned char *m[BW_MAX_INSTANCES] = { NULL };
 	const char *bname = "unimem Block (pinned)";
-	if (e) {
-		e = unimem_block_open(&b, size, UNIMEM_BLOCK_UNPINNED);
-		bname = "unimem Block (unpinned: pinning refused)";
+	int e = 0;
+	for (int i = 0; i < instances && !e; i++) {
+		e = unimem_block_open(&b[i], size, 0);
+		if (e) {
+			e = unimem_block_open(&b[i], size, UNIMEM_BLOCK_UNPINNED);
+			bname = "unimem Block (unpinned: pinning refused)";
+		}
+		m[i] = malloc(size);
+		if (!e && !m[i])
+			e = -ENOMEM;
 	}
 	row_new(rd, bname);
 	row_new(rd, "malloc memory");
 	row_new(wr, bname);
 	row_new(wr, "malloc memory");
-	unsigned char *m = malloc(size);
-	if (e || !m) {
+	if (e) {
 		rd->skipped = wr->skipped = true;
-		snprintf(rd->note, sizeof rd->note, "no buffers: %s",
-			 unimem_strerror(e ? e : -ENOMEM));
+		snprintf(rd->note, sizeof rd->note, "no buffers: %s", unimem_strerror(e));
 		memcpy(wr->note, rd->note, sizeof wr->note);
-		unimem_block_close(b);
-		free(m);
+		for (int i = 0; i < instances; i++) {
+			unimem_block_close(b[i]);
+			free(m[i]);
+		}
 		return;
 	}
-	unsigned char *bp = unimem_block_ptr(b);
-	memset(bp, 1, size); /* also faults in an unpinned Block */
-	memset(m, 1, size);
+	for (int i = 0; i < instances; i++) {
+		memset(unimem_block_ptr(b[i]), 1, size); /* also faults an unpinned Block in */
+		memset(m[i], 1, size);
+	}
 	static double sr[2][MAX_REPS], sw[2][MAX_REPS];
 	for (int r = -1; r < reps; r++) {
 		progress("bandwidth %zu MiB: %s %d of %d", mib, r < 0 ? "warm-up" : "repetition",
 			 r < 0 ? 1 : r + 1, r < 0 ? 1 : reps);
+		int inst = (r + instances) % instances;
 		for (int j = 0; j < 2; j++) {
 			int k = (j + r + 1) % 2;
-			unsigned char *p = k == 0 ? bp : m;
+			unsigned char *p = k == 0 ? unimem_block_ptr(b[inst]) : m[inst];
 			double t0 = umb_now_ns();
 			uint64_t sum = read_sum((const uint64_t *)p, size / 8);
 			UMB_USE(sum);
@@ -876,8 +891,10 @@ static void bench_bandwidth(size_t mib, int reps)
 		rd->rows[k].m[0] = umb_stats_of(sr[k], reps);
 		wr->rows[k].m[0] = umb_stats_of(sw[k], reps);
 	}
-	unimem_block_close(b);
-	free(m);
+	for (int i = 0; i < instances; i++) {
+		unimem_block_close(b[i]);
+		free(m[i]);
+	}
 }
 
 /* ---- targets ------------------------------------------------------------------------ */
@@ -1223,7 +1240,7 @@ int cli_bench(const struct bench_options *o)
 	if (wanted("grid"))
 		bench_grid(q ? 7 : 21, q ? 100 : 400);
 	if (wanted("bandwidth"))
-		bench_bandwidth(q ? 128 : 256, q ? 3 : 9);
+		bench_bandwidth(q ? 128 : 256, q ? 4 : 12, q ? 2 : 3);
 	double secs = (umb_now_ns() - t0) / 1e9;
 	cli_machine(&end);
 	evaluate_targets();
