@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define MAX_ROWS 10
@@ -35,7 +36,7 @@
 
 struct row {
 	char name[80];
-	char note[200];
+	char note[320];
 	bool skipped;
 	struct umb_stats m[MAX_METRICS];
 };
@@ -242,6 +243,13 @@ static void bench_block(size_t mib, int reps, int warm)
 		}
 	}
 	for (int k = 0; k < BK_N; k++) {
+		if (err[k] == -EPERM && k == BK_ANCHOR) {
+			struct rlimit rl;
+			getrlimit(RLIMIT_MEMLOCK, &rl);
+			row_skip(&g->rows[k], "failed: mlock refused by RLIMIT_MEMLOCK (%llu bytes)",
+				 (unsigned long long)rl.rlim_cur);
+			continue;
+		}
 		if (err[k]) {
 			row_skip(&g->rows[k], "failed: %s", unimem_strerror(err[k]));
 			continue;
