@@ -222,12 +222,19 @@ int unimem_block_lookup(unimem_block **out, uint32_t id)
 		return -ENOMEM;
 	}
 	int err = -ENOENT;
+	bool denied = false;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
 		char link[64];
 		ssize_t n = readlinkat(dfd, e->d_name, link, sizeof link);
+		if (n < 0 && (errno == EACCES || errno == EPERM)) {
+			/* The directory opened (root without CAP_SYS_PTRACE passes its
+			 * mode) but the kernel's ptrace check refuses its links. */
+			denied = true;
+			break;
+		}
 		if (n != (ssize_t)want_len || memcmp(link, want, want_len))
 			continue;
 		int fd = openat(dfd, e->d_name, O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -250,7 +257,7 @@ int unimem_block_lookup(unimem_block **out, uint32_t id)
 		err = -ENOENT; /* named like a Block, but not one of ours */
 	}
 	closedir(d);
-	return err;
+	return denied ? -EACCES : err;
 }
 
 /* What unimem_block_send() puts on the wire beside the fd. Same host, host order. */
