@@ -325,12 +325,18 @@ int unimem_block_send(int unix_socket, const unimem_block *b)
 }
 
 /* Keep the first fd passed in `m` in *fd; close every other one, and say -EBADMSG
- * when there were others (or when the kernel had to drop some). */
-static int take_fds(struct msghdr *m, int *fd)
+ * when there were others (or when the kernel had to drop some), -EMFILE when it
+ * dropped them because this process has no fd number left. */
+static int take_fds(struct msghdr *m, int *fd, int sock)
 {
 	int err = 0;
-	if (m->msg_flags & MSG_CTRUNC)
-		err = -EBADMSG;
+	if (m->msg_flags & MSG_CTRUNC) {
+		/* More fds than room for them, or no fd number left here for one. */
+		int probe = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+		err = probe < 0 && (errno == EMFILE || errno == ENFILE) ? -EMFILE : -EBADMSG;
+		if (probe >= 0)
+			close(probe);
+	}
 	for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
 		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -387,7 +393,7 @@ int unimem_block_recv(unimem_block **out, int unix_socket)
 			err = -errno;
 			break;
 		}
-		err = take_fds(&m, &fd);
+		err = take_fds(&m, &fd, unix_socket);
 		if (err)
 			break;
 		if (n == 0 && type == SOCK_STREAM) {

@@ -767,6 +767,34 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	unimem_block_close(b);
 }
 
+Test(share, recv_without_a_free_fd_is_emfile)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, 0), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(unimem_block_send(sv[0], b), 0);
+	/* No fd number left: the kernel drops the passed fd. */
+	struct rlimit rl;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	int highest = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			highest = fd;
+	int fds0 = fds_open();
+	struct rlimit tight = { (rlim_t)highest + 1, rl.rlim_max };
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	unimem_block *x = (void *)1;
+	int err = unimem_block_recv(&x, sv[1]);
+	setrlimit(RLIMIT_NOFILE, &rl);
+	cr_assert_eq(err, -EMFILE);
+	cr_assert_null(x);
+	cr_assert_eq(fds_open(), fds0);
+	close(sv[0]);
+	close(sv[1]);
+	unimem_block_close(b);
+}
+
 Test(share, send_bad_input)
 {
 	unimem_block *b;
