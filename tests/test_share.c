@@ -778,16 +778,21 @@ Test(share, recv_without_a_free_fd_is_emfile)
 	struct rlimit rl;
 	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	int highest = 0;
-	for (int fd = 0; fd < 1024; fd++)
+	for (int fd = 0; fd < 4096; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)
 			highest = fd;
 	int fds0 = fds_open();
 	struct rlimit tight = { (rlim_t)highest + 1, rl.rlim_max };
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	int fill[4096], nfill = 0; /* the holes below the limit */
+	while (nfill < 4096 && (fill[nfill] = fcntl(sv[0], F_DUPFD_CLOEXEC, 0)) >= 0)
+		nfill++;
 	unimem_block *x = (void *)1;
 	int err = unimem_block_recv(&x, sv[1]);
+	while (nfill)
+		close(fill[--nfill]);
 	setrlimit(RLIMIT_NOFILE, &rl);
-	cr_assert_eq(err, -EMFILE);
+	cr_assert_eq(err, -EMFILE, "err %d", err);
 	cr_assert_null(x);
 	cr_assert_eq(fds_open(), fds0);
 	close(sv[0]);
