@@ -43,6 +43,11 @@ void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t 
 /* Drop the GPU mapping of a Block that is being closed (no-op when not mapped). */
 void umi_gpu_release(unimem_block *b);
 
+/* The GPU backend's message for a code it returned (positive errno), with what the
+ * driver said where the last GPU call of this thread failed with that code; NULL to
+ * let unimem_strerror() answer. Thread-safe. */
+const char *umi_gpu_strerror(int err);
+
 /* Lock and populate a mapped Block (block_linux.c): 0, -EPERM when RLIMIT_MEMLOCK
  * refuses (noted for unimem_strerror), -ENOMEM. The caller sets b->pinned. */
 int umi_block_pin(unimem_block *b);

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/* Block: sizes, alignment, zeroing, pinning, seals, flags, bad input, limits, leaks. */
+#include <unimem/unimem.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static size_t page(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+Test(block, sizes_round_up_to_the_page)
+{
+	size_t asks[] = { 1, 100, page() - 1, page(), page() + 1, 3 * page() + 7, 1 << 20 };
+	for (size_t i = 0; i < sizeof asks / sizeof asks[0]; i++) {
+		unimem_block *b = NULL;
+		cr_assert_eq(unimem_block_open(&b, asks[i], 0), 0, "open %zu", asks[i]);
+		size_t want = (asks[i] + page() - 1) / page() * page();
+		cr_assert_eq(unimem_block_size(b), want, "size of %zu", asks[i]);
+		cr_assert_eq(unimem_block_page_size(b), page());
+		cr_assert_eq((uintptr_t)unimem_block_ptr(b) % page(), 0);
+		unimem_block_close(b);
+	}
+}
+
+Test(block, memory_is_zeroed_writable_and_stays_put)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 1 << 20, 0), 0);
+	unsigned char *p = unimem_block_ptr(b);
+	for (size_t i = 0; i < unimem_block_size(b); i++)
+		cr_assert_eq(p[i], 0, "byte %zu not zero", i);
+	memset(p, 0xa5, unimem_block_size(b));
+	cr_assert_eq(unimem_block_ptr(b), p);
+	cr_assert_eq(p[unimem_block_size(b) - 1], 0xa5);
+	unimem_block_close(b);
+}
+
+Test(block, pinned_by_default_and_resident)
+{
+	long before = status_kb("VmLck");
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4 << 20, 0), 0);
+	cr_assert(unimem_block_pinned(b));
+	long after = status_kb("VmLck");
+	cr_assert_geq(after - before, (long)(unimem_block_size(b) / 1024), "VmLck %ld -> %ld", before,
+		      after);
+	size_t pages = unimem_block_size(b) / page();
+	unsigned char *vec = malloc(pages);
+	cr_assert_eq(mincore(unimem_block_ptr(b), unimem_block_size(b), vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		cr_assert(vec[i] & 1, "page %zu not resident", i);
+	free(vec);
+	unimem_block_close(b);
+	cr_assert_eq(status_kb("VmLck"), before, "lock released at close");
+}
+
+Test(block, big_pinned_block_uses_the_parallel_populate)
+{
+	/* Above the threshold where several threads populate: every page must still be
+	 * resident and locked, and zero. */
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, (64u << 20) + 12345, 0), 0);
+	size_t pages = unimem_block_size(b) / page();
+	unsigned char *vec = malloc(pages);
+	cr_assert_eq(mincore(unimem_block_ptr(b), unimem_block_size(b), vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		cr_assert(vec[i] & 1, "page %zu not resident", i);
+	free(vec);
+	const unsigned char *p = unimem_block_ptr(b);
+	for (size_t i = 0; i < unimem_block_size(b); i += 512)
+		cr_assert_eq(p[i], 0);
+	unimem_block_close(b);
+}
+
+Test(block, unpinned_is_lazy)
+{
+	long before = status_kb("VmLck");
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 8 << 20, UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_not(unimem_block_pinned(b));
+	cr_assert_eq(status_kb("VmLck"), before);
+	size_t pages = unimem_block_size(b) / page();
+	unsigned char *vec = malloc(pages);
+	cr_assert_eq(mincore(unimem_block_ptr(b), unimem_block_size(b), vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		cr_assert_not(vec[i] & 1, "page %zu resident in a lazy Block", i);
+	free(vec);
+	/* Still zeroed and usable. */
+	unsigned char *p = unimem_block_ptr(b);
+	cr_assert_eq(p[12345], 0);
+	p[12345] = 7;
+	cr_assert_eq(p[12345], 7);
+	unimem_block_close(b);
+}
+
+Test(block, huge_flag_gives_huge_pages_or_silently_normal_ones)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 3 << 20, UNIMEM_BLOCK_HUGE), 0);
+	size_t ps = unimem_block_page_size(b);
+	cr_assert(ps == page() || ps >= (2u << 20), "page size %zu", ps);
+	cr_assert_eq(unimem_block_size(b) % ps, 0);
+	cr_assert_geq(unimem_block_size(b), 3u << 20);
+	cr_assert_eq((uintptr_t)unimem_block_ptr(b) % ps, 0);
+	memset(unimem_block_ptr(b), 1, unimem_block_size(b));
+	unimem_block_close(b);
+	cr_assert_eq(unimem_block_open(&b, 1, UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_not(unimem_block_pinned(b));
+	unimem_block_close(b);
+}
+
+Test(block, sealed_against_shrink_and_grow)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 1 << 16, 0), 0);
+	int fd = unimem_block_fd(b);
+	cr_assert_geq(fd, 0);
+	int seals = fcntl(fd, F_GET_SEALS);
+	cr_assert(seals & F_SEAL_SHRINK);
+	cr_assert(seals & F_SEAL_GROW);
+	cr_assert_neq(ftruncate(fd, 0), 0);
+	cr_assert_eq(errno, EPERM);
+	cr_assert_neq(ftruncate(fd, (off_t)unimem_block_size(b) * 2), 0);
+	cr_assert_eq(errno, EPERM);
+	cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	/* The memory is intact. */
+	((volatile unsigned char *)unimem_block_ptr(b))[unimem_block_size(b) - 1] = 1;
+	unimem_block_close(b);
+}
+
+Test(block, bad_sizes_and_flags)
+{
+	unimem_block *b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, 0, 0), -EINVAL);
+	cr_assert_null(b);
+	b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, SIZE_MAX, 0), -EINVAL);
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_open(&b, SIZE_MAX - page() + 2, 0), -EINVAL);
+	cr_assert_eq(unimem_block_open(&b, SIZE_MAX, UNIMEM_BLOCK_HUGE), -EINVAL);
+	cr_assert_eq(unimem_block_open(&b, 4096, 1u << 7), -EINVAL);
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_open(NULL, 4096, 0), -EINVAL);
+}
+
+Test(block, sizes_the_system_cannot_back_give_enomem)
+{
+	int fds = count_fds(), maps = count_maps();
+	unimem_block *b = (unimem_block *)0x1;
+	size_t huge = (size_t)1 << 46; /* 64 TiB */
+	cr_assert_eq(unimem_block_open(&b, huge, 0), -ENOMEM);
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_open(&b, huge, UNIMEM_BLOCK_UNPINNED), -ENOMEM);
+	cr_assert_eq(unimem_block_open(&b, SIZE_MAX - 2 * page(), 0), -ENOMEM);
+	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(count_maps(), maps);
+}
+
+Test(block, memlock_limit_refusal_is_eperm_with_a_clear_message)
+{
+	cr_assert_eq(drop_privileges(), 0, "cannot drop root to test RLIMIT_MEMLOCK");
+	struct rlimit rl = { 64 << 10, 64 << 10 };
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	int fds = count_fds(), maps = count_maps();
+	unimem_block *b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, 16 << 20, 0), -EPERM);
+	cr_assert_null(b);
+	cr_assert_eq(count_fds(), fds, "fd leaked");
+	cr_assert_eq(count_maps(), maps, "mapping leaked");
+	const char *msg = unimem_strerror(-EPERM);
+	cr_assert(strstr(msg, "RLIMIT_MEMLOCK"), "%s", msg);
+	cr_assert(strstr(msg, "UNIMEM_BLOCK_UNPINNED"), "%s", msg);
+	cr_assert(strstr(msg, "65536"), "the limit's value: %s", msg);
+	/* Unpinned still works, and so does a Block under the limit. */
+	cr_assert_eq(unimem_block_open(&b, 16 << 20, UNIMEM_BLOCK_UNPINNED), 0);
+	unimem_block_close(b);
+	cr_assert_eq(unimem_block_open(&b, 16 << 10, 0), 0);
+	cr_assert(unimem_block_pinned(b));
+	unimem_block_close(b);
+	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(count_maps(), maps);
+}
+
+Test(block, address_space_limit_gives_enomem_and_leaks_nothing)
+{
+	unimem_block *warm;
+	cr_assert_eq(unimem_block_open(&warm, 4096, 0), 0); /* load lazily bound code first */
+	unimem_block_close(warm);
+	int fds = count_fds(), maps = count_maps();
+	struct rlimit rl;
+	cr_assert_eq(getrlimit(RLIMIT_AS, &rl), 0);
+	/* Room for what the process has now plus 256 MiB: a 1 GiB Block cannot fit. */
+	rl.rlim_cur = (rlim_t)status_kb("VmSize") * 1024 + (256ull << 20);
+	cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+	unimem_block *b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, 1ull << 30, 0), -ENOMEM);
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_open(&b, 1ull << 30, UNIMEM_BLOCK_UNPINNED), -ENOMEM);
+	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(count_maps(), maps);
+}
+
+Test(block, open_close_in_a_loop_leaks_nothing)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, 0), 0);
+	unimem_block_close(b);
+	int fds = count_fds(), maps = count_maps();
+	for (int i = 0; i < 300; i++) {
+		cr_assert_eq(unimem_block_open(&b, (size_t)(i + 1) * 4096, i & 1 ? UNIMEM_BLOCK_UNPINNED : 0),
+			     0);
+		unimem_block_close(b);
+	}
+	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(count_maps(), maps);
+}
+
+Test(block, accessors_on_null_and_close_null)
+{
+	unimem_block_close(NULL);
+	cr_assert_null(unimem_block_ptr(NULL));
+	cr_assert_eq(unimem_block_size(NULL), 0);
+	cr_assert_eq(unimem_block_fd(NULL), -1);
+	cr_assert_not(unimem_block_pinned(NULL));
+	cr_assert_null(unimem_block_handle(NULL));
+	cr_assert_eq(unimem_block_id(NULL), 0);
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, 0), 0);
+	cr_assert_null(unimem_block_handle(b), "no IOSurface on Linux");
+	unimem_block_close(b);
+}
+
+Test(block, two_blocks_are_distinct)
+{
+	unimem_block *a, *b;
+	cr_assert_eq(unimem_block_open(&a, 8192, 0), 0);
+	cr_assert_eq(unimem_block_open(&b, 8192, 0), 0);
+	cr_assert_neq(unimem_block_ptr(a), unimem_block_ptr(b));
+	cr_assert_neq(unimem_block_fd(a), unimem_block_fd(b));
+	memset(unimem_block_ptr(a), 1, 8192);
+	cr_assert_eq(((unsigned char *)unimem_block_ptr(b))[0], 0);
+	unimem_block_close(a);
+	unimem_block_close(b);
+}

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/* Tape: alignment, refusal, no wrap, clear, and concurrent takes that never overlap. */
+#include <unimem/unimem.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static unimem_tape *start(size_t bytes)
+{
+	unimem_tape *t = NULL;
+	cr_assert_eq(unimem_tape_start(&t, bytes), 0);
+	cr_assert_not_null(t);
+	return t;
+}
+
+static unsigned char *base_of(unimem_tape *t)
+{
+	return unimem_block_ptr(unimem_tape_block(t));
+}
+
+Test(tape, start_owns_a_block_of_the_capacity)
+{
+	unimem_tape *t = start(10000);
+	const unimem_block *b = unimem_tape_block(t);
+	cr_assert_not_null(b);
+	cr_assert_geq(unimem_tape_capacity(t), 10000);
+	cr_assert_eq(unimem_tape_capacity(t), unimem_block_size(b));
+	cr_assert_eq(unimem_tape_used(t), 0);
+	cr_assert(unimem_block_pinned(b));
+	unimem_tape_close(t);
+	unimem_tape_close(NULL);
+
+	cr_assert_eq(unimem_tape_start_flags(&t, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_not(unimem_block_pinned(unimem_tape_block(t)));
+	unimem_tape_close(t);
+}
+
+Test(tape, start_bad_input)
+{
+	unimem_tape *t = (unimem_tape *)0x1;
+	cr_assert_eq(unimem_tape_start(&t, 0), -EINVAL);
+	cr_assert_null(t);
+	t = (unimem_tape *)0x1;
+	cr_assert_eq(unimem_tape_start(&t, SIZE_MAX), -EINVAL);
+	cr_assert_null(t);
+	cr_assert_eq(unimem_tape_start(NULL, 4096), -EINVAL);
+	cr_assert_eq(unimem_tape_start_flags(&t, 4096, 1u << 9), -EINVAL);
+}
+
+Test(tape, takes_are_aligned_in_bounds_and_sequential)
+{
+	unimem_tape *t = start(1 << 20);
+	unsigned char *base = base_of(t), *prev_end = base;
+	for (size_t align = 1; align <= 4096; align <<= 1) {
+		for (size_t size = 0; size < 70; size += 23) {
+			unsigned char *p = unimem_tape_take(t, size, align);
+			cr_assert_not_null(p, "size %zu align %zu", size, align);
+			cr_assert_eq((uintptr_t)p % align, 0);
+			cr_assert_geq(p, prev_end, "overlap");
+			cr_assert_lt(p - prev_end, (ptrdiff_t)align, "more padding than needed");
+			prev_end = p + size;
+			cr_assert_eq(unimem_tape_used(t), (size_t)(prev_end - base));
+			memset(p, 0x5a, size);
+		}
+	}
+	cr_assert_leq(prev_end, base + unimem_tape_capacity(t));
+	unimem_tape_close(t);
+}
+
+Test(tape, alignment_must_be_a_power_of_two)
+{
+	unimem_tape *t = start(4096);
+	size_t bad[] = { 0, 3, 5, 6, 12, 48, 100, SIZE_MAX, ((size_t)1 << 63) + 1 };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_null(unimem_tape_take(t, 8, bad[i]), "align %zu", bad[i]);
+		cr_assert_null(unimem_tape_take_owned(t, 8, bad[i]), "align %zu", bad[i]);
+	}
+	cr_assert_eq(unimem_tape_used(t), 0, "a refused take moved the cursor");
+	unimem_tape_close(t);
+}
+
+Test(tape, refuses_when_full_and_never_wraps)
+{
+	unimem_tape *t = start(4096);
+	size_t cap = unimem_tape_capacity(t);
+	unsigned char *base = base_of(t);
+	/* Sizes and alignments that would wrap a 64-bit sum. */
+	cr_assert_null(unimem_tape_take(t, SIZE_MAX, 1));
+	cr_assert_null(unimem_tape_take(t, SIZE_MAX - 10, 16));
+	cr_assert_null(unimem_tape_take(t, 1, (size_t)1 << 63));
+	cr_assert_null(unimem_tape_take(t, cap + 1, 1));
+	cr_assert_null(unimem_tape_take(t, 16, cap * 2));
+	cr_assert_eq(unimem_tape_used(t), 0);
+	/* Exactly full. */
+	cr_assert_eq(unimem_tape_take(t, cap - 100, 1), base);
+	/* A take that does not fit leaves the room to a smaller one. */
+	cr_assert_null(unimem_tape_take(t, 101, 1));
+	cr_assert_eq(unimem_tape_used(t), cap - 100);
+	cr_assert_null(unimem_tape_take(t, 97, 8), "padding counts");
+	unsigned char *p = unimem_tape_take(t, 100, 1);
+	cr_assert_eq(p, base + cap - 100);
+	cr_assert_null(unimem_tape_take(t, 1, 1));
+	cr_assert_eq(unimem_tape_used(t), cap);
+	p = unimem_tape_take(t, 0, 1);
+	cr_assert_eq(p, base + cap, "size 0 at the end is the end");
+	cr_assert_null(unimem_tape_take(t, 0, 2 * 4096));
+	unimem_tape_close(t);
+}
+
+Test(tape, clear_rewinds)
+{
+	unimem_tape *t = start(8192);
+	unsigned char *first = unimem_tape_take(t, 100, 64);
+	cr_assert_not_null(unimem_tape_take(t, 5000, 8));
+	cr_assert_gt(unimem_tape_used(t), 5000);
+	unimem_tape_clear(t);
+	cr_assert_eq(unimem_tape_used(t), 0);
+	cr_assert_eq(unimem_tape_take(t, 100, 64), first);
+	cr_assert_not_null(unimem_tape_take(t, unimem_tape_capacity(t) - 100, 1));
+	unimem_tape_close(t);
+}
+
+Test(tape, owned_path_behaves_as_take)
+{
+	unimem_tape *t = start(4096);
+	unsigned char *base = base_of(t);
+	size_t cap = unimem_tape_capacity(t);
+	cr_assert_eq(unimem_tape_take_owned(t, 10, 1), base);
+	cr_assert_eq(unimem_tape_take_owned(t, 10, 16), base + 16);
+	cr_assert_eq(unimem_tape_used(t), 26);
+	cr_assert_null(unimem_tape_take_owned(t, cap, 1));
+	cr_assert_null(unimem_tape_take_owned(t, SIZE_MAX, 1));
+	cr_assert_eq(unimem_tape_used(t), 26);
+	cr_assert_eq(unimem_tape_take_owned(t, cap - 26, 1), base + 26);
+	cr_assert_null(unimem_tape_take_owned(t, 1, 1));
+	/* The two paths share the cursor. */
+	unimem_tape_clear(t);
+	cr_assert_eq(unimem_tape_take(t, 8, 8), base);
+	cr_assert_eq(unimem_tape_take_owned(t, 8, 8), base + 8);
+	unimem_tape_close(t);
+}
+
+/* Threads take random sizes and alignments, fill what they got with their own tag,
+ * and remember the ranges; afterwards every range still holds its tag (an overlap
+ * would have overwritten one) and the sorted ranges do not intersect. */
+#define THREADS 6
+#define TAKES 20000
+
+struct range {
+	unsigned char *p;
+	size_t size;
+	unsigned tag;
+};
+
+struct worker {
+	unimem_tape *t;
+	unsigned tag;
+	struct range *ranges;
+	size_t n;
+	bool owned_misuse;
+};
+
+static void *taker(void *arg)
+{
+	struct worker *w = arg;
+	unsigned seed = w->tag * 7919u;
+	for (size_t i = 0; i < TAKES; i++) {
+		size_t size = (size_t)(rand_r(&seed) % 200);
+		size_t align = (size_t)1 << (rand_r(&seed) % 8);
+		unsigned char *p = unimem_tape_take(w->t, size, align);
+		if (!p)
+			break;
+		if ((uintptr_t)p % align)
+			w->owned_misuse = true; /* reported by the main thread */
+		memset(p, (int)w->tag, size);
+		w->ranges[w->n++] = (struct range){ p, size, w->tag };
+	}
+	return NULL;
+}
+
+static int by_address(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+	return x->p < y->p ? -1 : x->p > y->p;
+}
+
+static void run_concurrent(size_t bytes)
+{
+	unimem_tape *t = start(bytes);
+	unsigned char *base = base_of(t);
+	pthread_t tid[THREADS];
+	struct worker w[THREADS];
+	for (unsigned i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ t, i + 1, calloc(TAKES, sizeof(struct range)), 0, false };
+		cr_assert_eq(pthread_create(&tid[i], NULL, taker, &w[i]), 0);
+	}
+	size_t total = 0;
+	for (unsigned i = 0; i < THREADS; i++) {
+		pthread_join(tid[i], NULL);
+		cr_assert_not(w[i].owned_misuse, "misaligned take");
+		total += w[i].n;
+	}
+	struct range *all = calloc(total, sizeof *all);
+	size_t k = 0;
+	for (unsigned i = 0; i < THREADS; i++) {
+		for (size_t j = 0; j < w[i].n; j++) {
+			struct range r = w[i].ranges[j];
+			for (size_t b = 0; b < r.size; b++)
+				cr_assert_eq(r.p[b], r.tag, "byte overwritten by another take");
+			cr_assert_geq(r.p, base);
+			cr_assert_leq(r.p + r.size, base + unimem_tape_capacity(t));
+			all[k++] = r;
+		}
+		free(w[i].ranges);
+	}
+	qsort(all, total, sizeof *all, by_address);
+	for (size_t i = 1; i < total; i++)
+		cr_assert_leq(all[i - 1].p + all[i - 1].size, all[i].p, "ranges overlap");
+	cr_assert_leq(unimem_tape_used(t), unimem_tape_capacity(t));
+	free(all);
+	unimem_tape_close(t);
+}
+
+Test(tape, concurrent_takes_never_overlap)
+{
+	run_concurrent(64 << 20); /* room for every take */
+}
+
+Test(tape, concurrent_takes_until_full_never_overlap)
+{
+	run_concurrent(1 << 20); /* runs out while the threads race */
+}
+
+struct clearer {
+	unimem_tape *t;
+	volatile bool stop;
+	bool bad;
+};
+
+static void *take_while_cleared(void *arg)
+{
+	struct clearer *c = arg;
+	unsigned char *base = base_of(c->t);
+	size_t cap = unimem_tape_capacity(c->t);
+	unsigned seed = 12345;
+	while (!c->stop) {
+		size_t size = (size_t)(rand_r(&seed) % 300), align = (size_t)1 << (rand_r(&seed) % 7);
+		unsigned char *p = unimem_tape_take(c->t, size, align);
+		if (p && (p < base || p + size > base + cap || (uintptr_t)p % align))
+			c->bad = true;
+	}
+	return NULL;
+}
+
+Test(tape, clear_while_taking_keeps_the_cursor_sound)
+{
+	struct clearer c = { start(64 << 10), false, false };
+	pthread_t tid[3];
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&tid[i], NULL, take_while_cleared, &c), 0);
+	for (int i = 0; i < 20000; i++) {
+		unimem_tape_clear(c.t);
+		cr_assert_leq(unimem_tape_used(c.t), unimem_tape_capacity(c.t));
+	}
+	c.stop = true;
+	for (int i = 0; i < 3; i++)
+		pthread_join(tid[i], NULL);
+	cr_assert_not(c.bad, "a take escaped the Tape or its alignment");
+	/* Quiet again: the Tape works as new after a clear. */
+	unimem_tape_clear(c.t);
+	cr_assert_eq(unimem_tape_take(c.t, unimem_tape_capacity(c.t), 1), base_of(c.t));
+	unimem_tape_close(c.t);
+}
