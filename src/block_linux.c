@@ -266,13 +266,14 @@ static bool can_back(size_t size, bool pinned)
 	return size <= mem_available();
 }
 
-/* Create the memfd and its mapping. Tries huge pages first when asked; falls back to
- * normal pages silently. On success fills b->fd, b->ptr, b->size, b->page. */
-static int map_memfd(unimem_block *b, size_t bytes, unsigned flags)
+/* Create the memfd (named `name`, which carries the Block's id: see share_linux.c) and
+ * its mapping. Tries huge pages first when asked; falls back to normal pages silently.
+ * On success fills b->fd, b->ptr, b->size, b->page. */
+static int map_memfd(unimem_block *b, size_t bytes, unsigned flags, const char *name)
 {
 	size_t page = umi_page_size();
 	if (flags & UNIMEM_BLOCK_HUGE) {
-		int fd = memfd_create("unimem", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+		int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
 		struct stat st;
 		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_blksize > (blksize_t)page) {
 			size_t hpage = (size_t)st.st_blksize;
@@ -298,7 +299,7 @@ static int map_memfd(unimem_block *b, size_t bytes, unsigned flags)
 		return -EINVAL;
 	if (size > (size_t)INT64_MAX || !can_back(size, !(flags & UNIMEM_BLOCK_UNPINNED)))
 		return -ENOMEM;
-	int fd = memfd_create("unimem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return errno == EMFILE || errno == ENFILE ? -EMFILE : -errno;
 	if (ftruncate(fd, (off_t)size) != 0) {
@@ -361,8 +362,11 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 	if (!b)
 		return -ENOMEM;
 	b->fd = -1;
-	int err = map_memfd(b, bytes, flags);
+	char name[UMI_SHARE_NAME_MAX];
+	umi_share_claim(b, name);
+	int err = map_memfd(b, bytes, flags, name);
 	if (err) {
+		umi_share_release(b);
 		free(b);
 		return err;
 	}
@@ -382,8 +386,14 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 fail:
 	munmap(b->ptr, b->size); /* also drops any lock and any page faulted so far */
 	close(b->fd);
+	umi_share_release(b);
 	free(b);
 	return err;
+}
+
+int umi_block_pin(unimem_block *b)
+{
+	return pin(b);
 }
 
 void unimem_block_close(unimem_block *b)
@@ -393,6 +403,9 @@ void unimem_block_close(unimem_block *b)
 	umi_gpu_release(b);
 	munmap(b->ptr, b->size);
 	close(b->fd);
+	/* The id goes back only once the fd (which carries the name) is closed, so no
+	 * two memfds of this process ever carry the same name. */
+	umi_share_release(b);
 	free(b);
 }
 
@@ -427,30 +440,4 @@ void *unimem_block_handle(const unimem_block *b)
 	return NULL;
 }
 
-/* Cross-process sharing lands with its own issue; until then these say so. */
-uint32_t unimem_block_id(const unimem_block *b)
-{
-	return b ? b->id : 0;
-}
-
-int unimem_block_lookup(unimem_block **out, uint32_t id)
-{
-	(void)id;
-	if (out)
-		*out = NULL;
-	return out ? -ENOSYS : -EINVAL;
-}
-
-int unimem_block_send(int unix_socket, const unimem_block *b)
-{
-	(void)unix_socket;
-	return b ? -ENOSYS : -EINVAL;
-}
-
-int unimem_block_recv(unimem_block **out, int unix_socket)
-{
-	(void)unix_socket;
-	if (out)
-		*out = NULL;
-	return out ? -ENOSYS : -EINVAL;
-}
+/* unimem_block_id, _lookup, _send and _recv live in share_linux.c. */

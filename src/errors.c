@@ -18,7 +18,7 @@ _Static_assert(UNIMEM_EALREADY == EALREADY, "UNIMEM_EALREADY must match <errno.h
 #endif
 
 static _Thread_local size_t memlock_asked;
-static _Thread_local char message[256];
+static _Thread_local char message[512];
 
 void umi_note_memlock_refusal(size_t asked)
 {
@@ -37,9 +37,17 @@ const char *unimem_strerror(int err)
 {
 	if (err < 0)
 		err = -err;
+	const char *gpu = umi_gpu_strerror(err);
+	if (gpu)
+		return gpu;
 	switch (err) {
 	case 0:
 		return "success";
+#if defined(__APPLE__)
+	case EPERM:
+		return "operation not permitted: the IOSurface lock (pinning) was refused; "
+		       "open the Block with UNIMEM_BLOCK_UNPINNED";
+#else
 	case EPERM: {
 		struct rlimit rl;
 		char cur[48] = "unknown", asked[64] = "";
@@ -54,6 +62,7 @@ const char *unimem_strerror(int err)
 			 cur, asked);
 		return message;
 	}
+#endif
 	case EINVAL:
 		return "invalid argument: a NULL or foreign pointer, a size of 0, a size whose "
 		       "rounding overflows, or an unknown flag";
@@ -64,19 +73,36 @@ const char *unimem_strerror(int err)
 	case ENOENT:
 		return "no Block has this id";
 	case EACCES:
-		return "permission denied: the Block belongs to another user";
+		return "permission denied: the Block belongs to another user (or its process is "
+		       "not dumpable: it changed its uid, runs set-uid, or set PR_SET_DUMPABLE 0)";
+	case EBADMSG:
+		return "bad message: what came over the socket is not a Block sent by "
+		       "unimem_block_send (no fd or several, not a memfd sealed against shrink "
+		       "and grow, not writable, or a size that does not match)";
+	case ECONNRESET:
+		return "connection closed: the peer closed the socket before a Block came";
 	case ENODEV:
 		return "no GPU: no CUDA driver or no device";
 	case EALREADY:
 		return "the cell is already in the pool (given twice)";
+	case ENOTSUP:
+		return "not supported on this platform (macOS passes Blocks by IOSurface, not "
+		       "over sockets)";
 	case EMFILE:
 		return "too many open files: no file descriptor left for the Block";
 	default:
 		break;
 	}
+#if defined(__APPLE__)
+	/* XSI strerror_r: returns an int. */
+	if (strerror_r(err, message, sizeof message) != 0)
+		snprintf(message, sizeof message, "unknown error %d", err);
+#else
+	/* GNU strerror_r: returns the message, not always in our buffer. */
 	const char *s = strerror_r(err, message, sizeof message);
 	if (s != message)
 		snprintf(message, sizeof message, "%s", s);
+#endif
 	return message;
 }
 

@@ -20,11 +20,25 @@ int unimem_gpu_map(const unimem_block *b, void **device_ptr)
 
 int unimem_gpu_unmap(const unimem_block *b)
 {
-	(void)b;
+	return b ? -ENODEV : -EINVAL;
+}
+
+int unimem_gpu_ptr(const unimem_block *b, const void *host, void **device)
+{
+	if (device)
+		*device = NULL;
+	if (!b || !host || !device)
+		return -EINVAL;
 	return -ENODEV;
 }
 
 void umi_gpu_release(unimem_block *b)
 {
 	(void)b;
+}
+
+const char *umi_gpu_strerror(int err)
+{
+	(void)err;
+	return NULL;
 }

@@ -9,7 +9,7 @@
 
 Test(errors, every_code_has_a_message_either_sign)
 {
-	int codes[] = { 0, EPERM, EINVAL, ENOMEM, ENOSYS, ENOENT, EACCES, ENODEV, EALREADY,
+	int codes[] = { 0, EPERM, EINVAL, ENOMEM, ENOSYS, ENOENT, EACCES, ENODEV, EALREADY, ENOTSUP,
 			EMFILE, EIO, 4095, 123456 };
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
 		char neg[512];
