@@ -113,6 +113,7 @@ struct fill {
 	unsigned char *p;
 	size_t size, page, nchunks;
 	int fd;
+	bool fresh;       /* a new, empty memfd: zeros may be written; else fault only */
 	size_t claimed;   /* chunks claimed from either end (atomic) */
 	size_t back;      /* chunks the helpers claimed, from the end (atomic) */
 	int err;          /* first error (atomic) */
@@ -144,7 +145,7 @@ static void *fill_back(void *arg)
 	struct fill *f = arg;
 	while (fill_claim(f)) {
 		size_t c = f->nchunks - 1 - __atomic_fetch_add(&f->back, 1, __ATOMIC_RELAXED);
-		int err = populate_range(f->p + c * FILL_CHUNK, chunk_len(f, c), f->page, true);
+		int err = populate_range(f->p + c * FILL_CHUNK, chunk_len(f, c), f->page, f->fresh);
 		if (err) {
 			fill_fail(f, err);
 			break;
@@ -184,10 +185,14 @@ static long idle_cpus(void)
 	return running >= cpus ? 0 : cpus - running;
 }
 
-/* Make every page of the mapping resident (and, in a VM_LOCKED mapping, locked). */
-static int populate(unsigned char *p, size_t size, size_t page, int fd)
+/* Make every page of the mapping resident (and, in a VM_LOCKED mapping, locked). `fresh`:
+ * the memfd was just created by this open and holds no page, so zeros may be written into
+ * it; otherwise (a Block looked up or received) its pages hold data and are only faulted
+ * in (a read fault maps the pages that are there, and allocates zeroed ones for holes). */
+static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fresh)
 {
-	struct fill f = { p, size, page, (size + FILL_CHUNK - 1) / FILL_CHUNK, fd, 0, 0, 0 };
+	struct fill f = { p, size, page, (size + FILL_CHUNK - 1) / FILL_CHUNK, fd, fresh,
+			  0, 0, 0 };
 	pthread_t tids[FILL_HELPERS_MAX];
 	size_t helpers = 0;
 	long idle = size >= FILL_PARALLEL_MIN ? idle_cpus() : 0;
@@ -201,15 +206,16 @@ static int populate(unsigned char *p, size_t size, size_t page, int fd)
 		while (helpers < want && pthread_create(&tids[helpers], NULL, fill_back, &f) == 0)
 			helpers++;
 	}
-	/* This thread: write chunks from the front; huge pages cannot be written, fault them. */
-	bool writable = page == umi_page_size();
+	/* This thread: write chunks from the front; huge pages cannot be written, fault them.
+	 * A Block that is not fresh is faulted in from both ends, never written. */
+	bool writable = fresh && page == umi_page_size();
 	size_t front = 0, written = 0;
 	while (fill_claim(&f)) {
 		size_t c = front++, len = chunk_len(&f, c);
 		int err = writable ? write_zeros(fd, c * FILL_CHUNK, len) : -EOPNOTSUPP;
 		if (err == -EOPNOTSUPP) {
 			writable = false;
-			err = populate_range(p + c * FILL_CHUNK, len, page, true);
+			err = populate_range(p + c * FILL_CHUNK, len, page, fresh);
 		} else if (!err) {
 			written = front;
 		}
@@ -322,8 +328,8 @@ static int map_memfd(unimem_block *b, size_t bytes, unsigned flags, const char *
 	return 0;
 }
 
-/* Lock the mapping and fault every page in. */
-static int pin(unimem_block *b)
+/* Lock the mapping and fault every page in; `fresh` as populate(). */
+static int pin(unimem_block *b, bool fresh)
 {
 	/* Lock-on-fault first: it checks RLIMIT_MEMLOCK at once, before any page is
 	 * faulted, and the parallel populate that follows locks each page it faults. */
@@ -335,7 +341,7 @@ static int pin(unimem_block *b)
 		if (errno != EINVAL && errno != ENOSYS)
 			return -errno;
 		/* No lock-on-fault (kernel < 4.4): populate, then lock. */
-		int err = populate(b->ptr, b->size, b->page, b->fd);
+		int err = populate(b->ptr, b->size, b->page, b->fd, fresh);
 		if (err)
 			return err;
 		if (mlock(b->ptr, b->size) != 0) {
@@ -347,7 +353,7 @@ static int pin(unimem_block *b)
 		}
 		return 0;
 	}
-	return populate(b->ptr, b->size, b->page, b->fd);
+	return populate(b->ptr, b->size, b->page, b->fd, fresh);
 }
 
 int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
@@ -376,7 +382,7 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 		goto fail;
 	}
 	if (!(flags & UNIMEM_BLOCK_UNPINNED)) {
-		err = pin(b);
+		err = pin(b, true);
 		if (err)
 			goto fail;
 		b->pinned = true;
@@ -393,7 +399,7 @@ fail:
 
 int umi_block_pin(unimem_block *b)
 {
-	return pin(b);
+	return pin(b, false); /* another holder's pages: fault them in, never write */
 }
 
 void unimem_block_close(unimem_block *b)

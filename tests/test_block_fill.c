@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static void check_block(size_t bytes)
 {
@@ -55,4 +57,33 @@ Test(block_fill, on_one_cpu_without_helpers)
 	cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
 		check_block(sizes[i]);
+}
+
+/* A received (or looked-up) Block is pinned by faulting its pages in: the data another
+ * holder wrote must stay, whatever the size (above the thresholds where the open of a new
+ * Block writes zeros from one end and faults from the other). */
+Test(block_fill, pinning_a_received_block_keeps_its_data)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	size_t sizes_with_data[] = { 4096, (2u << 20) + 4096, 16u << 20 };
+	for (size_t i = 0; i < 3; i++) {
+		unimem_block *a, *b;
+		cr_assert_eq(unimem_block_open(&a, sizes_with_data[i], 0), 0);
+		size_t size = unimem_block_size(a);
+		uint32_t *w = unimem_block_ptr(a);
+		for (size_t k = 0; k < size / 4; k++)
+			w[k] = (uint32_t)k * 2654435761u + 1;
+		cr_assert_eq(unimem_block_send(sv[0], a), 0);
+		cr_assert_eq(unimem_block_recv(&b, sv[1]), 0);
+		cr_assert(unimem_block_pinned(b));
+		const uint32_t *r = unimem_block_ptr(b);
+		for (size_t k = 0; k < size / 4; k++)
+			if (r[k] != (uint32_t)k * 2654435761u + 1 || w[k] != r[k])
+				cr_assert_fail("size %zu: word %zu lost", size, k);
+		unimem_block_close(b);
+		unimem_block_close(a);
+	}
+	close(sv[0]);
+	close(sv[1]);
 }
