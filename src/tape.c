@@ -75,6 +75,21 @@ void *unimem_tape_chunk_refill(unimem_tape_chunk *c, size_t size, size_t align)
 	return (void *)start;
 }
 
+/* A take that does not fit adds its size to the cursor before it knows, and gives it back
+ * only while it is still the last: under contention on a full Tape the cursor can creep
+ * past the capacity by one failed take after another. Nothing above the capacity is
+ * anyone's (every take that succeeds ends at or below it), so once the excess passes a
+ * whole capacity, pull the cursor back to the capacity: it can never wrap. */
+static void *refuse(unimem_tape *t, uint64_t cap)
+{
+	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	while (cur > cap && cur - cap > cap)
+		if (__atomic_compare_exchange_n(&t->cursor, &cur, cap, true, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			break;
+	return NULL;
+}
+
 void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t old)
 {
 	const uint64_t cap = t->capacity;
@@ -93,11 +108,12 @@ void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t 
 		if (__atomic_compare_exchange_n(&t->cursor, &end, old, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED))
 			return NULL;
+		return refuse(t, cap);
 	}
 	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
 	for (;;) {
 		if (cur > cap)
-			return NULL;
+			return refuse(t, cap);
 		uintptr_t at = base + (uintptr_t)cur;
 		uint64_t p = (uint64_t)(((at + mask) & ~mask) - at);
 		if (p > cap - cur || size > cap - cur - p)

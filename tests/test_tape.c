@@ -279,3 +279,49 @@ Test(tape, clear_while_taking_keeps_the_cursor_sound)
 	cr_assert_eq(unimem_tape_take(c.t, unimem_tape_capacity(c.t), 1), base_of(c.t));
 	unimem_tape_close(c.t);
 }
+
+/* Threads that keep failing big takes on a full Tape push the cursor past the capacity;
+ * it must stay bounded (never wrap), and a clear brings the Tape back. */
+struct full_hammer {
+	unimem_tape *t;
+	uint64_t max_seen;
+};
+
+static void *hammer_full(void *arg)
+{
+	struct full_hammer *h = arg;
+	size_t cap = unimem_tape_capacity(h->t);
+	for (int i = 0; i < 1000000; i++) {
+		if (unimem_tape_take(h->t, cap - 1 - (size_t)(i % 7), 1) != NULL)
+			return (void *)1;
+		uint64_t c = __atomic_load_n(&h->t->cursor, __ATOMIC_RELAXED);
+		if (c > h->max_seen)
+			h->max_seen = c;
+	}
+	return NULL;
+}
+
+Test(tape, failing_takes_on_a_full_tape_never_run_the_cursor_away)
+{
+	unimem_tape *t = start(4096);
+	size_t cap = unimem_tape_capacity(t);
+	cr_assert_not_null(unimem_tape_take(t, 16, 1));
+	pthread_t tid[4];
+	struct full_hammer h[4];
+	for (int i = 0; i < 4; i++) {
+		h[i] = (struct full_hammer){ t, 0 };
+		cr_assert_eq(pthread_create(&tid[i], NULL, hammer_full, &h[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(tid[i], &r);
+		cr_assert_null(r, "a take that cannot fit succeeded");
+		/* At most: the clamp threshold (2 caps) plus one take in flight per thread. */
+		cr_assert_leq(h[i].max_seen, 2 * cap + 4 * cap, "cursor ran away: %llu",
+			      (unsigned long long)h[i].max_seen);
+	}
+	cr_assert_leq(__atomic_load_n(&t->cursor, __ATOMIC_RELAXED), 2 * cap + 4 * cap);
+	unimem_tape_clear(t);
+	cr_assert_eq(unimem_tape_take(t, cap, 1), base_of(t));
+	unimem_tape_close(t);
+}
