@@ -443,49 +443,72 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Double give: every round the main thread takes a cell and all racers give it at
- * once; exactly one must succeed, the others get -EALREADY, and the pool stays exact. */
+/* Double give: every round, one cell is out and all racers give it at once, released
+ * together by a spin barrier; exactly one must succeed, the others get -EALREADY, and
+ * the pool stays exact. The test's own thread is racer 0: between rounds it checks the
+ * results and picks the next cell. */
+struct barrier {
+	unsigned count, waiting, phase;
+};
+
+static void barrier_wait(struct barrier *b)
+{
+	unsigned phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
+	if (__atomic_add_fetch(&b->waiting, 1, __ATOMIC_ACQ_REL) == b->count) {
+		__atomic_store_n(&b->waiting, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&b->phase, phase + 1, __ATOMIC_RELEASE);
+		return;
+	}
+	unsigned spins = 0;
+	while (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == phase)
+		if (++spins > 2000)
+			sched_yield(); /* more racers than cores */
+}
+
 struct race {
 	struct pool *p;
-	int racers;
+	struct barrier start, end;
 	void *cell;
-	uint64_t round;   /* bumped by main to start a round */
-	uint64_t done;    /* racers finished with the current round */
-	uint64_t wins, already, other;
 	bool stop;
+	int rc[16];
+};
+
+static void race_give(struct race *r, int k)
+{
+	r->rc[k] = r->p->give(r->p->g, r->cell);
+}
+
+struct racer_arg {
+	struct race *r;
+	int k;
 };
 
 static void *racer(void *arg)
 {
-	struct race *r = arg;
-	uint64_t seen = 0;
+	struct racer_arg *a = arg;
 	for (;;) {
-		uint64_t round;
-		unsigned spins = 0;
-		while ((round = __atomic_load_n(&r->round, __ATOMIC_ACQUIRE)) == seen) {
-			if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
-				return NULL;
-			if (++spins > 64)
-				sched_yield(); /* more racers than cores */
-		}
-		seen = round;
-		int rc = r->p->give(r->p->g, r->cell);
-		__atomic_fetch_add(rc == 0 ? &r->wins : rc == -EALREADY ? &r->already : &r->other,
-				   1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&r->done, 1, __ATOMIC_ACQ_REL);
+		barrier_wait(&a->r->start);
+		if (__atomic_load_n(&a->r->stop, __ATOMIC_ACQUIRE))
+			return NULL;
+		race_give(a->r, a->k);
+		barrier_wait(&a->r->end);
 	}
 }
 
 static void run_double_give_race(struct pool *p, int racers, double seconds, long min_rounds)
 {
-	struct race r = {.p = p, .racers = racers};
+	struct race r = {.p = p};
+	r.start.count = r.end.count = (unsigned)racers;
 	pthread_t th[16];
-	for (int k = 0; k < racers; k++)
-		cr_assert_eq(pthread_create(&th[k], NULL, racer, &r), 0);
+	struct racer_arg args[16];
+	for (int k = 1; k < racers; k++) {
+		args[k] = (struct racer_arg){&r, k};
+		cr_assert_eq(pthread_create(&th[k], NULL, racer, &args[k]), 0);
+	}
 	double end = now_s() + seconds;
 	uint64_t rng = 42;
 	long rounds = 0;
-	/* Hold a few cells so that the raced cell is not always the same one. */
+	/* Hold a few cells, so that the raced cell is not always the same one. */
 	void *hold[3];
 	for (int k = 0; k < 3; k++)
 		hold[k] = p->take(p->g);
@@ -493,31 +516,29 @@ static void run_double_give_race(struct pool *p, int racers, double seconds, lon
 		void *c = p->take(p->g);
 		cr_assert_not_null(c);
 		if (rng_next(&rng) % 2) {
-			/* Swap it with a held one. */
 			int k = (int)(rng_next(&rng) % 3);
 			void *t = hold[k];
 			hold[k] = c;
 			c = t;
 		}
 		r.cell = c;
-		uint64_t before_wins = r.wins;
-		__atomic_store_n(&r.done, 0, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&r.round, 1, __ATOMIC_RELEASE);
-		unsigned spins = 0;
-		while (__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) != (uint64_t)racers)
-			if (++spins > 64)
-				sched_yield();
-		cr_assert_eq(__atomic_load_n(&r.wins, __ATOMIC_RELAXED), before_wins + 1,
-			     "%s: round %ld: %llu gives of one cell succeeded", p->name, rounds,
-			     (unsigned long long)(r.wins - before_wins));
-		cr_assert_eq(p->available(p->g), p->count - 3);
+		barrier_wait(&r.start);
+		race_give(&r, 0);
+		barrier_wait(&r.end);
+		int wins = 0, already = 0;
+		for (int k = 0; k < racers; k++) {
+			wins += r.rc[k] == 0;
+			already += r.rc[k] == -EALREADY;
+		}
+		cr_assert_eq(wins, 1, "%s: round %ld: %d of %d gives of one cell succeeded",
+			     p->name, rounds, wins, racers);
+		cr_assert_eq(already, racers - 1, "%s: round %ld", p->name, rounds);
+		cr_assert_eq(p->available(p->g), p->count - 3, "%s: round %ld", p->name, rounds);
 	}
 	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
-	for (int k = 0; k < racers; k++)
+	barrier_wait(&r.start);
+	for (int k = 1; k < racers; k++)
 		pthread_join(th[k], NULL);
-	cr_assert_eq(r.wins, (uint64_t)rounds);
-	cr_assert_eq(r.already, (uint64_t)rounds * (uint64_t)(racers - 1));
-	cr_assert_eq(r.other, 0);
 	for (int k = 0; k < 3; k++)
 		cr_assert_eq(p->give(p->g, hold[k]), 0);
 	cr_assert_eq(p->available(p->g), p->count);
@@ -526,8 +547,8 @@ static void run_double_give_race(struct pool *p, int racers, double seconds, lon
 Test(grid, double_give_race_exactly_one_wins)
 {
 	struct pool p = open_generic(64, 64, 0);
-	run_double_give_race(&p, 2, 0.15, 2000);
-	run_double_give_race(&p, 4, 0.15, 500);
+	run_double_give_race(&p, 2, 0.2, 5000);
+	run_double_give_race(&p, 4, 0.1, 500);
 	p.close(p.g);
 	if (generated[0]) {
 		p = generated[0]();
