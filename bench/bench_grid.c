@@ -294,8 +294,8 @@ struct targ {
 	struct cand *c;
 	int cpu;
 	unsigned *ready;
-	unsigned *go;
-	double cpu_ns; /* on-CPU time of the thread's loop */
+	double t0, t1;  /* wall clock at the start and the end of the thread's loop */
+	double cpu_ns;  /* on-CPU time of the thread's loop */
 };
 
 static int cpus[2];
@@ -324,17 +324,21 @@ static void *thread_main(void *arg)
 {
 	struct targ *t = arg;
 	pin(t->cpu);
+	/* The two threads start each other; the main thread only waits, so that it never
+	 * needs a CPU while they run. */
 	__atomic_add_fetch(t->ready, 1, __ATOMIC_ACQ_REL);
-	while (!__atomic_load_n(t->go, __ATOMIC_ACQUIRE))
+	while (__atomic_load_n(t->ready, __ATOMIC_ACQUIRE) != 2)
 		;
 	double c0 = cpu_ns();
+	t->t0 = now_ns();
 	t->c->loop(t->c->ctx, pairs_2t());
+	t->t1 = now_ns();
 	t->cpu_ns = cpu_ns() - c0;
 	return NULL;
 }
 
-/* One run: ns per pair, per thread (wall clock; over both threads when two). *on_cpu is
- * the share of the wall time that the measuring threads were on a CPU. */
+/* One run: ns per pair, per thread (wall clock; from the first thread's start to the last
+ * one's end when two). *on_cpu is the share of that time the threads were on a CPU. */
 static double run_once(struct cand *c, int threads, double *on_cpu)
 {
 	if (threads == 1) {
@@ -346,20 +350,17 @@ static double run_once(struct cand *c, int threads, double *on_cpu)
 	}
 	pthread_t th[2];
 	struct targ ta[2];
-	unsigned ready = 0, go = 0;
+	unsigned ready = 0;
 	for (int i = 0; i < 2; i++) {
-		ta[i] = (struct targ){c, cpus[i], &ready, &go, 0};
+		ta[i] = (struct targ){c, cpus[i], &ready, 0, 0, 0};
 		pthread_create(&th[i], NULL, thread_main, &ta[i]);
 	}
-	while (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) != 2)
-		sched_yield();
-	double t0 = now_ns();
-	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	double wall = now_ns() - t0;
-	*on_cpu = (ta[0].cpu_ns + ta[1].cpu_ns) / (2 * wall);
-	return wall / (double)pairs_2t();
+	double t0 = ta[0].t0 < ta[1].t0 ? ta[0].t0 : ta[1].t0;
+	double t1 = ta[0].t1 > ta[1].t1 ? ta[0].t1 : ta[1].t1;
+	*on_cpu = (ta[0].cpu_ns + ta[1].cpu_ns) / (2 * (t1 - t0));
+	return (t1 - t0) / (double)pairs_2t();
 }
 
 /* The machine is shared: a run during which another process took one of our CPUs
@@ -541,7 +542,6 @@ int main(int argc, char **argv)
 	if (found < 2)
 		cpus[1] = cpus[0];
 	print_machine(argv, argc);
-	pin(cpus[0]);
 	UNIMEM_GRID_FOREACH(GEN_BENCH)
 	printf("\n%s%s\n", targets_missed ? "some targets missed" : "all targets met", pin_note);
 	printf("runs: %u, repeated because another process took a CPU: %u, never quiet: %u\n",

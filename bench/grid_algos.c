@@ -23,7 +23,7 @@
  * 1T: one thread; 2T: two threads pinned to CPUs 0 and 1 sharing the pool (ns per pair
  * per thread, wall clock).
  *
- * Usage: grid_algos [pairs per run (default 1000000)] [rounds (default 9)] */
+ * Usage: grid_algos [pairs per run (default 1000000)] [rounds (default 9)] [names,...] */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -379,6 +379,73 @@ INLINE void *guess3_take(struct guess *b)
 
 #define guess3_give guess_give
 
+/* ---- guess3 with the guess in the bitmap's first cache line (words[-1]): under
+ * contention one line moves between the cores instead of two ---- */
+struct guess4 {
+	_Alignas(CL) unsigned char *base;
+	uint64_t *words; /* words[-1] is the guess */
+	uint32_t nwords;
+};
+
+static struct guess4 *guess4_new(void)
+{
+	struct guess4 *g = aligned_alloc(CL, sizeof *g);
+	g->base = cells_new();
+	g->nwords = (COUNT + 63) / 64;
+	uint64_t *w = aligned_alloc(CL, ((size_t)g->nwords * 8 + 8 + CL - 1) / CL * CL);
+	w[0] = 0;
+	g->words = w + 1;
+	for (uint32_t k = 0; k < g->nwords; k++) {
+		uint32_t n = COUNT - k * 64 >= 64 ? 64 : COUNT - k * 64;
+		g->words[k] = n == 64 ? ~0ull : (1ull << n) - 1;
+	}
+	return g;
+}
+
+__attribute__((noinline)) static void *guess4_scan(struct guess4 *b, uint32_t w)
+{
+	for (uint32_t n = b->nwords; n; n--) {
+		uint64_t v = __atomic_load_n(&b->words[w], __ATOMIC_RELAXED);
+		while (v) {
+			unsigned k = (unsigned)__builtin_ctzll(v);
+			uint64_t bit = 1ull << k;
+			if (__atomic_fetch_and(&b->words[w], ~bit, __ATOMIC_ACQUIRE) & bit) {
+				uint32_t i = (w << 6) | k;
+				__atomic_store_n(&b->words[-1], i + 1 < COUNT ? i + 1 : 0, __ATOMIC_RELAXED);
+				return b->base + ((size_t)i << SHIFT);
+			}
+			v = __atomic_load_n(&b->words[w], __ATOMIC_RELAXED);
+		}
+		if (++w == b->nwords)
+			w = 0;
+	}
+	return NULL;
+}
+
+INLINE void *guess4_take(struct guess4 *b)
+{
+	uint64_t *words = b->words;
+	uint64_t i = __atomic_load_n(&words[-1], __ATOMIC_RELAXED);
+	uint64_t bit = 1ull << (i & 63);
+	if (__builtin_expect(__atomic_fetch_and(&words[i >> 6], ~bit, __ATOMIC_ACQUIRE) & bit, 1)) {
+		__atomic_store_n(&words[-1], i + 1 < COUNT ? i + 1 : 0, __ATOMIC_RELAXED);
+		return b->base + ((size_t)i << SHIFT);
+	}
+	return guess4_scan(b, (uint32_t)(i >> 6));
+}
+
+INLINE int guess4_give(struct guess4 *b, void *c)
+{
+	int64_t i = index_of(b->base, c);
+	if (i < 0)
+		return -EINVAL;
+	uint64_t bit = 1ull << (i & 63);
+	if (__atomic_fetch_or(&b->words[i >> 6], bit, __ATOMIC_RELEASE) & bit)
+		return -EALREADY;
+	__atomic_store_n(&b->words[-1], (uint64_t)i, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* ---- bitmap, scan from word 0 (no shared hint) ---- */
 INLINE void *low_take(struct guess *b)
 {
@@ -545,6 +612,7 @@ DEFINE_LOOP(bitmap, struct bitmap)
 DEFINE_LOOP(guess, struct guess)
 DEFINE_LOOP(guess2, struct guess)
 DEFINE_LOOP(low, struct guess)
+DEFINE_LOOP(guess4, struct guess4)
 DEFINE_LOOP(guess3, struct guess)
 DEFINE_LOOP(spin, struct locked)
 DEFINE_LOOP(mutex, struct locked)
@@ -562,14 +630,15 @@ static void *mk_treiber(void) { return treiber_new(); }
 static void *mk_ring(void) { return ring_new(); }
 static void *mk_bitmap(void) { return bitmap_new(); }
 static void *mk_guess(void) { return guess_new(); }
+static void *mk_guess4(void) { return guess4_new(); }
 static void *mk_locked(void) { return locked_new(); }
 
 struct targ {
 	void (*loop)(void *, uint64_t);
 	void *pool;
-	pthread_barrier_t *bar;
+	unsigned *ready;
 	int cpu;
-	double cpu_ns;
+	double t0, t1, cpu_ns;
 };
 
 static double cpu_ns(void)
@@ -591,9 +660,14 @@ static void *thread_main(void *a)
 {
 	struct targ *t = a;
 	pin(t->cpu);
-	pthread_barrier_wait(t->bar);
+	/* The threads start each other: the main thread needs no CPU while they run. */
+	__atomic_add_fetch(t->ready, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(t->ready, __ATOMIC_ACQUIRE) != 2)
+		;
 	double c0 = cpu_ns();
+	t->t0 = now_ns();
 	t->loop(t->pool, ITER);
+	t->t1 = now_ns();
 	t->cpu_ns = cpu_ns() - c0;
 	return NULL;
 }
@@ -606,7 +680,8 @@ static int cmp_d(const void *a, const void *b)
 
 /* ns per pair (per thread, wall clock) of one run of `loop` on `threads` threads; *on is
  * the share of the wall time the threads were on a CPU. */
-static double measure_once(void (*loop)(void *, uint64_t), void *pool, int threads, double *on)
+static double measure_once(void (*loop)(void *, uint64_t), void *pool, int threads,
+			   double *on)
 {
 	if (threads == 1) {
 		double c0 = cpu_ns(), t0 = now_ns();
@@ -617,20 +692,17 @@ static double measure_once(void (*loop)(void *, uint64_t), void *pool, int threa
 	}
 	pthread_t th[2];
 	struct targ ta[2];
-	pthread_barrier_t bar;
-	pthread_barrier_init(&bar, NULL, threads + 1);
-	for (int i = 0; i < threads; i++) {
-		ta[i] = (struct targ){loop, pool, &bar, i % 2, 0};
+	unsigned ready = 0;
+	for (int i = 0; i < 2; i++) {
+		ta[i] = (struct targ){loop, pool, &ready, i, 0, 0, 0};
 		pthread_create(&th[i], NULL, thread_main, &ta[i]);
 	}
-	pthread_barrier_wait(&bar);
-	double t0 = now_ns();
-	for (int i = 0; i < threads; i++)
+	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	double wall = now_ns() - t0;
-	pthread_barrier_destroy(&bar);
-	*on = (ta[0].cpu_ns + ta[1].cpu_ns) / (2 * wall);
-	return wall / ITER;
+	double t0 = ta[0].t0 < ta[1].t0 ? ta[0].t0 : ta[1].t0;
+	double t1 = ta[0].t1 > ta[1].t1 ? ta[0].t1 : ta[1].t1;
+	*on = (ta[0].cpu_ns + ta[1].cpu_ns) / (2 * (t1 - t0));
+	return (t1 - t0) / ITER;
 }
 
 /* The machine is shared: repeat a run (up to 20 times) until its threads were on a CPU
@@ -667,15 +739,27 @@ int main(int argc, char **argv)
 		{"guess", mk_guess, loop_guess, batch_guess},
 		{"guess2", mk_guess, loop_guess2, batch_guess2},
 		{"guess3", mk_guess, loop_guess3, batch_guess3},
+		{"guess4", mk_guess4, loop_guess4, batch_guess4},
 		{"low", mk_guess, loop_low, batch_low},
 		{"spin", mk_locked, loop_spin, batch_spin},
 		{"mutex", mk_locked, loop_mutex, batch_mutex},
 	};
-	enum { NA = sizeof algos / sizeof algos[0] };
+	int NA = (int)(sizeof algos / sizeof algos[0]);
+	if (argc > 3) { /* only the candidates named in argv[3], e.g. guess3,ring */
+		int m = 0;
+		for (int a = 0; a < NA; a++) {
+			char pat[32];
+			snprintf(pat, sizeof pat, ",%s,", algos[a].name);
+			char list[256];
+			snprintf(list, sizeof list, ",%s,", argv[3]);
+			if (strstr(list, pat))
+				algos[m++] = algos[a];
+		}
+		NA = m;
+	}
 	static const char *what[4] = {"pair 1T", "pair 2T", "batch 1T", "batch 2T"};
 	printf("cells %u x %d bytes, %llu pairs per run, median of %d rounds (min..max)\n",
 	       COUNT, 1 << SHIFT, (unsigned long long)ITER, reps);
-	pin(0);
 	for (int a = 0; a < NA; a++) {
 		algos[a].pool = algos[a].make();
 		algos[a].loop(algos[a].pool, ITER / 4); /* warm-up */
