@@ -447,6 +447,83 @@ INLINE int guess4_give(struct guess4 *b, void *c)
 	return 0;
 }
 
+/* ---- guess3 with one guess per thread, without thread-local storage: the guess slot is
+ * picked by a hash of the stack address (threads have their own stacks), each slot on
+ * its own cache line and starting in its own region of the bitmap ---- */
+#define SLOTS 16
+struct slots {
+	struct {
+		_Alignas(CL) uint64_t guess;
+	} slot[SLOTS];
+	_Alignas(CL) unsigned char *base;
+	uint64_t *words;
+	uint32_t nwords;
+};
+
+static struct slots *slots_new(void)
+{
+	struct bitmap *b = bitmap_new();
+	struct slots *g = aligned_alloc(CL, sizeof *g);
+	g->base = b->base;
+	g->words = b->words;
+	g->nwords = b->nwords;
+	for (int k = 0; k < SLOTS; k++)
+		g->slot[k].guess = (uint64_t)k * g->nwords / SLOTS * 64;
+	return g;
+}
+
+INLINE uint64_t *slot_of(struct slots *g)
+{
+	char probe;
+	uintptr_t sp = (uintptr_t)&probe;
+	__asm__("" : "+r"(sp)); /* the address, not the byte */
+	return &g->slot[((sp >> 16) * 0x9E3779B97F4A7C15ull) >> 60].guess;
+}
+
+__attribute__((noinline)) static void *slots_scan(struct slots *b, uint64_t *hint, uint32_t w)
+{
+	for (uint32_t n = b->nwords; n; n--) {
+		uint64_t v = __atomic_load_n(&b->words[w], __ATOMIC_RELAXED);
+		while (v) {
+			unsigned k = (unsigned)__builtin_ctzll(v);
+			uint64_t bit = 1ull << k;
+			if (__atomic_fetch_and(&b->words[w], ~bit, __ATOMIC_ACQUIRE) & bit) {
+				uint32_t i = (w << 6) | k;
+				__atomic_store_n(hint, i + 1 < COUNT ? i + 1 : 0, __ATOMIC_RELAXED);
+				return b->base + ((size_t)i << SHIFT);
+			}
+			v = __atomic_load_n(&b->words[w], __ATOMIC_RELAXED);
+		}
+		if (++w == b->nwords)
+			w = 0;
+	}
+	return NULL;
+}
+
+INLINE void *slots_take(struct slots *b)
+{
+	uint64_t *hint = slot_of(b);
+	uint64_t i = __atomic_load_n(hint, __ATOMIC_RELAXED);
+	uint64_t bit = 1ull << (i & 63);
+	if (__builtin_expect(__atomic_fetch_and(&b->words[i >> 6], ~bit, __ATOMIC_ACQUIRE) & bit, 1)) {
+		__atomic_store_n(hint, i + 1 < COUNT ? i + 1 : 0, __ATOMIC_RELAXED);
+		return b->base + ((size_t)i << SHIFT);
+	}
+	return slots_scan(b, hint, (uint32_t)(i >> 6));
+}
+
+INLINE int slots_give(struct slots *b, void *c)
+{
+	int64_t i = index_of(b->base, c);
+	if (i < 0)
+		return -EINVAL;
+	uint64_t bit = 1ull << (i & 63);
+	if (__atomic_fetch_or(&b->words[i >> 6], bit, __ATOMIC_RELEASE) & bit)
+		return -EALREADY;
+	__atomic_store_n(slot_of(b), (uint64_t)i, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* ---- bitmap, scan from word 0 (no shared hint) ---- */
 INLINE void *low_take(struct guess *b)
 {
@@ -614,6 +691,7 @@ DEFINE_LOOP(guess, struct guess)
 DEFINE_LOOP(guess2, struct guess)
 DEFINE_LOOP(low, struct guess)
 DEFINE_LOOP(guess4, struct guess4)
+DEFINE_LOOP(slots, struct slots)
 DEFINE_LOOP(guess3, struct guess)
 DEFINE_LOOP(spin, struct locked)
 DEFINE_LOOP(mutex, struct locked)
@@ -632,6 +710,7 @@ static void *mk_ring(void) { return ring_new(); }
 static void *mk_bitmap(void) { return bitmap_new(); }
 static void *mk_guess(void) { return guess_new(); }
 static void *mk_guess4(void) { return guess4_new(); }
+static void *mk_slots(void) { return slots_new(); }
 static void *mk_locked(void) { return locked_new(); }
 
 struct targ {
@@ -741,6 +820,7 @@ int main(int argc, char **argv)
 		{"guess2", mk_guess, loop_guess2, batch_guess2},
 		{"guess3", mk_guess, loop_guess3, batch_guess3},
 		{"guess4", mk_guess4, loop_guess4, batch_guess4},
+		{"slots", mk_slots, loop_slots, batch_slots},
 		{"low", mk_guess, loop_low, batch_low},
 		{"spin", mk_locked, loop_spin, batch_spin},
 		{"mutex", mk_locked, loop_mutex, batch_mutex},
