@@ -47,7 +47,10 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 
 	unsigned shift = (unsigned)__builtin_ctzll((unsigned long long)cell);
 	uint64_t odd = (uint64_t)cell >> shift;
-	g->hint = 0;
+	/* Each guess slot starts in its own region of the bitmap (at a word boundary), so
+	 * that threads on different slots start on different words. */
+	for (unsigned k = 0; k < UNIMEM_GRID_SLOTS; k++)
+		g->slot[k][0] = (uint64_t)k * words / UNIMEM_GRID_SLOTS * 64; /* < count */
 	g->base = base;
 	g->bits = bits;
 	g->cell_size = cell;
