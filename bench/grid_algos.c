@@ -15,7 +15,11 @@
  *   guess    bitmap, take first clears the bit of the cell given last (blind lock btr,
  *            no load of the word first), scans only when that fails
  *   guess2   guess, and a scan leaves the guess at the cell after the one it found
- *   guess3   guess2, and every take moves the guess to the next cell   <- the Grid
+ *   guess3   guess2, and every take moves the guess to the next cell
+ *   guess4   guess3 with the guess in the bitmap's first cache line
+ *   slots    guess3 with 16 guesses, one per cache line, each thread using the one a
+ *            hash of its stack address picks, each starting in its own region of the
+ *            bitmap: per-thread guesses without thread-local storage   <- the Grid
  *   spin     spinlock free list with a per-cell byte (not lock-free; for scale)
  *   mutex    pthread mutex free list with a per-cell byte
  * Cell size (64) and count (-DCOUNT, default 4096) are compile-time constants, as in a
