@@ -582,12 +582,17 @@ Test(grid, double_give_race_exactly_one_wins)
 
 /* Stress: threads take and give at random; every take marks the cell's owner with a CAS
  * (a cell handed to two holders fails it), every holder stamps its cell and checks the
- * stamp before giving it back, and refused gives (inside a held cell) are sprinkled in. */
+ * stamp before giving it back, refused gives (inside a held cell) are sprinkled in, and
+ * cells also change hands through a few mailboxes, so that threads give cells that other
+ * threads took. */
 #define MAX_HELD 24
+#define BOXES 8
+#define IN_BOX UINT64_MAX /* owner of a cell in a mailbox */
 
 struct stress {
 	struct pool *p;
-	uint64_t *owner; /* per cell: 0, or the holder's id */
+	uint64_t *owner; /* per cell: 0, the holder's id, or IN_BOX */
+	void *box[BOXES];
 	double end;
 	uint64_t takes, empties, gives;
 	uint64_t double_handout, stamp_bad, give_bad, refuse_bad;
@@ -631,7 +636,7 @@ static void *stress_worker(void *arg)
 			memcpy(c, &tag, sizeof tag);
 			memcpy(c + p->cell - sizeof tag, &tag, sizeof tag);
 			held[nheld++] = c;
-		} else if (r < 97 && nheld) {
+		} else if (r < 90 && nheld) {
 			int j = (int)(rng_next(&rng) % (uint64_t)nheld);
 			unsigned char *c = held[j];
 			uint64_t a, b;
@@ -648,9 +653,32 @@ static void *stress_worker(void *arg)
 				gbad++;
 			gives++;
 			held[j] = held[--nheld];
+		} else if (r < 97 && nheld) {
+			/* Swap a held cell for whatever a mailbox holds. */
+			int j = (int)(rng_next(&rng) % (uint64_t)nheld);
+			unsigned char *c = held[j];
+			uint64_t expect = w->id;
+			if (!__atomic_compare_exchange_n(&s->owner[index_of(p, c)], &expect, IN_BOX,
+							 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				dbl++;
+			unsigned char *got = __atomic_exchange_n(&s->box[rng_next(&rng) % BOXES], c,
+								 __ATOMIC_ACQ_REL);
+			held[j] = held[--nheld];
+			if (got) {
+				expect = IN_BOX;
+				if (!__atomic_compare_exchange_n(&s->owner[index_of(p, got)], &expect,
+								 w->id, false, __ATOMIC_ACQ_REL,
+								 __ATOMIC_ACQUIRE))
+					dbl++;
+				uint64_t tag = w->id << 40 | ++seq;
+				memcpy(got, &tag, sizeof tag);
+				memcpy(got + p->cell - sizeof tag, &tag, sizeof tag);
+				held[nheld++] = got;
+			}
 		} else if (nheld) {
 			unsigned char *c = held[rng_next(&rng) % (uint64_t)nheld];
-			if (p->give(p->g, c + 8) != -EINVAL || p->give(p->g, c + p->cell - 64 + 32) != -EINVAL)
+			if (p->give(p->g, c + 8) != -EINVAL ||
+			    p->give(p->g, c + p->cell - 32) != -EINVAL)
 				rbad++;
 		}
 	}
@@ -683,6 +711,13 @@ static void run_stress(struct pool *p, int threads, double seconds)
 	}
 	for (int k = 0; k < threads; k++)
 		pthread_join(w[k].th, NULL);
+	for (int k = 0; k < BOXES; k++)
+		if (s.box[k]) {
+			size_t i = index_of(p, s.box[k]);
+			cr_assert_eq(s.owner[i], IN_BOX);
+			s.owner[i] = 0;
+			cr_assert_eq(p->give(p->g, s.box[k]), 0);
+		}
 	cr_assert_eq(s.double_handout, 0, "%s: %llu cells handed to two holders", p->name,
 		     (unsigned long long)s.double_handout);
 	cr_assert_eq(s.stamp_bad, 0, "%s: %llu cells overwritten while held", p->name,
