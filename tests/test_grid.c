@@ -653,19 +653,23 @@ static void *stress_worker(void *arg)
 				gbad++;
 			gives++;
 			held[j] = held[--nheld];
-		} else if (r < 97 && nheld) {
-			/* Swap a held cell for whatever a mailbox holds. */
-			int j = (int)(rng_next(&rng) % (uint64_t)nheld);
-			unsigned char *c = held[j];
-			uint64_t expect = w->id;
-			if (!__atomic_compare_exchange_n(&s->owner[index_of(p, c)], &expect, IN_BOX,
-							 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				dbl++;
+		} else if (r < 97) {
+			/* Swap a held cell (or nothing) for whatever a mailbox holds. */
+			unsigned char *c = NULL;
+			if (nheld) {
+				int j = (int)(rng_next(&rng) % (uint64_t)nheld);
+				c = held[j];
+				held[j] = held[--nheld];
+				uint64_t expect = w->id;
+				if (!__atomic_compare_exchange_n(&s->owner[index_of(p, c)], &expect,
+								 IN_BOX, false, __ATOMIC_ACQ_REL,
+								 __ATOMIC_ACQUIRE))
+					dbl++;
+			}
 			unsigned char *got = __atomic_exchange_n(&s->box[rng_next(&rng) % BOXES], c,
 								 __ATOMIC_ACQ_REL);
-			held[j] = held[--nheld];
 			if (got) {
-				expect = IN_BOX;
+				uint64_t expect = IN_BOX;
 				if (!__atomic_compare_exchange_n(&s->owner[index_of(p, got)], &expect,
 								 w->id, false, __ATOMIC_ACQ_REL,
 								 __ATOMIC_ACQUIRE))
