@@ -506,9 +506,26 @@ struct racer_arg {
 	int k;
 };
 
+/* Spread the racers over the CPUs, so that their gives really overlap. */
+static void pin_to(int k)
+{
+	cpu_set_t all, one;
+	if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2)
+		return;
+	int n = k % CPU_COUNT(&all);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all) && n-- == 0) {
+			CPU_ZERO(&one);
+			CPU_SET(c, &one);
+			pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+			return;
+		}
+}
+
 static void *racer(void *arg)
 {
 	struct racer_arg *a = arg;
+	pin_to(a->k);
 	for (;;) {
 		barrier_wait(&a->r->start);
 		if (__atomic_load_n(&a->r->stop, __ATOMIC_ACQUIRE))
@@ -528,6 +545,9 @@ static void run_double_give_race(struct pool *p, int racers, double seconds, lon
 		args[k] = (struct racer_arg){&r, k};
 		cr_assert_eq(pthread_create(&th[k], NULL, racer, &args[k]), 0);
 	}
+	cpu_set_t mask;
+	bool restore = sched_getaffinity(0, sizeof mask, &mask) == 0;
+	pin_to(0);
 	double end = now_s() + seconds;
 	uint64_t rng = 42;
 	long rounds = 0;
@@ -562,6 +582,8 @@ static void run_double_give_race(struct pool *p, int racers, double seconds, lon
 	barrier_wait(&r.start);
 	for (int k = 1; k < racers; k++)
 		pthread_join(th[k], NULL);
+	if (restore)
+		sched_setaffinity(0, sizeof mask, &mask);
 	for (int k = 0; k < 3; k++)
 		cr_assert_eq(p->give(p->g, hold[k]), 0);
 	cr_assert_eq(p->available(p->g), p->count);
