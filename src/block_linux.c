@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Block, Linux backend: memfd + seals + MAP_SHARED, populated in parallel and locked. */
+/* Block, Linux backend: memfd + seals + MAP_SHARED, filled and faulted in from both ends
+ * at once, and locked. */
 #define _GNU_SOURCE
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -27,12 +30,25 @@
 
 #define KNOWN_FLAGS (UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE)
 
-/* Populating is most of a pinned open's cost (a fault costs 1-2 us in VMs), and one
- * thread cannot fault memfd pages as fast as the kernel can hand them out: split the
- * range over several threads from this size on. */
-#define PARALLEL_POPULATE_MIN (8u << 20)
-#define POPULATE_CHUNK_MIN (4u << 20)
-#define POPULATE_THREADS_MAX 8
+/* Populating is most of a pinned open's cost (a fault costs 1-2 us in VMs). Measured on a
+ * 2-core VM (docs/BENCHMARKS.md): writing zeros into the memfd with pwritev() fills the page
+ * cache at ~1.5 us a page, no fault taken, and a read-populate then maps those pages 16 at a
+ * time (fault-around) at ~0.5 us a page; a write fault per page (MADV_POPULATE_WRITE) costs
+ * ~2.4 us. Writes to one file serialise on its inode lock but faults do not, so the work is
+ * split in chunks claimed from both ends: the opening thread writes chunks from the front,
+ * helper threads fault chunks in from the back, until they meet. When the helpers get no
+ * CPU, the opening thread simply does more chunks itself: nobody waits for a fixed share. */
+#define FILL_CHUNK ((size_t)512 << 10)
+#define FILL_PARALLEL_MIN ((size_t)2 << 20)
+#define FILL_HELPERS_MAX 7
+#define ZERO_SOURCE ((size_t)64 << 10)
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+/* Read-only source of zeros for pwritev (bss: every page of it is the zero page). */
+static unsigned char zero_source[ZERO_SOURCE];
 
 size_t umi_page_size(void)
 {
@@ -46,72 +62,176 @@ size_t umi_page_size(void)
 	return p;
 }
 
-/* Touch every page for writing: the fallback where MADV_POPULATE_WRITE is missing. */
-static int touch_pages(unsigned char *p, size_t len, size_t page)
+/* Fault every page in: for writing (allocates shmem pages), or for reading (maps pages that
+ * are already in the page cache, several per fault). Faults in a VM_LOCKED mapping lock. */
+static int populate_range(unsigned char *p, size_t len, size_t page, bool write)
 {
-	for (size_t off = 0; off < len; off += page)
-		__atomic_fetch_or((unsigned char *)p + off, 0, __ATOMIC_RELAXED);
-	return 0;
-}
-
-static int populate_range(unsigned char *p, size_t len, size_t page)
-{
-	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+	if (madvise(p, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
 		return 0;
-	if (errno == EINVAL) /* kernel older than 5.14 */
-		return touch_pages(p, len, page);
+	if (errno == EINVAL) { /* kernel older than 5.14: touch the pages */
+		for (size_t off = 0; off < len; off += page) {
+			if (write)
+				__atomic_fetch_or(p + off, 0, __ATOMIC_RELAXED);
+			else
+				(void)*(volatile unsigned char *)(p + off);
+		}
+		return 0;
+	}
 	/* ENOMEM: out of memory; EFAULT: the fault failed (SIGBUS territory). */
 	return errno == EFAULT || errno == ENOMEM || errno == EAGAIN ? -ENOMEM : -errno;
 }
 
-struct populate_job {
+/* Fill [off, off + len) of the memfd with zeros through the page cache: no fault taken.
+ * Returns 0, -ENOMEM, or -EOPNOTSUPP where the file cannot be written (hugetlbfs). */
+static int write_zeros(int fd, size_t off, size_t len)
+{
+	struct iovec iov[FILL_CHUNK / ZERO_SOURCE];
+	while (len) {
+		int n = 0;
+		for (size_t left = len; left && n < (int)(sizeof iov / sizeof iov[0]); n++) {
+			size_t l = left < ZERO_SOURCE ? left : ZERO_SOURCE;
+			iov[n] = (struct iovec){ zero_source, l };
+			left -= l;
+		}
+		ssize_t w = pwritev(fd, iov, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EINVAL || errno == EOPNOTSUPP || errno == ENODEV)
+				return -EOPNOTSUPP;
+			return -ENOMEM; /* ENOSPC, ENOMEM, EFBIG: no memory for the pages */
+		}
+		if (w == 0)
+			return -ENOMEM;
+		off += (size_t)w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+struct fill {
 	unsigned char *p;
-	size_t len;
-	size_t page;
-	int err;
+	size_t size, page, nchunks;
+	int fd;
+	bool fresh;       /* a new, empty memfd: zeros may be written; else fault only */
+	size_t claimed;   /* chunks claimed from either end (atomic) */
+	size_t back;      /* chunks the helpers claimed, from the end (atomic) */
+	int err;          /* first error (atomic) */
 };
 
-static void *populate_thread(void *arg)
+static size_t chunk_len(const struct fill *f, size_t c)
 {
-	struct populate_job *j = arg;
-	j->err = populate_range(j->p, j->len, j->page);
+	size_t off = c * FILL_CHUNK;
+	return f->size - off < FILL_CHUNK ? f->size - off : FILL_CHUNK;
+}
+
+static bool fill_claim(struct fill *f)
+{
+	if (__atomic_load_n(&f->err, __ATOMIC_RELAXED))
+		return false;
+	return __atomic_fetch_add(&f->claimed, 1, __ATOMIC_RELAXED) < f->nchunks;
+}
+
+static void fill_fail(struct fill *f, int err)
+{
+	int none = 0;
+	__atomic_compare_exchange_n(&f->err, &none, err, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+}
+
+/* A helper: fault chunks in from the back. */
+static void *fill_back(void *arg)
+{
+	struct fill *f = arg;
+	while (fill_claim(f)) {
+		size_t c = f->nchunks - 1 - __atomic_fetch_add(&f->back, 1, __ATOMIC_RELAXED);
+		int err = populate_range(f->p + c * FILL_CHUNK, chunk_len(f, c), f->page, f->fresh);
+		if (err) {
+			fill_fail(f, err);
+			break;
+		}
+	}
 	return NULL;
 }
 
-static int populate(unsigned char *p, size_t len, size_t page)
+/* Helper threads worth starting now: CPUs this thread may run on that no runnable task
+ * holds at this instant (the 4th field of /proc/loadavg counts the runnable tasks, this
+ * one included). A helper that gets no CPU only makes the opening thread wait for it. */
+static long idle_cpus(void)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n = len / POPULATE_CHUNK_MIN;
-	if (len < PARALLEL_POPULATE_MIN || cpus < 2 || n < 2)
-		return populate_range(p, len, page);
-	if (n > (size_t)cpus)
-		n = (size_t)cpus;
-	if (n > POPULATE_THREADS_MAX)
-		n = POPULATE_THREADS_MAX;
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < cpus)
+		cpus = CPU_COUNT(&set);
+	if (cpus < 2)
+		return 0;
+	char buf[128];
+	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return cpus - 1; /* no /proc: assume the others are free */
+	buf[n] = 0;
+	const char *q = buf;
+	for (int i = 0; i < 3 && q; i++) {
+		q = strchr(q, ' ');
+		if (q)
+			q++;
+	}
+	long running = q ? strtol(q, NULL, 10) : 1;
+	if (running < 1)
+		running = 1;
+	return running >= cpus ? 0 : cpus - running;
+}
 
-	struct populate_job jobs[POPULATE_THREADS_MAX];
-	pthread_t tids[POPULATE_THREADS_MAX];
-	size_t per = umi_round_up(len / n, page), off = 0, started = 0;
-	for (size_t i = 0;; i++) {
-		bool last = i == n - 1 || len - off <= per;
-		jobs[i] = (struct populate_job){ p + off, last ? len - off : per, page, 0 };
-		/* This thread takes the last share itself; a thread that cannot start
-		 * leaves the rest to this one too. */
-		if (last || pthread_create(&tids[i], NULL, populate_thread, &jobs[i]) != 0) {
-			jobs[i].len = len - off;
-			populate_thread(&jobs[i]);
+/* Make every page of the mapping resident (and, in a VM_LOCKED mapping, locked). `fresh`:
+ * the memfd was just created by this open and holds no page, so zeros may be written into
+ * it; otherwise (a Block looked up or received) its pages hold data and are only faulted
+ * in (a read fault maps the pages that are there, and allocates zeroed ones for holes). */
+static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fresh)
+{
+	struct fill f = { p, size, page, (size + FILL_CHUNK - 1) / FILL_CHUNK, fd, fresh,
+			  0, 0, 0 };
+	pthread_t tids[FILL_HELPERS_MAX];
+	size_t helpers = 0;
+	long idle = size >= FILL_PARALLEL_MIN ? idle_cpus() : 0;
+	if (idle > 0) {
+		size_t want = (size_t)idle;
+		if (want > FILL_HELPERS_MAX)
+			want = FILL_HELPERS_MAX;
+		if (want > f.nchunks / 2)
+			want = f.nchunks / 2;
+		/* A helper that cannot start leaves its chunks to this thread. */
+		while (helpers < want && pthread_create(&tids[helpers], NULL, fill_back, &f) == 0)
+			helpers++;
+	}
+	/* This thread: write chunks from the front; huge pages cannot be written, fault them.
+	 * A Block that is not fresh is faulted in from both ends, never written. */
+	bool writable = fresh && page == umi_page_size();
+	size_t front = 0, written = 0;
+	while (fill_claim(&f)) {
+		size_t c = front++, len = chunk_len(&f, c);
+		int err = writable ? write_zeros(fd, c * FILL_CHUNK, len) : -EOPNOTSUPP;
+		if (err == -EOPNOTSUPP) {
+			writable = false;
+			err = populate_range(p + c * FILL_CHUNK, len, page, fresh);
+		} else if (!err) {
+			written = front;
+		}
+		if (err) {
+			fill_fail(&f, err);
 			break;
 		}
-		started++;
-		off += per;
 	}
-	int err = jobs[started].err;
-	for (size_t i = 0; i < started; i++) {
+	/* Map what this thread wrote: read faults, 16 pages at a time. */
+	int err = 0;
+	if (written && !__atomic_load_n(&f.err, __ATOMIC_RELAXED))
+		err = populate_range(p, written * FILL_CHUNK < size ? written * FILL_CHUNK : size, page,
+				     false);
+	for (size_t i = 0; i < helpers; i++)
 		pthread_join(tids[i], NULL);
-		if (jobs[i].err && !err)
-			err = jobs[i].err;
-	}
-	return err;
+	return f.err ? f.err : err;
 }
 
 /* Bytes of memory the system could hand out now (MemAvailable), or SIZE_MAX if unknown. */
@@ -152,13 +272,14 @@ static bool can_back(size_t size, bool pinned)
 	return size <= mem_available();
 }
 
-/* Create the memfd and its mapping. Tries huge pages first when asked; falls back to
- * normal pages silently. On success fills b->fd, b->ptr, b->size, b->page. */
-static int map_memfd(unimem_block *b, size_t bytes, unsigned flags)
+/* Create the memfd (named `name`, which carries the Block's id: see share_linux.c) and
+ * its mapping. Tries huge pages first when asked; falls back to normal pages silently.
+ * On success fills b->fd, b->ptr, b->size, b->page. */
+static int map_memfd(unimem_block *b, size_t bytes, unsigned flags, const char *name)
 {
 	size_t page = umi_page_size();
 	if (flags & UNIMEM_BLOCK_HUGE) {
-		int fd = memfd_create("unimem", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+		int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
 		struct stat st;
 		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_blksize > (blksize_t)page) {
 			size_t hpage = (size_t)st.st_blksize;
@@ -184,7 +305,7 @@ static int map_memfd(unimem_block *b, size_t bytes, unsigned flags)
 		return -EINVAL;
 	if (size > (size_t)INT64_MAX || !can_back(size, !(flags & UNIMEM_BLOCK_UNPINNED)))
 		return -ENOMEM;
-	int fd = memfd_create("unimem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return errno == EMFILE || errno == ENFILE ? -EMFILE : -errno;
 	if (ftruncate(fd, (off_t)size) != 0) {
@@ -207,8 +328,8 @@ static int map_memfd(unimem_block *b, size_t bytes, unsigned flags)
 	return 0;
 }
 
-/* Lock the mapping and fault every page in. */
-static int pin(unimem_block *b)
+/* Lock the mapping and fault every page in; `fresh` as populate(). */
+static int pin(unimem_block *b, bool fresh)
 {
 	/* Lock-on-fault first: it checks RLIMIT_MEMLOCK at once, before any page is
 	 * faulted, and the parallel populate that follows locks each page it faults. */
@@ -220,7 +341,7 @@ static int pin(unimem_block *b)
 		if (errno != EINVAL && errno != ENOSYS)
 			return -errno;
 		/* No lock-on-fault (kernel < 4.4): populate, then lock. */
-		int err = populate(b->ptr, b->size, b->page);
+		int err = populate(b->ptr, b->size, b->page, b->fd, fresh);
 		if (err)
 			return err;
 		if (mlock(b->ptr, b->size) != 0) {
@@ -232,7 +353,7 @@ static int pin(unimem_block *b)
 		}
 		return 0;
 	}
-	return populate(b->ptr, b->size, b->page);
+	return populate(b->ptr, b->size, b->page, b->fd, fresh);
 }
 
 int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
@@ -247,8 +368,11 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 	if (!b)
 		return -ENOMEM;
 	b->fd = -1;
-	int err = map_memfd(b, bytes, flags);
+	char name[UMI_SHARE_NAME_MAX];
+	umi_share_claim(b, name);
+	int err = map_memfd(b, bytes, flags, name);
 	if (err) {
+		umi_share_release(b);
 		free(b);
 		return err;
 	}
@@ -258,7 +382,7 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 		goto fail;
 	}
 	if (!(flags & UNIMEM_BLOCK_UNPINNED)) {
-		err = pin(b);
+		err = pin(b, true);
 		if (err)
 			goto fail;
 		b->pinned = true;
@@ -268,8 +392,14 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 fail:
 	munmap(b->ptr, b->size); /* also drops any lock and any page faulted so far */
 	close(b->fd);
+	umi_share_release(b);
 	free(b);
 	return err;
+}
+
+int umi_block_pin(unimem_block *b)
+{
+	return pin(b, false); /* another holder's pages: fault them in, never write */
 }
 
 void unimem_block_close(unimem_block *b)
@@ -279,6 +409,9 @@ void unimem_block_close(unimem_block *b)
 	umi_gpu_release(b);
 	munmap(b->ptr, b->size);
 	close(b->fd);
+	/* The id goes back only once the fd (which carries the name) is closed, so no
+	 * two memfds of this process ever carry the same name. */
+	umi_share_release(b);
 	free(b);
 }
 
@@ -313,30 +446,4 @@ void *unimem_block_handle(const unimem_block *b)
 	return NULL;
 }
 
-/* Cross-process sharing lands with its own issue; until then these say so. */
-uint32_t unimem_block_id(const unimem_block *b)
-{
-	return b ? b->id : 0;
-}
-
-int unimem_block_lookup(unimem_block **out, uint32_t id)
-{
-	(void)id;
-	if (out)
-		*out = NULL;
-	return out ? -ENOSYS : -EINVAL;
-}
-
-int unimem_block_send(int unix_socket, const unimem_block *b)
-{
-	(void)unix_socket;
-	return b ? -ENOSYS : -EINVAL;
-}
-
-int unimem_block_recv(unimem_block **out, int unix_socket)
-{
-	(void)unix_socket;
-	if (out)
-		*out = NULL;
-	return out ? -ENOSYS : -EINVAL;
-}
+/* unimem_block_id, _lookup, _send and _recv live in share_linux.c. */

@@ -78,7 +78,14 @@ const char *unimem_strerror(int err)
 	case ENOENT:
 		return "no Block has this id";
 	case EACCES:
-		return "permission denied: the Block belongs to another user";
+		return "permission denied: the Block belongs to another user (or its process is "
+		       "not dumpable: it changed its uid, runs set-uid, or set PR_SET_DUMPABLE 0)";
+	case EBADMSG:
+		return "bad message: what came over the socket is not a Block sent by "
+		       "unimem_block_send (no fd or several, not a memfd sealed against shrink "
+		       "and grow, not writable, or a size that does not match)";
+	case ECONNRESET:
+		return "connection closed: the peer closed the socket before a Block came";
 	case ENODEV:
 		return "no GPU: no CUDA driver or no device";
 	case EALREADY:

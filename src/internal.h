@@ -40,6 +40,14 @@ static inline size_t umi_round_up(size_t n, size_t to)
 void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t bytes,
 		   uint32_t flags);
 
+/* Initialise a Grid of `cells` cells of `cell_size` bytes (rounded up to 64) over a new
+ * Block opened with `flags`; the generated pools call it with their constants.
+ * Returns 0 or a negative errno (the Grid is then left without a Block). */
+int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags);
+
+/* Close the Block of a Grid set up by umi_grid_init(). */
+void umi_grid_fini(unimem_grid *g);
+
 /* Drop the GPU mapping of a Block that is being closed (no-op when not mapped). */
 void umi_gpu_release(unimem_block *b);
 
@@ -47,6 +55,22 @@ void umi_gpu_release(unimem_block *b);
  * driver said where the last GPU call of this thread failed with that code; NULL to
  * let unimem_strerror() answer. Thread-safe. */
 const char *umi_gpu_strerror(int err);
+
+/* Lock and populate a mapped Block (block_linux.c): 0, -EPERM when RLIMIT_MEMLOCK
+ * refuses (noted for unimem_strerror), -ENOMEM. The caller sets b->pinned. */
+int umi_block_pin(unimem_block *b);
+
+/* Cross-process sharing (share_linux.c). Longest memfd name, with its NUL. */
+#define UMI_SHARE_NAME_MAX 48
+
+/* Give a Block that is being opened its id (b->id; 0 when all are taken) and write
+ * the memfd name that carries it into `name`. Thread-safe, no system call beyond
+ * getpid(). */
+void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX]);
+
+/* Give b's id back (no-op for ids this process did not claim for b). Call after
+ * the memfd is closed. Thread-safe. */
+void umi_share_release(unimem_block *b);
 
 /* Remember the RLIMIT_MEMLOCK that refused a pin, for unimem_strerror(). */
 void umi_note_memlock_refusal(size_t asked);

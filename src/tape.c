@@ -53,3 +53,73 @@ const unimem_block *unimem_tape_block(const unimem_tape *t)
 {
 	return t ? t->block : NULL;
 }
+
+void *unimem_tape_chunk_refill(unimem_tape_chunk *c, size_t size, size_t align)
+{
+	if (!c || !c->tape || align == 0 || (align & (align - 1)) != 0)
+		return NULL;
+	unimem_tape *t = c->tape;
+	/* A big take would waste much of a fresh grab, or not fit one: the Tape serves it
+	 * and the chunk keeps its room. */
+	if (size > c->grab / 2 || align > c->grab / 2)
+		return unimem_tape_take(t, size, align);
+	/* Cache-line aligned, whole lines: two threads' chunks never share a line. */
+	unsigned char *room = unimem_tape_take(t, (size_t)c->grab, UNIMEM_CACHE_LINE);
+	if (!room) /* Not a whole grab left: serve this take from what is left. */
+		return unimem_tape_take(t, size, align);
+	/* size and align are at most half a grab: the aligned take fits the new room. */
+	uintptr_t at = (uintptr_t)room;
+	uintptr_t start = (at + (align - 1)) & ~(uintptr_t)(align - 1);
+	c->next = start + size;
+	c->end = at + (uintptr_t)c->grab;
+	return (void *)start;
+}
+
+/* A take that does not fit adds its size to the cursor before it knows, and gives it back
+ * only while it is still the last: under contention on a full Tape the cursor can creep
+ * past the capacity by one failed take after another. Nothing above the capacity is
+ * anyone's (every take that succeeds ends at or below it), so once the excess passes a
+ * whole capacity, pull the cursor back to the capacity: it can never wrap. */
+static void *refuse(unimem_tape *t, uint64_t cap)
+{
+	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	while (cur > cap && cur - cap > cap)
+		if (__atomic_compare_exchange_n(&t->cursor, &cur, cap, true, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			break;
+	return NULL;
+}
+
+void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t old)
+{
+	const uint64_t cap = t->capacity;
+	const uintptr_t base = (uintptr_t)t->base, mask = (uintptr_t)align - 1;
+	uint64_t end = old + size; /* the fetch-add gave this thread [old, end) */
+	uint64_t pad = old <= cap ? (uint64_t)(((base + old + mask) & ~mask) - (base + old)) : 0;
+	if (old <= cap && pad <= cap - old && size <= cap - old - pad) {
+		/* It fits once padded: extend the range by the padding while still last. */
+		if (__atomic_compare_exchange_n(&t->cursor, &end, end + pad, false,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return (void *)(base + old + pad);
+		/* Another thread took after us: [old, old + size) stays unused. Retry. */
+	} else {
+		/* It does not fit: give the room back while still last, so that smaller
+		 * takes can use it. */
+		if (__atomic_compare_exchange_n(&t->cursor, &end, old, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			return NULL;
+		return refuse(t, cap);
+	}
+	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	for (;;) {
+		if (cur > cap)
+			return refuse(t, cap);
+		uintptr_t at = base + (uintptr_t)cur;
+		uint64_t p = (uint64_t)(((at + mask) & ~mask) - at);
+		if (p > cap - cur || size > cap - cur - p)
+			return NULL;
+		if (__atomic_compare_exchange_n(&t->cursor, &cur, cur + p + size, true,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return (void *)(at + p);
+	}
+}

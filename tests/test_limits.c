@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Memory limits: Tape and Layout opens (and Block opens in a row) under a small
+/* Memory limits: Block, Tape, Layout and Grid opens (and lookups, receives) under a small
  * RLIMIT_MEMLOCK, RLIMIT_AS and RLIMIT_NOFILE, as `nobody` when root (root's
  * CAP_IPC_LOCK ignores the memlock limit). Every refusal is the documented error, leaves
  * the out-parameter NULL and leaks no fd, no mapping and no locked page. */
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -51,6 +52,9 @@ static void warm_up(void)
 	unimem_tape_close(t);
 	cr_assert_eq(unimem_layout_open_flags(&l, 4096, 4096, 4096, UNIMEM_BLOCK_UNPINNED), 0);
 	unimem_layout_close(l);
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open_flags(&g, 64, 64, UNIMEM_BLOCK_UNPINNED), 0);
+	unimem_grid_close(g);
 	(void)unimem_strerror(-EPERM);
 }
 
@@ -69,8 +73,8 @@ static void become_nobody_with_memlock(rlim_t bytes)
 }
 
 /* Every opener, pinned (flags 0) or not, so that each limit is tried on each. */
-enum opener { BLOCK, TAPE, LAYOUT };
-static const char *const opener_name[] = { "block", "tape", "layout" };
+enum opener { BLOCK, TAPE, LAYOUT, GRID };
+static const char *const opener_name[] = { "block", "tape", "layout", "grid" };
 
 /* Open `bytes` (a Layout splits them over its three Tapes) and close it again.
  * Returns the open's result. */
@@ -121,6 +125,25 @@ static int open_close(enum opener o, size_t bytes, unsigned flags)
 		}
 		break;
 	}
+	case GRID: {
+		/* Cells of 4 KiB (the bitmap adds a little to the Block). */
+		unimem_grid *g = (unimem_grid *)0x1;
+		size_t cells = bytes / 4096 ? bytes / 4096 : 1;
+		err = unimem_grid_open_flags(&g, 4096, cells, flags);
+		if (err) {
+			cr_assert_null(g, "grid out-parameter not NULL on %d", err);
+		} else {
+			unsigned char *c;
+			size_t n = 0;
+			while ((c = unimem_grid_take(g))) {
+				memset(c, 0x3c, 4096);
+				n++;
+			}
+			cr_assert_eq(n, cells);
+			unimem_grid_close(g);
+		}
+		break;
+	}
 	}
 	return err;
 }
@@ -128,7 +151,7 @@ static int open_close(enum opener o, size_t bytes, unsigned flags)
 Test(limits, memlock_refuses_pinned_tape_and_layout_with_eperm)
 {
 	become_nobody_with_memlock(64 << 10);
-	for (int o = BLOCK; o <= LAYOUT; o++) {
+	for (int o = BLOCK; o <= GRID; o++) {
 		struct census before = census();
 		cr_assert_eq(open_close(o, 16 << 20, 0), -EPERM, "%s", opener_name[o]);
 		same_census(before, opener_name[o]);
@@ -143,7 +166,7 @@ Test(limits, memlock_refuses_pinned_tape_and_layout_with_eperm)
 Test(limits, memlock_leaves_unpinned_tape_and_layout_working)
 {
 	become_nobody_with_memlock(64 << 10);
-	for (int o = BLOCK; o <= LAYOUT; o++) {
+	for (int o = BLOCK; o <= GRID; o++) {
 		struct census before = census();
 		cr_assert_eq(open_close(o, 16 << 20, UNIMEM_BLOCK_UNPINNED), 0, "%s", opener_name[o]);
 		same_census(before, opener_name[o]);
@@ -183,7 +206,7 @@ Test(limits, memlock_zero_refuses_every_pin)
 {
 	become_nobody_with_memlock(0);
 	struct census before = census();
-	for (int o = BLOCK; o <= LAYOUT; o++) {
+	for (int o = BLOCK; o <= GRID; o++) {
 		cr_assert_eq(open_close(o, 1, 0), -EPERM, "%s", opener_name[o]);
 		cr_assert_eq(open_close(o, 1, UNIMEM_BLOCK_HUGE), -EPERM, "%s huge", opener_name[o]);
 		cr_assert_eq(open_close(o, 4096, UNIMEM_BLOCK_UNPINNED), 0, "%s", opener_name[o]);
@@ -197,7 +220,7 @@ Test(limits, many_refusals_and_opens_leak_nothing)
 	become_nobody_with_memlock(256 << 10);
 	struct census before = census();
 	for (int i = 0; i < 200; i++) {
-		enum opener o = (enum opener)(i % 3);
+		enum opener o = (enum opener)(i % 4);
 		cr_assert_eq(open_close(o, 1 << 20, 0), -EPERM, "%s, round %d", opener_name[o], i);
 		cr_assert_eq(open_close(o, (size_t)(i % 7 + 1) * page(), 0), 0, "%s, round %d",
 			     opener_name[o], i);
@@ -229,7 +252,7 @@ Test(limits, address_space_limit_refuses_tape_and_layout_with_enomem)
 	become_nobody();
 	struct census before = census();
 	limit_address_space(256ull << 20);
-	for (int o = BLOCK; o <= LAYOUT; o++) {
+	for (int o = BLOCK; o <= GRID; o++) {
 		cr_assert_eq(open_close(o, 1ull << 30, 0), -ENOMEM, "%s", opener_name[o]);
 		same_census(before, opener_name[o]);
 		cr_assert_eq(open_close(o, 1ull << 30, UNIMEM_BLOCK_UNPINNED), -ENOMEM, "%s unpinned",
@@ -284,7 +307,7 @@ Test(limits, out_of_file_descriptors_gives_emfile_and_leaks_nothing)
 	while (n < 1024 && (fd = dup(0)) >= 0)
 		filler[n++] = fd;
 	cr_assert_eq(errno, EMFILE, "no fd left");
-	for (int o = BLOCK; o <= LAYOUT; o++) {
+	for (int o = BLOCK; o <= GRID; o++) {
 		cr_assert_eq(open_close(o, 4096, 0), -EMFILE, "%s", opener_name[o]);
 		cr_assert_eq(open_close(o, 4096, UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE), -EMFILE,
 			     "%s", opener_name[o]);
@@ -295,7 +318,41 @@ Test(limits, out_of_file_descriptors_gives_emfile_and_leaks_nothing)
 		close(filler[i]);
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 	same_census(before, "EMFILE");
-	for (int o = BLOCK; o <= LAYOUT; o++)
+	for (int o = BLOCK; o <= GRID; o++)
 		cr_assert_eq(open_close(o, 4096, 0), 0, "%s after", opener_name[o]);
 	same_census(before, "EMFILE and the opens after");
+}
+
+/* Looked-up and received Blocks pin by the rule of a default open: under a small
+ * RLIMIT_MEMLOCK both say -EPERM and leak nothing; the same Block opened unpinned by this
+ * process stays usable. */
+Test(limits, lookup_and_recv_pin_by_the_open_rule)
+{
+	become_nobody_with_memlock(64 << 10);
+	unimem_block *b, *x = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, 1 << 20, UNIMEM_BLOCK_UNPINNED), 0);
+	uint32_t id = unimem_block_id(b);
+	cr_assert_neq(id, 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	/* Once first, so that first-use allocations do not count. */
+	cr_assert_eq(unimem_block_lookup(&x, id), -EPERM);
+	cr_assert_eq(unimem_block_send(sv[0], b), 0);
+	cr_assert_eq(unimem_block_recv(&x, sv[1]), -EPERM);
+	struct census before = census();
+	x = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_lookup(&x, id), -EPERM, "lookup beyond RLIMIT_MEMLOCK");
+	cr_assert_null(x);
+	same_census(before, "a refused lookup");
+	cr_assert_eq(unimem_block_send(sv[0], b), 0);
+	x = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_recv(&x, sv[1]), -EPERM, "recv beyond RLIMIT_MEMLOCK");
+	cr_assert_null(x);
+	same_census(before, "a refused recv");
+	const char *msg = unimem_strerror(-EPERM);
+	cr_assert(strstr(msg, "RLIMIT_MEMLOCK") && strstr(msg, "UNIMEM_BLOCK_UNPINNED"), "%s", msg);
+	((volatile unsigned char *)unimem_block_ptr(b))[0] = 1;
+	close(sv[0]);
+	close(sv[1]);
+	unimem_block_close(b);
 }

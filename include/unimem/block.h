@@ -27,9 +27,18 @@ enum {
  * Thread-safe. */
 UNIMEM_API int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags);
 
-/* Map the Block that another process of the same user named with unimem_block_id().
- * Returns 0, or -ENOENT (no such Block), -EACCES (another user's), -EINVAL, -ENOMEM,
- * -EPERM (pinning refused). Thread-safe. */
+/* Map the Block that another process of the same user named with unimem_block_id():
+ * the very same pages, through a mapping and fd of this holder's own, pinned by the
+ * rule of a default open (this process's RLIMIT_MEMLOCK applies). The Block stays
+ * valid after its creator closes it or dies. Returns 0 and sets *out, or a negative
+ * errno with *out set to NULL:
+ *   -ENOENT  no live Block has this id (0, closed, or its creator is gone)
+ *   -EACCES  the creating process belongs to another user (root with CAP_SYS_PTRACE
+ *            excepted), or it is not dumpable (see docs/SHARING.md)
+ *   -EINVAL  out is NULL
+ *   -EPERM   RLIMIT_MEMLOCK refuses the pinning (see unimem_strerror)
+ *   -ENOMEM, -EMFILE
+ * Costs one /proc read per open fd of the creator. Thread-safe. */
 UNIMEM_API int unimem_block_lookup(unimem_block **out, uint32_t id);
 
 /* Unmap and release this holder's reference. Other holders keep their pages.
@@ -45,8 +54,11 @@ UNIMEM_API size_t unimem_block_size(const unimem_block *b);
 /* Size of the pages backing the Block (4096, or the huge page size when granted). */
 UNIMEM_API size_t unimem_block_page_size(const unimem_block *b);
 
-/* Id that another process of the same user can pass to unimem_block_lookup();
- * 0 when the Block has none. */
+/* Id that another process of the same user can pass to unimem_block_lookup(),
+ * valid while the process that opened the Block holds it; never the id of another
+ * live Block. Looked-up and received Blocks report their creator's id. 0 when the
+ * Block has none (a process has 1024 ids; Blocks opened beyond that have none). An
+ * id is only meaningful within one pid namespace. Thread-safe, no system call. */
 UNIMEM_API uint32_t unimem_block_id(const unimem_block *b);
 
 /* The IOSurfaceRef on macOS; NULL on Linux. */
@@ -58,11 +70,23 @@ UNIMEM_API int unimem_block_fd(const unimem_block *b);
 /* Whether the pages are locked in memory. */
 UNIMEM_API bool unimem_block_pinned(const unimem_block *b);
 
-/* Pass the Block over a connected Unix-domain socket (SCM_RIGHTS).
- * Returns 0 or a negative errno. Thread-safe. */
+/* Pass the Block over a connected Unix-domain socket (stream, seqpacket or datagram):
+ * its fd (SCM_RIGHTS) and its size; the receiver needs no id. The sender keeps its
+ * Block. Returns 0, or -EINVAL (b is NULL), -EBADF, -ENOTSOCK, -EPIPE (the peer is
+ * gone; no SIGPIPE is raised), -EAGAIN (non-blocking socket full), -EINTR (signal
+ * before anything was sent), or another negative errno of sendmsg(). Thread-safe. */
 UNIMEM_API int unimem_block_send(int unix_socket, const unimem_block *b);
 
-/* Receive a Block sent with unimem_block_send(). Returns 0 or a negative errno. */
+/* Receive a Block sent with unimem_block_send(), blocking unless the socket is
+ * non-blocking. The Block is mapped and pinned by the rule of a default open. What
+ * came is checked: exactly one fd, a writable memfd sealed against shrink and grow,
+ * of the announced size. Returns 0 and sets *out, or a negative errno with *out NULL
+ * and every received fd closed:
+ *   -EBADMSG     not a Block message (see unimem_strerror)
+ *   -ECONNRESET  the peer closed the socket before sending anything
+ *   -EPERM       RLIMIT_MEMLOCK refuses the pinning
+ *   -EINVAL (out is NULL), -EBADF, -ENOTSOCK, -EAGAIN, -EINTR, -ENOMEM, -EMFILE
+ * Thread-safe (one receiver per socket at a time). */
 UNIMEM_API int unimem_block_recv(unimem_block **out, int unix_socket);
 
 UNIMEM_END_DECLS

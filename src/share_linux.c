@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/* Cross-process sharing, Linux: ids carried by memfd names and looked up through
+ * /proc/<pid>/fd; fd passing over Unix-domain sockets (SCM_RIGHTS).
+ *
+ * How ids work, and why this way.
+ *
+ * An id is (creator pid << 10) | slot: the pid of the process that opened the Block
+ * (below 2^22, PID_MAX_LIMIT of 64-bit Linux) and one of 1024 slots of that process,
+ * taken at open and given back at close. The id is written into the name of the
+ * Block's memfd, "unimem:<8 hex digits>". The kernel keeps that name with the open
+ * file itself and shows it in /proc/<pid>/fd/<n> ("/memfd:unimem:... (deleted)").
+ *
+ *  - No name lives in any file system. The only record of an id is the creator's
+ *    fd, and it goes when the fd goes: at unimem_block_close(), or when the kernel
+ *    tears down a process killed with SIGKILL. There is nothing to reclaim after a
+ *    crash and nobody has to do it: the kernel has done it before the next Block
+ *    open of anyone. (The alternative, a per-user directory under /dev/shm with one
+ *    entry per id, needs O_EXCL allocation, a scan for dead pids on every open, a
+ *    trusted sticky directory for the global id space that -EACCES needs, and still
+ *    leaves names between a crash and the next scan.)
+ *  - Ids never collide between live Blocks: two live processes never share a pid,
+ *    and one process never gives a slot to two live Blocks (a slot goes back only
+ *    after the memfd carrying its name is closed).
+ *  - Lookup lists /proc/<pid>/fd, finds the entry named for the id and opens it:
+ *    a new open file of the very same memfd. /proc/<pid>/fd passes the kernel's
+ *    ptrace access check (PTRACE_MODE_READ): a process of another user gets EACCES,
+ *    root (CAP_SYS_PTRACE) passes. The check is the kernel's, so it also holds
+ *    against code that bypasses this library.
+ *  - Against pid and fd reuse: the name is checked again on the file actually
+ *    opened, and the file must be a memfd with our seals. A dead creator's id can
+ *    name a new Block only once its pid is reused by a new process that opens a
+ *    Block in the same slot; slots are handed out round-robin to make a stale id
+ *    of a live process name a new Block only after 1024 more opens.
+ *  - Opening costs nothing but getpid(): no file is created, nothing is scanned.
+ *
+ * Limits: 1024 live ids per process (later Blocks get id 0 and are shared by
+ * unimem_block_send() only); ids mean something within one pid namespace, like
+ * pids (across containers, pass the fd); a creator that is not dumpable (it changed
+ * its uid, runs set-uid, or set PR_SET_DUMPABLE to 0) can be looked up by root
+ * only, as for ptrace; lookup reads one /proc link per open fd of the creator. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+#define SLOT_BITS 10u
+#define SLOTS (1u << SLOT_BITS)
+#define PID_LIMIT (1u << (32u - SLOT_BITS))
+
+/* Which Block holds each slot of this process. A forked child inherits the table
+ * with the Blocks it inherited; its own Blocks carry its own pid, so they cannot
+ * collide with the inherited ones, which free their slots at close as usual. */
+static _Atomic(unimem_block *) slots[SLOTS];
+static atomic_uint next_slot;
+
+static void name_for(char name[UMI_SHARE_NAME_MAX], uint32_t id)
+{
+	if (id)
+		snprintf(name, UMI_SHARE_NAME_MAX, "unimem:%08x", (unsigned)id);
+	else
+		snprintf(name, UMI_SHARE_NAME_MAX, "unimem");
+}
+
+void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX])
+{
+	b->id = 0;
+	pid_t pid = getpid();
+	if (pid > 0 && (unsigned)pid < PID_LIMIT) {
+		unsigned start = atomic_load_explicit(&next_slot, memory_order_relaxed);
+		for (unsigned i = 0; i < SLOTS; i++) {
+			unsigned s = (start + i) & (SLOTS - 1);
+			unimem_block *none = NULL;
+			if (atomic_load_explicit(&slots[s], memory_order_relaxed))
+				continue;
+			if (atomic_compare_exchange_strong_explicit(&slots[s], &none, b,
+								    memory_order_acq_rel,
+								    memory_order_relaxed)) {
+				atomic_store_explicit(&next_slot, s + 1, memory_order_relaxed);
+				b->id = (uint32_t)pid << SLOT_BITS | s;
+				break;
+			}
+		}
+	}
+	name_for(name, b->id);
+}
+
+void umi_share_release(unimem_block *b)
+{
+	if (!b || !b->id)
+		return;
+	/* Only the Block that claimed the slot gives it back: looked-up and received
+	 * Blocks carry another Block's id (maybe one of this process). */
+	unimem_block *mine = b;
+	atomic_compare_exchange_strong_explicit(&slots[b->id & (SLOTS - 1)], &mine, NULL,
+						memory_order_release, memory_order_relaxed);
+}
+
+uint32_t unimem_block_id(const unimem_block *b)
+{
+	return b ? b->id : 0;
+}
+
+/* What readlink() of /proc/<pid>/fd/<n> shows for the memfd of id `id`. */
+static size_t link_for(char *buf, size_t len, uint32_t id)
+{
+	int n = snprintf(buf, len, "/memfd:unimem:%08x (deleted)", (unsigned)id);
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+/* The id in the name of our memfd `fd`, or 0 when it carries none. */
+static uint32_t id_of_fd(int fd)
+{
+	char path[40], link[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	if (n <= 0)
+		return 0;
+	link[n] = '\0';
+	unsigned id;
+	char tail[16];
+	if (sscanf(link, "/memfd:unimem:%8x%15s", &id, tail) != 2 || strcmp(tail, "(deleted)") ||
+	    strlen(link) != strlen("/memfd:unimem:00000000 (deleted)") || !(id >> SLOT_BITS))
+		return 0;
+	return id;
+}
+
+/* Make a Block of the memfd `fd` (taken over: closed on failure). `want` is the size
+ * the sender announced (0: any). Validates that fd is a memfd sealed against shrink
+ * and grow, writable, with a size that is a positive multiple of its page; maps and
+ * pins it like a default open. Returns 0, -EBADMSG (not a Block), -ENOMEM, -EPERM. */
+static int adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, uint32_t id)
+{
+	struct stat st;
+	int err = -EBADMSG;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+		goto fail;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDWR)
+		goto fail;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+	    (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		goto fail;
+	size_t page = umi_page_size();
+	size_t blk = st.st_blksize > 0 ? (size_t)st.st_blksize : page;
+	if (blk > page && !(blk & (blk - 1)))
+		page = blk; /* hugetlbfs tells its huge page size */
+	uint64_t size = (uint64_t)st.st_size;
+	if (size % page || size > SIZE_MAX || (want && size != want) ||
+	    (want_page && want_page != page))
+		goto fail;
+
+	unimem_block *b = calloc(1, sizeof *b);
+	if (!b) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		err = errno == ENOMEM || errno == EAGAIN ? -ENOMEM : -EBADMSG;
+		free(b);
+		goto fail;
+	}
+	b->ptr = p;
+	b->size = (size_t)size;
+	b->page = page;
+	b->fd = fd;
+	b->id = id;
+	/* Pinned by the rule of a default open: this holder's lock, this holder's limit. */
+	err = umi_block_pin(b);
+	if (err) {
+		munmap(p, (size_t)size);
+		free(b);
+		goto fail;
+	}
+	b->pinned = true;
+	*out = b;
+	return 0;
+fail:
+	close(fd);
+	return err;
+}
+
+int unimem_block_lookup(unimem_block **out, uint32_t id)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	pid_t pid = (pid_t)(id >> SLOT_BITS);
+	if (pid <= 0)
+		return -ENOENT;
+
+	char want[64], path[40];
+	size_t want_len = link_for(want, sizeof want, id);
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == EACCES || errno == EPERM)
+			return -EACCES; /* another user's process (or not dumpable) */
+		if (errno == EMFILE || errno == ENFILE)
+			return -EMFILE;
+		return errno == ENOMEM ? -ENOMEM : -ENOENT;
+	}
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	int err = -ENOENT;
+	bool denied = false;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char link[64];
+		ssize_t n = readlinkat(dfd, e->d_name, link, sizeof link);
+		if (n < 0 && (errno == EACCES || errno == EPERM)) {
+			/* The directory opened (root without CAP_SYS_PTRACE passes its
+			 * mode) but the kernel's ptrace check refuses its links. */
+			denied = true;
+			break;
+		}
+		if (n != (ssize_t)want_len || memcmp(link, want, want_len))
+			continue;
+		int fd = openat(dfd, e->d_name, O_RDWR | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				err = -EMFILE;
+				break;
+			}
+			continue; /* closed since the readlink */
+		}
+		/* The creator may have closed that fd and reused its number since the
+		 * readlink: check the file we hold now. */
+		if (id_of_fd(fd) != id) {
+			close(fd);
+			continue;
+		}
+		err = adopt(out, fd, 0, 0, id);
+		if (err != -EBADMSG)
+			break;
+		err = -ENOENT; /* named like a Block, but not one of ours */
+	}
+	closedir(d);
+	return denied ? -EACCES : err;
+}
+
+/* What unimem_block_send() puts on the wire beside the fd. Same host, host order. */
+struct wire {
+	uint32_t magic;
+	uint32_t id;
+	uint64_t size;
+	uint64_t page;
+};
+#define WIRE_MAGIC 0x31424d55u /* "UMB1" */
+
+static int wait_for(int sock, short events)
+{
+	struct pollfd pfd = { .fd = sock, .events = events };
+	while (poll(&pfd, 1, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+int unimem_block_send(int unix_socket, const unimem_block *b)
+{
+	if (!b || b->fd < 0)
+		return -EINVAL;
+	if (unix_socket < 0)
+		return -EBADF;
+	struct wire w = { WIRE_MAGIC, b->id, b->size, b->page };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c;
+	memset(&c, 0, sizeof c);
+	struct iovec iov = { &w, sizeof w };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+			    .msg_controllen = sizeof c.buf };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &b->fd, sizeof(int));
+
+	size_t done = 0;
+	while (done < sizeof w) {
+		/* MSG_NOSIGNAL: a closed peer is -EPIPE, not a SIGPIPE. */
+		ssize_t n = sendmsg(unix_socket, &m, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (done && errno == EINTR)
+				continue;
+			if (done && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				int err = wait_for(unix_socket, POLLOUT);
+				if (err)
+					return err;
+				continue;
+			}
+			return -errno;
+		}
+		/* A stream socket may take part of it: the fd went with the first byte. */
+		done += (size_t)n;
+		iov.iov_base = (char *)&w + done;
+		iov.iov_len = sizeof w - done;
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+	}
+	return 0;
+}
+
+/* Keep the first fd passed in `m` in *fd; close every other one, and say -EBADMSG
+ * when there were others (or when the kernel had to drop some), -EMFILE when it
+ * dropped them because this process has no fd number left. */
+static int take_fds(struct msghdr *m, int *fd, int sock)
+{
+	int err = 0;
+	if (m->msg_flags & MSG_CTRUNC) {
+		/* More fds than room for them, or no fd number left here for one. */
+		int probe = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+		err = probe < 0 && (errno == EMFILE || errno == ENFILE) ? -EMFILE : -EBADMSG;
+		if (probe >= 0)
+			close(probe);
+	}
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof f);
+			if (*fd < 0) {
+				*fd = f;
+			} else {
+				close(f);
+				err = -EBADMSG;
+			}
+		}
+	}
+	return err;
+}
+
+int unimem_block_recv(unimem_block **out, int unix_socket)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (unix_socket < 0)
+		return -EBADF;
+	int type;
+	socklen_t tlen = sizeof type;
+	if (getsockopt(unix_socket, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0)
+		return -errno;
+
+	struct wire w;
+	size_t got = 0;
+	int fd = -1, err = 0;
+	while (got < sizeof w) {
+		/* Room for a few fds, so that a sender passing several is told apart from
+		 * one passing one (and each extra fd is closed, not leaked). */
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(4 * sizeof(int))];
+		} c;
+		struct iovec iov = { (char *)&w + got, sizeof w - got };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+				    .msg_controllen = sizeof c.buf };
+		ssize_t n = recvmsg(unix_socket, &m, MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (got && errno == EINTR)
+				continue;
+			if (got && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				err = wait_for(unix_socket, POLLIN);
+				if (err)
+					break;
+				continue;
+			}
+			err = -errno;
+			break;
+		}
+		err = take_fds(&m, &fd, unix_socket);
+		if (err)
+			break;
+		if (n == 0 && type == SOCK_STREAM) {
+			/* The peer closed: before anything came, or halfway through. */
+			err = got ? -EBADMSG : -ECONNRESET;
+			break;
+		}
+		got += (size_t)n;
+		if (type != SOCK_STREAM && (got != sizeof w || (m.msg_flags & MSG_TRUNC))) {
+			err = -EBADMSG; /* a datagram of another size: not ours */
+			break;
+		}
+	}
+	if (!err && (fd < 0 || w.magic != WIRE_MAGIC))
+		err = -EBADMSG;
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	/* The id is read from the memfd itself, not from the wire: it is the id the
+	 * creator's name carries, 0 when the fd is not one of our named memfds. */
+	return adopt(out, fd, w.size, w.page, id_of_fd(fd));
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The unimem command: `info` and `bench --quick --json` run and print well-formed output.
+
+Usage: test_cli.py UNIMEM VERSION. The numbers are not checked (they belong to the machine),
+only the shape. Prints to stderr only; exits 0 (pass) or 1 (fail).
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+
+def run(exe, *args, timeout=600):
+    p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def is_number_or_null(v):
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                         and math.isfinite(v))
+
+
+def test_info_text(exe, version):
+    rc, out, err = run(exe, 'info')
+    check(rc == 0, f'unimem info: exit {rc}: {err}')
+    for word in ('backend', 'page size', 'huge pages', 'RLIMIT_MEMLOCK', 'pinning', 'GPU',
+                 'pool types', 'block types', version):
+        check(word in out, f'unimem info: no "{word}" in:\n{out}')
+
+
+def test_info_json(exe, version):
+    rc, out, err = run(exe, 'info', '--json')
+    check(rc == 0, f'unimem info --json: exit {rc}: {err}')
+    d = json.loads(out)
+    check(d['version'] == version, f"version {d['version']} != {version}")
+    check(isinstance(d['page_size'], int) and d['page_size'] >= 4096, 'page_size')
+    for key in ('backend', 'machine', 'huge_pages', 'memlock', 'gpu', 'pool_types',
+                'block_types'):
+        check(key in d, f'info --json: no "{key}"')
+    check(isinstance(d['huge_pages']['shmem_huge_pages_off'], bool), 'shmem_huge_pages_off')
+    check(isinstance(d['memlock']['default_16mib_block_pins'], bool), 'pins')
+    check(isinstance(d['gpu']['count'], int) and d['gpu']['count'] >= 0, 'gpu count')
+    check(all(isinstance(x, str) for x in d['pool_types']), 'pool_types')
+    check(all(isinstance(x, str) for x in d['block_types']), 'block_types')
+
+
+def test_bench_json(exe, version):
+    rc, out, err = run(exe, 'bench', '--quick', '--json')
+    check(rc == 0, f'unimem bench --quick --json: exit {rc}: {err}')
+    d = json.loads(out)
+    check(d['tool'] == 'unimem bench' and d['mode'] == 'quick', 'tool/mode')
+    check(d['version'] == version, 'version')
+    check(isinstance(d['machine']['cpus'], int), 'machine')
+    ids = [g['id'] for g in d['groups']]
+    for want in ('block_open_16mib', 'block_open_256mib', 'tape_take', 'tape_take_2threads',
+                 'clear', 'grid', 'read_bandwidth', 'write_bandwidth'):
+        check(want in ids, f'bench: no group "{want}" in {ids}')
+    for g in d['groups']:
+        check(isinstance(g['title'], str) and isinstance(g['unit'], str), g['id'])
+        if g['skipped']:
+            continue
+        check(g['rows'], f"{g['id']}: no rows")
+        for r in g['rows']:
+            check(isinstance(r['name'], str) and isinstance(r['skipped'], bool), r)
+            if r['skipped']:
+                check(r.get('note'), f"{g['id']}/{r['name']}: skipped without a note")
+                continue
+            for name, m in r['metrics'].items():
+                for k in ('median', 'min', 'max', 'q1', 'q3'):
+                    check(is_number_or_null(m[k]), f"{g['id']}/{r['name']}/{name}/{k}")
+                check(m['n'] >= 1, 'n')
+                if m['median'] is not None:
+                    check(m['min'] <= m['median'] <= m['max'], f"{g['id']}/{r['name']}: order")
+            if g['base'] is not None:
+                check(all(is_number_or_null(v) for v in r['ratio'].values()), 'ratio')
+    check(d['targets'], 'bench: no targets')
+    for t in d['targets']:
+        check(t['compare'] in ('<=', '>='), t)
+        check(is_number_or_null(t['value']) and is_number_or_null(t['limit']), t)
+        check(t['met'] in (True, False, None), t)
+
+
+def test_bench_text_and_usage(exe):
+    rc, out, err = run(exe, 'bench', '--quick', '--only', 'clear,tape')
+    check(rc == 0, f'bench --quick --only: exit {rc}: {err}')
+    check('Tape clear' in out and 'Targets' in out, out)
+    check('Block open' not in out, '--only ignored')
+    for bad in (['frobnicate'], ['bench', '--nope'], ['bench', '--only', 'nope'],
+                ['info', '--nope'], []):
+        rc, out, err = run(exe, *bad)
+        check(rc == 2, f'unimem {" ".join(bad)}: exit {rc}, expected 2')
+        check(out == '', f'unimem {" ".join(bad)}: usage errors go to stderr')
+    rc, out, _ = run(exe, 'help')
+    check(rc == 0 and 'usage' in out, 'help')
+
+
+def main():
+    exe, version = sys.argv[1], sys.argv[2]
+    failed = 0
+    tests = [lambda: test_info_text(exe, version), lambda: test_info_json(exe, version),
+             lambda: test_bench_json(exe, version), lambda: test_bench_text_and_usage(exe)]
+    names = ['info text', 'info --json', 'bench --quick --json', 'bench text and usage']
+    for name, t in zip(names, tests):
+        try:
+            t()
+            print(f'ok: {name}', file=sys.stderr)
+        except (AssertionError, KeyError, TypeError, ValueError,
+                subprocess.TimeoutExpired) as e:
+            failed += 1
+            print(f'FAIL: {name}: {type(e).__name__}: {e}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
