@@ -26,6 +26,19 @@ static inline int count_fds(void)
 	return n - 1; /* the directory's own fd */
 }
 
+/* Whether the test runs under AddressSanitizer, which reserves terabytes of shadow
+ * address space at start: an RLIMIT_AS test cannot work there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNIMEM_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIMEM_TEST_ASAN 1
+#endif
+#endif
+#ifndef UNIMEM_TEST_ASAN
+#define UNIMEM_TEST_ASAN 0
+#endif
+
 #if defined(__SANITIZE_THREAD__)
 #define UNIMEM_TEST_TSAN 1
 #elif defined(__has_feature)
@@ -37,36 +50,24 @@ static inline int count_fds(void)
 #define UNIMEM_TEST_TSAN 0
 #endif
 
-/* Whether a mapping starting at `start` is the program's own. ThreadSanitizer remaps the
- * shadow and meta ranges of memory the program unmaps (which splits its own mappings
- * there): under TSan on x86-64 only its application ranges count. */
-static inline int own_mapping(unsigned long long start)
-{
-#if UNIMEM_TEST_TSAN && defined(__x86_64__)
-	return start < 0x008000000000ull || (start >= 0x550000000000ull && start < 0x568000000000ull) ||
-	       start >= 0x7e8000000000ull;
-#else
-	(void)start;
-	return 1;
-#endif
-}
-
 static inline int under_valgrind(void);
 
-/* Mappings of this process (its own: see own_mapping()). Under valgrind, which maps and
- * unmaps memory of its own all the time, only the memfd mappings (every Block's) count. */
+/* Mappings of this process. Under a sanitizer or valgrind, whose runtimes map, unmap and
+ * remap memory of their own at any time (AddressSanitizer's allocator regions, TSan's
+ * shadow of unmapped memory; neighbouring mappings then merge or split), only the memfd
+ * mappings count: every Block's. The plain build counts them all. */
 static inline int count_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return -1;
-	int n = 0, memfd_only = under_valgrind();
+	int n = 0, memfd_only = UNIMEM_TEST_ASAN || UNIMEM_TEST_TSAN || under_valgrind();
 	char line[4096];
 	while (fgets(line, sizeof line, f)) {
 		unsigned long long start;
 		if (sscanf(line, "%llx", &start) != 1)
 			continue;
-		if (memfd_only ? strstr(line, "/memfd:") != NULL : own_mapping(start))
+		if (!memfd_only || strstr(line, "/memfd:"))
 			n++;
 		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
 			; /* the rest of a long line */
@@ -106,18 +107,6 @@ static inline int drop_privileges(void)
 	return geteuid() == 0 ? -1 : 0;
 }
 
-/* Whether the test runs under AddressSanitizer, which reserves terabytes of shadow
- * address space at start: an RLIMIT_AS test cannot work there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNIMEM_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNIMEM_TEST_ASAN 1
-#endif
-#endif
-#ifndef UNIMEM_TEST_ASAN
-#define UNIMEM_TEST_ASAN 0
-#endif
 
 /* Whether the test runs under valgrind (its own mappings come and go, and it keeps
  * address space for itself: resource-limit tests cannot count on the process alone).
