@@ -32,7 +32,11 @@
 #define NBLOCKS 4
 #define NTAPES 8 /* own Tapes and Layout Tapes */
 #define NLAYOUTS 2
-#define NTAKES 32 /* takes remembered per Tape, to check their bytes later */
+#define NTAKES 32   /* takes remembered per Tape, to check their bytes later */
+#define NRANGES 512 /* takes remembered per Tape, to check that none overlaps another */
+#define NCHUNKS 4
+#define NGRIDS 3
+#define MAX_CELLS 1024 /* largest generic Grid opened (in cells) */
 
 #define CHECK(cond, ...)                                                                      \
 	do {                                                                                  \
@@ -161,6 +165,33 @@ struct mtape {
 	size_t cap, used;
 	struct mtake takes[NTAKES]; /* the latest takes since the last clear */
 	unsigned ntakes, next;
+	struct mtake ranges[NRANGES]; /* every take with bytes since the last clear */
+	unsigned nranges;
+};
+
+struct mchunk {
+	int tape; /* slot of its Tape, -1: free */
+	unimem_tape_chunk c;
+};
+
+/* A Grid, generic or one of the generated pools, through one set of calls. */
+struct grid_ops {
+	const char *name;
+	size_t cell, count; /* 0 for the generic Grid: chosen at open */
+	int (*open)(void **out, size_t cell, size_t count, unsigned flags, bool plain);
+	void (*close)(void *g);
+	void *(*take)(void *g);
+	int (*give)(void *g, void *cell);
+	size_t (*available)(const void *g);
+	const unimem_block *(*block)(const void *g);
+};
+
+struct mgrid {
+	void *g; /* NULL: free slot */
+	const struct grid_ops *ops;
+	unsigned char *base;
+	size_t cell, count, out;
+	unsigned char held[MAX_CELLS > 4096 ? MAX_CELLS : 4096]; /* tag of a cell out, 0 free */
 };
 
 struct mblock {
@@ -177,6 +208,8 @@ struct fz {
 	int sock[2];                   /* a connected pair for send/recv */
 	unsigned pending;              /* Blocks sent and not yet received */
 	unsigned char tag;
+	struct mchunk chunks[NCHUNKS];
+	struct mgrid grids[NGRIDS];
 };
 
 static bool pow2(size_t x)
@@ -325,6 +358,9 @@ static unsigned char *model_take(const struct mtape *m, size_t size, size_t alig
 	return (unsigned char *)start;
 }
 
+static void book_range(struct fz *f, struct mtape *m, unsigned char *got, size_t size,
+		       size_t align, const char *how);
+
 /* Check a take against the model and book it. */
 static void booked_take(struct fz *f, struct mtape *m, unsigned char *got, unsigned char *want,
 			size_t size, size_t align, const char *how)
@@ -339,20 +375,54 @@ static void booked_take(struct fz *f, struct mtape *m, unsigned char *got, unsig
 	m->used = (size_t)(got - m->base) + size;
 	CHECK(unimem_tape_used(m->t) == m->used, "%s: used() %zu, model %zu", how,
 	      unimem_tape_used(m->t), m->used);
+	book_range(f, m, got, size, align, how);
+}
+
+/* Check a take with bytes against every other take of its Tape since the last clear, and
+ * tag it. */
+static void book_range(struct fz *f, struct mtape *m, unsigned char *got, size_t size,
+		       size_t align, const char *how)
+{
+	CHECK(got >= m->base && got <= m->base + m->cap && size <= (size_t)(m->base + m->cap - got),
+	      "%s(%zu, %zu) gave %p outside the Tape [%p, %p)", how, size, align, (void *)got,
+	      (void *)m->base, (void *)(m->base + m->cap));
+	CHECK((uintptr_t)got % align == 0, "%s(%zu, %zu) gave %p, misaligned", how, size, align,
+	      (void *)got);
 	if (!size)
 		return;
+	for (unsigned k = 0; k < m->nranges; k++) {
+		struct mtake *r = &m->ranges[k];
+		CHECK(got + size <= r->p || r->p + r->size <= got,
+		      "%s(%zu, %zu) gave %p, overlapping an earlier take %p+%zu", how, size, align,
+		      (void *)got, (void *)r->p, r->size);
+	}
 	unsigned char tag = (unsigned char)++f->tag;
 	memset(got, tag, size);
 	m->takes[m->next++ % NTAKES] = (struct mtake){ got, size, tag };
 	if (m->ntakes < NTAKES)
 		m->ntakes++;
+	if (m->nranges < NRANGES)
+		m->ranges[m->nranges++] = (struct mtake){ got, size, tag };
 }
 
-static void rewind_model(struct mtape *m)
+/* After a clear: the model's Tape is empty, and its chunks are reset (as the contract
+ * asks: a chunk that kept its room would hand out what the Tape hands out again). */
+static void rewind_model(struct fz *f, struct mtape *m)
 {
 	m->used = 0;
-	m->ntakes = m->next = 0;
+	m->ntakes = m->next = m->nranges = 0;
 	CHECK(unimem_tape_used(m->t) == 0, "used() %zu after a clear", unimem_tape_used(m->t));
+	for (int k = 0; k < NCHUNKS; k++)
+		if (f->chunks[k].tape == m - f->tapes)
+			unimem_tape_chunk_reset(&f->chunks[k].c);
+}
+
+/* A Tape goes away: so do its chunks. */
+static void drop_chunks(struct fz *f, int tape)
+{
+	for (int k = 0; k < NCHUNKS; k++)
+		if (f->chunks[k].tape == tape)
+			f->chunks[k].tape = -1;
 }
 
 /* ---- the operations ------------------------------------------------------------------ */
@@ -412,48 +482,69 @@ static void op_block_lookup(struct fz *f, struct in *in)
 {
 	uint32_t id = (uint32_t)bytes(in, 4);
 	struct mblock *m = &f->blocks[u8(in) % NBLOCKS];
-	if (m->b && u8(in) & 1)
-		id = unimem_block_id(m->b); /* a real one (0 while sharing is not built) */
+	bool own = m->b && unimem_block_id(m->b) && u8(in) & 1;
+	if (own)
+		id = unimem_block_id(m->b);
 	CHECK(unimem_block_lookup(NULL, id) == -EINVAL, "lookup(NULL, %u)", id);
 	unimem_block *b = (unimem_block *)0x1;
 	int err = unimem_block_lookup(&b, id);
-	CHECK(err == 0 || err == -ENOENT || err == -ENOSYS || err == -EINVAL || err == -EACCES,
-	      "lookup(%u) gave %d", id, err);
-	if (err) {
-		CHECK(b == NULL, "out-parameter not NULL after %d", err);
+	if (own) {
+		/* Our own Block, mapped a second time: the same size and the same bytes. */
+		CHECK(err == 0, "lookup of our own Block %#x gave %d", id, err);
+		CHECK(unimem_block_size(b) == unimem_block_size(m->b), "looked-up size");
+		CHECK(unimem_block_ptr(b) != unimem_block_ptr(m->b), "a second mapping");
+		unsigned char *p = unimem_block_ptr(b), *q = unimem_block_ptr(m->b);
+		size_t last = unimem_block_size(b) - 1;
+		CHECK(p[0] == q[0] && p[last] == q[last], "a looked-up Block shows other bytes");
+		unimem_block_close(b);
+		CHECK(q[0] == 0x5a, "closing the looked-up Block changed ours");
 		return;
 	}
-	CHECK(m->b && id == unimem_block_id(m->b), "lookup of %u found a Block we did not open", id);
-	CHECK(unimem_block_size(b) == unimem_block_size(m->b), "looked-up size");
-	unsigned char *p = unimem_block_ptr(b);
-	CHECK(p[0] == 0x5a, "looked-up Block does not show the same bytes");
-	unimem_block_close(b);
+	/* Any other id names nothing here, or (rarely) a Block of another process of this
+	 * user: that one is only looked at, and closed. */
+	CHECK(err == 0 || err == -ENOENT || err == -EACCES || err == -EPERM,
+	      "lookup(%#x) gave %d", id, err);
+	if (err)
+		CHECK(b == NULL, "out-parameter not NULL after %d", err);
+	else
+		CHECK(unimem_block_size(b) > 0 && unimem_block_ptr(b), "a looked-up Block");
+	unimem_block_close(err ? NULL : b);
 }
 
 static void op_block_send_recv(struct fz *f, struct in *in)
 {
 	uint8_t how = u8(in);
 	struct mblock *m = &f->blocks[u8(in) % NBLOCKS];
-	int fds[] = { f->sock[0], -1, 1 << 20, INT_MIN };
-	int fd = fds[how % 4];
+	int bad_fds[] = { -1, 1 << 20, INT_MIN };
+	bool ours = how % 2 == 0;
+	int fd = bad_fds[how / 2 % 3];
 	if (how & 4) {
-		int err = unimem_block_send(fd, m->b);
-		CHECK(err <= 0 && err > -4096, "send gave %d", err);
-		CHECK(m->b || err == -EINVAL, "send of NULL gave %d", err);
-		if (!err && fd == f->sock[0])
+		int err = unimem_block_send(ours ? f->sock[0] : fd, m->b);
+		if (!m->b)
+			CHECK(err == -EINVAL, "send of NULL gave %d", err);
+		else if (!ours)
+			CHECK(err == -EBADF, "send to fd %d gave %d", fd, err);
+		else
+			CHECK(err == 0, "send over a socketpair gave %d", err);
+		if (!err)
 			f->pending++;
 	} else {
-		int rfd = fd == f->sock[0] ? f->sock[1] : fd;
 		unimem_block *b = (unimem_block *)0x1;
-		int err = unimem_block_recv(&b, rfd);
-		CHECK(err <= 0 && err > -4096, "recv gave %d", err);
+		int rfd = ours ? f->sock[1] : fd;
 		CHECK(unimem_block_recv(NULL, rfd) == -EINVAL, "recv(NULL)");
+		int err = unimem_block_recv(&b, rfd);
+		if (!ours)
+			CHECK(err == -EBADF, "recv from fd %d gave %d", fd, err);
+		else if (!f->pending)
+			CHECK(err == -EAGAIN, "recv of nothing gave %d", err);
+		else
+			CHECK(err == 0, "recv of a sent Block gave %d", err);
 		if (err) {
 			CHECK(b == NULL, "out-parameter not NULL after %d", err);
 			return;
 		}
-		CHECK(rfd == f->sock[1] && f->pending, "recv made a Block out of nothing");
 		f->pending--;
+		CHECK(unimem_block_size(b) > 0 && unimem_block_pinned(b), "a received Block");
 		unimem_block_close(b);
 	}
 }
@@ -535,8 +626,10 @@ static void op_tape_close(struct fz *f, struct in *in)
 	}
 	struct mtape *m = &f->tapes[i];
 	unimem_tape_close(m->t); /* a Layout's Tape: a no-op */
-	if (m->layout < 0)
+	if (m->layout < 0) {
 		m->t = NULL;
+		drop_chunks(f, i);
+	}
 }
 
 static void op_tape_take(struct fz *f, struct in *in)
@@ -620,7 +713,7 @@ static void op_tape_clear(struct fz *f, struct in *in)
 		return;
 	check_takes(f);
 	unimem_tape_clear(f->tapes[i].t);
-	rewind_model(&f->tapes[i]);
+	rewind_model(f, &f->tapes[i]);
 }
 
 static void op_tape_query(struct fz *f, struct in *in)
@@ -726,12 +819,12 @@ static void op_layout_clear(struct fz *f, struct in *in)
 	size_t wused = w->used, hused = h->used;
 	if (how & 2) {
 		unimem_layout_clear_talk(l);
-		rewind_model(h);
+		rewind_model(f, h);
 	} else {
 		unimem_layout_clear_pass(l);
 		CHECK(unimem_tape_used(h->t) == hused, "clear_pass moved history");
 	}
-	rewind_model(s);
+	rewind_model(f, s);
 	CHECK(unimem_tape_used(w->t) == wused, "a clear moved the weights");
 	check_takes(f); /* the weights' bytes (and history's after a pass) are intact */
 }
@@ -742,8 +835,10 @@ static void close_layout(struct fz *f, int li)
 	if (!f->layouts[li])
 		return;
 	f->layouts[li] = NULL;
-	for (int j = 0; j < 3; j++)
+	for (int j = 0; j < 3; j++) {
 		f->tapes[f->layout_tapes[li][j]].t = NULL;
+		drop_chunks(f, f->layout_tapes[li][j]);
+	}
 }
 
 static void op_layout_close(struct fz *f, struct in *in)
@@ -753,6 +848,258 @@ static void op_layout_close(struct fz *f, struct in *in)
 	if (!f->layouts[li])
 		unimem_layout_close(NULL);
 	close_layout(f, li);
+}
+
+static void op_chunk_init(struct fz *f, struct in *in)
+{
+	struct mchunk *c = &f->chunks[u8(in) % NCHUNKS];
+	int i = some_tape(f, u8(in));
+	size_t grab = any_size(in, 1 << 16);
+	if (i < 0)
+		return;
+	unimem_tape_chunk_init(&c->c, f->tapes[i].t, grab);
+	c->tape = i;
+}
+
+static void op_chunk_take(struct fz *f, struct in *in)
+{
+	struct mchunk *c = &f->chunks[u8(in) % NCHUNKS];
+	size_t size = any_size(in, 40000), align = any_align(in);
+	if (c->tape < 0)
+		return;
+	struct mtape *m = &f->tapes[c->tape];
+	unsigned char *got = unimem_tape_chunk_take(&c->c, size, align);
+	if (!pow2(align) || size > m->cap)
+		CHECK(!got, "chunk_take(%zu, %zu) gave %p", size, align, (void *)got);
+	/* Where a chunk take lands depends on its room, not only on the cursor: check it
+	 * against every take of the Tape instead, then follow the cursor. */
+	if (got)
+		book_range(f, m, got, size, align, "chunk_take");
+	else if (pow2(align) && align <= m->cap)
+		CHECK(model_take(m, size, align) == NULL || unimem_tape_used(m->t) > m->used,
+		      "chunk_take(%zu, %zu) refused what the Tape could give", size, align);
+	m->used = unimem_tape_used(m->t);
+}
+
+static void op_chunk_reset(struct fz *f, struct in *in)
+{
+	struct mchunk *c = &f->chunks[u8(in) % NCHUNKS];
+	if (c->tape >= 0)
+		unimem_tape_chunk_reset(&c->c);
+}
+
+/* The generic Grid and every generated pool behind one struct grid_ops. */
+static int generic_open(void **out, size_t cell, size_t count, unsigned flags, bool plain)
+{
+	return plain ? unimem_grid_open((unimem_grid **)out, cell, count)
+		     : unimem_grid_open_flags((unimem_grid **)out, cell, count, flags);
+}
+static void generic_close(void *g)
+{
+	unimem_grid_close(g);
+}
+static void *generic_take(void *g)
+{
+	return unimem_grid_take(g);
+}
+static int generic_give(void *g, void *cell)
+{
+	return unimem_grid_give(g, cell);
+}
+static size_t generic_available(const void *g)
+{
+	return unimem_grid_available(g);
+}
+static const unimem_block *generic_block(const void *g)
+{
+	return unimem_grid_block(g);
+}
+
+static const struct grid_ops generic_grid = { "grid", 0, 0, generic_open, generic_close,
+					      generic_take, generic_give, generic_available,
+					      generic_block };
+
+#ifdef UNIMEM_GRID_FOREACH
+#define POOL_OPS(NAME, CELL, COUNT)                                                           \
+	static int pool_open_##NAME(void **out, size_t cell, size_t count, unsigned flags,     \
+				    bool plain)                                                \
+	{                                                                                     \
+		(void)cell, (void)count;                                                      \
+		return plain ? unimem_grid_##NAME##_open((unimem_grid_##NAME **)out)           \
+			     : unimem_grid_##NAME##_open_flags((unimem_grid_##NAME **)out, flags); \
+	}                                                                                     \
+	static void pool_close_##NAME(void *g)                                                \
+	{                                                                                     \
+		unimem_grid_##NAME##_close(g);                                                \
+	}                                                                                     \
+	static void *pool_take_##NAME(void *g)                                                \
+	{                                                                                     \
+		return unimem_grid_##NAME##_take(g);                                          \
+	}                                                                                     \
+	static int pool_give_##NAME(void *g, void *cell)                                      \
+	{                                                                                     \
+		return unimem_grid_##NAME##_give(g, cell);                                    \
+	}                                                                                     \
+	static size_t pool_available_##NAME(const void *g)                                    \
+	{                                                                                     \
+		return unimem_grid_##NAME##_available(g);                                     \
+	}                                                                                     \
+	static const unimem_block *pool_block_##NAME(const void *g)                           \
+	{                                                                                     \
+		return unimem_grid_##NAME##_block(g);                                         \
+	}
+UNIMEM_GRID_FOREACH(POOL_OPS)
+#define POOL_ENTRY(NAME, CELL, COUNT)                                                         \
+	{ #NAME, CELL, COUNT, pool_open_##NAME, pool_close_##NAME, pool_take_##NAME,           \
+	  pool_give_##NAME, pool_available_##NAME, pool_block_##NAME },
+static const struct grid_ops pools[] = { UNIMEM_GRID_FOREACH(POOL_ENTRY) };
+#define NPOOLS (sizeof pools / sizeof pools[0])
+#else
+static const struct grid_ops pools[1];
+#define NPOOLS 0
+#endif
+
+static void op_grid_open(struct fz *f, struct in *in)
+{
+	struct mgrid *m = &f->grids[u8(in) % NGRIDS];
+	uint8_t which = u8(in);
+	size_t cell = any_size(in, 8192), count = any_size(in, MAX_CELLS);
+	unsigned flags = any_flags(in);
+	bool plain = u8(in) & 1;
+	const struct grid_ops *ops = NPOOLS && which % 4 ? &pools[which % NPOOLS] : &generic_grid;
+	if (m->g)
+		return;
+	if (ops->count) {
+		cell = ops->cell, count = ops->count;
+	} else if (u8(in) % 16 == 0) {
+		CHECK(ops->open(NULL, cell, count, flags, plain) == -EINVAL, "grid open(NULL)");
+		return;
+	}
+	/* The model of the generic open's arguments; sizes the fuzzer does not really open
+	 * are those it could back but that are too big for it. */
+	int must = 0;
+	size_t rounded = cell > SIZE_MAX - 63 ? 0 : (cell + 63) & ~(size_t)63;
+	if (!ops->count && (cell == 0 || count == 0 || !rounded || count > SIZE_MAX / rounded))
+		must = -EINVAL;
+	else if (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE) && !plain)
+		must = -EINVAL;
+	if (!must && (count > sizeof m->held || (!ops->count && count > MAX_CELLS) ||
+		      rounded * count > MAX_OPEN))
+		return;
+	if (plain)
+		flags = 0;
+	if (!must && rounded * count > MAX_PINNED) {
+		flags |= UNIMEM_BLOCK_UNPINNED;
+		plain = false;
+	}
+	void *g = (void *)0x1;
+	int err = ops->open(&g, cell, count, flags, plain);
+	if (must) {
+		CHECK(err == must, "%s open(%zu, %zu, %#x) gave %d, not %d", ops->name, cell, count,
+		      flags, err, must);
+		CHECK(g == NULL, "out-parameter not NULL after %d", err);
+		return;
+	}
+	CHECK(err == 0 || err == -EMFILE, "%s open(%zu, %zu, %#x) gave %d", ops->name, cell, count,
+	      flags, err);
+	if (err)
+		return;
+	const unimem_block *b = ops->block(g);
+	CHECK(b && unimem_block_size(b) >= rounded * count, "%s Block", ops->name);
+	CHECK(ops->available(g) == count, "%s: %zu available of %zu", ops->name, ops->available(g),
+	      count);
+	memset(m, 0, sizeof *m);
+	*m = (struct mgrid){ .g = g, .ops = ops, .base = unimem_block_ptr(b), .cell = rounded,
+			     .count = count };
+	if (ops == &generic_grid) {
+		CHECK(unimem_grid_cell_size(g) == rounded && unimem_grid_cells(g) == count,
+		      "grid shape %zu x %zu for %zu x %zu", unimem_grid_cell_size(g),
+		      unimem_grid_cells(g), rounded, count);
+	}
+}
+
+static void check_grid(struct mgrid *m)
+{
+	CHECK(m->ops->available(m->g) == m->count - m->out, "%s: available %zu, model %zu",
+	      m->ops->name, m->ops->available(m->g), m->count - m->out);
+	for (size_t i = 0; i < m->count; i++)
+		if (m->held[i]) {
+			unsigned char *c = m->base + i * m->cell;
+			CHECK(c[0] == m->held[i] && c[m->cell - 1] == m->held[i],
+			      "%s: cell %zu, which is out, was written by someone else", m->ops->name, i);
+		}
+}
+
+static void op_grid_take(struct fz *f, struct in *in)
+{
+	struct mgrid *m = &f->grids[u8(in) % NGRIDS];
+	unsigned n = u8(in) % 8 + 1;
+	if (!m->g)
+		return;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned char *c = m->ops->take(m->g);
+		if (m->out == m->count) {
+			CHECK(c == NULL, "%s: take from an empty pool gave %p", m->ops->name, (void *)c);
+			return;
+		}
+		CHECK(c, "%s: take refused with %zu of %zu out", m->ops->name, m->out, m->count);
+		size_t off = (size_t)(c - m->base);
+		CHECK(c >= m->base && off % m->cell == 0 && off / m->cell < m->count &&
+			      (uintptr_t)c % 64 == 0,
+		      "%s: take gave %p, not a cell of [%p, +%zu x %zu)", m->ops->name, (void *)c,
+		      (void *)m->base, m->count, m->cell);
+		size_t i = off / m->cell;
+		CHECK(!m->held[i], "%s: cell %zu handed out twice", m->ops->name, i);
+		unsigned char tag = (unsigned char)(++f->tag | 1);
+		m->held[i] = tag;
+		c[0] = c[m->cell - 1] = tag;
+		m->out++;
+	}
+}
+
+static void op_grid_give(struct fz *f, struct in *in)
+{
+	struct mgrid *m = &f->grids[u8(in) % NGRIDS];
+	uint8_t how = u8(in);
+	size_t pick = (size_t)bytes(in, 2);
+	if (!m->g)
+		return;
+	unsigned char *p;
+	size_t span = m->cell * m->count;
+	if (how % 4 == 0) { /* anything */
+		p = any_pointer(in, m->base, span);
+	} else {
+		/* A cell's start (out or free), or a byte inside one. */
+		p = m->base + pick % m->count * m->cell;
+		if (how % 4 == 3)
+			p += (size_t)bytes(in, 2) % m->cell;
+	}
+	int want;
+	uintptr_t off = (uintptr_t)p - (uintptr_t)m->base;
+	if (!p || p < m->base || off >= span || off % m->cell)
+		want = -EINVAL;
+	else
+		want = m->held[off / m->cell] ? 0 : -EALREADY;
+	int err = m->ops->give(m->g, p);
+	CHECK(err == want, "%s: give(%p) gave %d, not %d (base %p, %zu x %zu)", m->ops->name,
+	      (void *)p, err, want, (void *)m->base, m->count, m->cell);
+	if (!err) {
+		m->held[off / m->cell] = 0;
+		m->out--;
+	}
+	check_grid(m);
+}
+
+static void op_grid_close(struct fz *f, struct in *in)
+{
+	struct mgrid *m = &f->grids[u8(in) % NGRIDS];
+	if (!m->g) {
+		unimem_grid_close(NULL);
+		return;
+	}
+	check_grid(m);
+	m->ops->close(m->g);
+	m->g = NULL;
 }
 
 static void op_bf16(struct fz *f, struct in *in)
@@ -824,7 +1171,14 @@ static const struct {
 	{ "layout_close", op_layout_close },
 	{ "bf16", op_bf16 },
 	{ "strerror", op_strerror },
-	/* Grid: { "grid_open", ... }, { "grid_take", ... }, { "grid_give", ... } */
+	{ "chunk_init", op_chunk_init },
+	{ "chunk_take", op_chunk_take },
+	{ "chunk_reset", op_chunk_reset },
+	{ "grid_open", op_grid_open },
+	{ "grid_take", op_grid_take },
+	{ "grid_give", op_grid_give },
+	{ "grid_give", op_grid_give },
+	{ "grid_close", op_grid_close },
 };
 
 /* ---- one input ------------------------------------------------------------------------- */
@@ -856,6 +1210,11 @@ static void fz_close_all(struct fz *f)
 		}
 	for (int i = 0; i < NBLOCKS; i++)
 		unimem_block_close(f->blocks[i].b);
+	for (int i = 0; i < NGRIDS; i++)
+		if (f->grids[i].g) {
+			check_grid(&f->grids[i]);
+			f->grids[i].ops->close(f->grids[i].g);
+		}
 	while (f->pending) { /* sent and never received */
 		unimem_block *b;
 		CHECK(unimem_block_recv(&b, f->sock[1]) == 0, "a sent Block did not arrive");
@@ -872,8 +1231,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int fds_at_rest = count_fds();
 	struct in in = { data, size };
-	struct fz f;
+	static struct fz f; /* big (the Grids' models): not on the stack */
 	memset(&f, 0, sizeof f);
+	for (int k = 0; k < NCHUNKS; k++)
+		f.chunks[k].tape = -1;
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, f.sock) == 0,
 	      "socketpair");
 	for (int n = 0; in.n && n < MAX_OPS; n++) {
