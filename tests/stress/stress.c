@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Stress: many threads on one Tape, one Layout, and on open/close, for a while, with
- * ownership and overlap checks.
+/* Stress: many threads on one Tape (directly and through chunks), one Layout, one Grid,
+ * and on open/close, for a while, with ownership and overlap checks.
  *
  *   UNIMEM_STRESS_SECONDS  how long each test runs (default 60; the default suite runs 2)
  *   UNIMEM_STRESS_THREADS  threads per test (default 8)
@@ -9,7 +9,7 @@
  * all threads at once), then `verify` (each thread checks that what it took still holds its
  * tags: nobody else was handed its bytes), then one thread runs `between` (global checks:
  * every range in bounds, aligned, and no two overlapping; then the rewind) while the others
- * wait. A Grid test is three such functions and a Test() at the end of this file. */
+ * wait. A new layer's test is three such functions and a Test(). */
 #include <unimem/unimem.h>
 
 #include <criterion/criterion.h>
@@ -42,6 +42,7 @@ struct worker {
 	struct range *ranges;
 	size_t n, cap;
 	uint64_t takes, refused;
+	unimem_tape_chunk chunk; /* this thread's chunk of the shared Tape (chunk tests) */
 };
 
 struct stress;
@@ -358,6 +359,42 @@ Test(stress, tape_shared_by_all_threads)
 	unimem_tape_close(t);
 }
 
+/* ---- Tape chunks: each thread takes through its own chunk, mixed with direct takes ---- */
+
+static void chunk_fill(struct stress *s, struct worker *w)
+{
+	unimem_tape *t = s->target;
+	/* The Tape was cleared since this chunk last took: forget its room first. */
+	unimem_tape_chunk_init(&w->chunk, t, (size_t)1024 << (w->id % 4));
+	for (int i = 0; i < TAPE_TAKES_PER_ROUND; i++) {
+		size_t size = pick_size(w, 1500), align = pick_align(w);
+		unsigned char *p = rand_r(&w->seed) % 3 ? unimem_tape_chunk_take(&w->chunk, size, align)
+							 : unimem_tape_take(t, size, align);
+		if (!p) {
+			/* Room other threads' chunks grabbed and did not hand out stays taken: only
+			 * a Tape whose cursor is near its end refuses. */
+			w->refused++;
+			size_t used = unimem_tape_used(t), room = (size_t)s->nthreads * (5600 + 8192);
+			if (used + room < unimem_tape_capacity(t))
+				stress_fail(s, "chunks: take of %zu (align %zu) refused with %zu of %zu used",
+					    size, align, used, unimem_tape_capacity(t));
+			return;
+		}
+		remember(w, p, size, align);
+	}
+}
+
+static const struct stress_ops chunk_ops = { "tape chunks", chunk_fill, tape_verify,
+					     tape_between };
+
+Test(stress, tape_chunks_and_direct_takes)
+{
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, TAPE_BYTES), 0);
+	run_stress(&chunk_ops, t);
+	unimem_tape_close(t);
+}
+
 /* ---- Tape: takes racing a thread that clears (the caller's business, but sound) ------- */
 
 static void storm_fill(struct stress *s, struct worker *w)
@@ -634,9 +671,94 @@ Test(stress, open_close_from_every_thread)
 	cr_assert_eq(status_kb("VmLck"), locked, "locked memory left");
 }
 
-/* ---- Grid (when it lands): take cells, tag them, hold some, verify, give back ---------
- * fill: take cells (tag each whole cell with remember(), checking the 64-byte alignment),
- *       give back a random half after checking their tags, expect -EALREADY on a second give;
- * verify: check the tags of the held cells;
- * between: check_disjoint() over the Grid's Block, available() == cells - held, give back
- *          the rest. Then: Test(stress, grid_...) { unimem_grid_open(...); run_stress(...); } */
+/* ---- Grid: cells change hands between threads while they are tagged and checked ---- */
+
+#define GRID_CELLS 1024
+
+struct cells {
+	unimem_grid *g;
+	unsigned char *base;
+	size_t cell;
+};
+
+static bool is_cell(struct stress *s, const struct cells *c, const unsigned char *p)
+{
+	size_t off = (size_t)(p - c->base);
+	if (p >= c->base && off % c->cell == 0 && off / c->cell < GRID_CELLS && (uintptr_t)p % 64 == 0)
+		return true;
+	stress_fail(s, "grid: take gave %p, not a cell", (const void *)p);
+	return false;
+}
+
+static void grid_fill(struct stress *s, struct worker *w)
+{
+	struct cells *c = s->target;
+	for (int i = 0; i < 600 && !stopping(s); i++) {
+		unsigned r = (unsigned)rand_r(&w->seed);
+		if (r % 3 == 0 && w->n) {
+			/* Give back one of this thread's cells (after checking it), while the
+			 * others take: it may be theirs a moment later. */
+			size_t k = (r >> 2) % w->n;
+			if (!range_intact(s, &w->ranges[k], "grid"))
+				return;
+			int err = unimem_grid_give(c->g, w->ranges[k].p);
+			if (err) {
+				stress_fail(s, "grid: give of a cell this thread holds gave %d", err);
+				return;
+			}
+			w->ranges[k] = w->ranges[--w->n];
+			continue;
+		}
+		unsigned char *p = unimem_grid_take(c->g);
+		if (!p) {
+			w->refused++;
+			continue;
+		}
+		if (!is_cell(s, c, p))
+			return;
+		remember(w, p, c->cell, 64);
+	}
+}
+
+static void grid_verify(struct stress *s, struct worker *w)
+{
+	for (size_t i = 0; i < w->n && !stopping(s); i++)
+		if (!range_intact(s, &w->ranges[i], "grid"))
+			return;
+}
+
+static void grid_between(struct stress *s)
+{
+	struct cells *c = s->target;
+	size_t held = 0;
+	for (unsigned t = 0; t < s->nthreads; t++)
+		held += s->w[t].n;
+	check_disjoint(s, c->base, c->base + GRID_CELLS * c->cell, "grid");
+	if (unimem_grid_available(c->g) != GRID_CELLS - held)
+		stress_fail(s, "grid: %zu available with %zu of %d out", unimem_grid_available(c->g),
+			    held, GRID_CELLS);
+	/* Everything back; a second give of each is refused. */
+	for (unsigned t = 0; t < s->nthreads; t++)
+		for (size_t i = 0; i < s->w[t].n; i++) {
+			int a = unimem_grid_give(c->g, s->w[t].ranges[i].p);
+			int b = unimem_grid_give(c->g, s->w[t].ranges[i].p);
+			if (a != 0 || b != -EALREADY)
+				stress_fail(s, "grid: give, give again of a held cell gave %d, %d", a, b);
+		}
+	forget_all(s);
+	if (unimem_grid_available(c->g) != GRID_CELLS)
+		stress_fail(s, "grid: %zu available after every cell came back",
+			    unimem_grid_available(c->g));
+}
+
+static const struct stress_ops grid_ops = { "grid", grid_fill, grid_verify, grid_between };
+
+Test(stress, grid_cells_change_hands)
+{
+	static struct cells c;
+	cr_assert_eq(unimem_grid_open(&c.g, 192, GRID_CELLS), 0); /* not a power of two */
+	c.base = unimem_block_ptr(unimem_grid_block(c.g));
+	c.cell = unimem_grid_cell_size(c.g);
+	run_stress(&grid_ops, &c);
+	unimem_grid_close(c.g);
+}
