@@ -404,7 +404,8 @@ int umi_block_pin(unimem_block *b)
 
 void unimem_block_close(unimem_block *b)
 {
-	if (!b)
+	/* DLPack exports hold the Block too (view.c): the last holder tears it down. */
+	if (!b || !umi_block_unref(b))
 		return;
 	umi_gpu_release(b);
 	munmap(b->ptr, b->size);
