@@ -595,7 +595,10 @@ int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t, const char
 		size_t a = align > esize ? align : esize;
 		size_t bytes = (size_t)(e->end - e->begin);
 		unsigned char *at = data + e->begin;
-		if ((uintptr_t)at & (a - 1)) {
+		if (bytes == 0) {
+			/* No element to align: any page-aligned address inside will do. */
+			at = room ? room : base;
+		} else if ((uintptr_t)at & (a - 1)) {
 			/* Moved to a place of its own; the room is taken after the data. */
 			unsigned char *dst = unimem_tape_take(t, bytes, a);
 			if (!dst) {
@@ -674,6 +677,11 @@ const char *unimem_safetensors_metadata(const unimem_safetensors *st, const char
 			hi = mid;
 	}
 	return NULL;
+}
+
+const char *unimem_safetensors_metadata_key(const unimem_safetensors *st, size_t i)
+{
+	return st && i < st->nmeta ? st->meta[i].key : NULL;
 }
 
 size_t unimem_safetensors_moved(const unimem_safetensors *st)

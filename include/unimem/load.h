@@ -104,6 +104,10 @@ UNIMEM_API const unimem_view *unimem_safetensors_find(const unimem_safetensors *
 UNIMEM_API const char *unimem_safetensors_metadata(const unimem_safetensors *st,
 						   const char *key);
 
+/* Key i of the file's "__metadata__" (in byte order of the keys), NULL when i is out of
+ * range: iterate with i = 0, 1, ... until NULL. */
+UNIMEM_API const char *unimem_safetensors_metadata_key(const unimem_safetensors *st, size_t i);
+
 /* Tensors the loader moved to meet `align` (0 when every one stayed where it was read). */
 UNIMEM_API size_t unimem_safetensors_moved(const unimem_safetensors *st);
 
