@@ -86,6 +86,10 @@ void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX]);
  * the memfd is closed. Thread-safe. */
 void umi_share_release(unimem_block *b);
 
+/* CPUs this thread may run on that no runnable task holds now: how many helper threads
+ * are worth starting (block_linux.c; Linux only). */
+long umi_idle_cpus(void);
+
 /* Interop (issue 10). The unimem_dtype of a safetensors dtype name (not NUL-terminated);
  * 0 when unknown. */
 int umi_dtype_from_name(const char *name, size_t len);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,63 +77,140 @@ static int open_direct(int fd)
 #endif
 }
 
-/* Read [a0, a1) (both multiples of DIO_ALIGN) into dst (DIO_ALIGN aligned): cached
- * pages with pread on fd, the others with O_DIRECT on *dfd. *dfd becomes -1 (closed)
- * when the file system turns O_DIRECT down midway, unless `must_direct`. */
-static int read_aligned(int fd, int *dfd, unsigned char *dst, uint64_t a0, uint64_t a1,
+/* The aligned middle of a read, cut in PIECEs that the calling thread and helpers claim
+ * one at a time. */
+struct job {
+	int fd;              /* buffered */
+	int dfd;             /* O_DIRECT, or -1 */
+	unsigned flags;
+	unsigned char *dst;  /* where a0 goes */
+	uint64_t a0, a1;
+	unsigned char *map;  /* read-only mapping of [a0, a1) for mincore, or MAP_FAILED */
+	uint64_t next;       /* next piece's offset from a0 (atomic) */
+	int err;             /* first error (atomic) */
+	int no_direct;       /* O_DIRECT was turned down midway (atomic) */
+};
+
+/* Whether the DIO_ALIGN page at byte `at` of the job's range is in the page cache;
+ * -1 when that cannot be told. */
+static int cached_at(struct job *j, uint64_t at)
+{
+#ifdef __linux__
+	unsigned char v;
+	if (j->map != MAP_FAILED && mincore(j->map + at, (size_t)DIO_ALIGN, &v) == 0)
+		return v & 1;
+#else
+	(void)j;
+	(void)at;
+#endif
+	return -1;
+}
+
+/* Read `len` bytes at file offset `pos` to d, with O_DIRECT, or with pread where O_DIRECT
+ * is out (not asked for, or turned down by the file system). */
+static int read_run(struct job *j, unsigned char *d, size_t len, uint64_t pos, bool cached)
+{
+	if (cached || j->dfd < 0 || __atomic_load_n(&j->no_direct, __ATOMIC_RELAXED))
+		return pread_full(j->fd, d, len, pos);
+	int err = pread_direct(j->dfd, d, len, pos);
+	if (err == -EOPNOTSUPP && !(j->flags & UNIMEM_READ_DIRECT)) {
+		__atomic_store_n(&j->no_direct, 1, __ATOMIC_RELAXED);
+		err = pread_full(j->fd, d, len, pos);
+	}
+	return err;
+}
+
+/* One piece: all cached (pread), none cached (O_DIRECT), or mixed (runs of each). Three
+ * pages decide (first, middle, last): a full mincore() of the piece costs about as much
+ * as copying it from the cache; only a piece whose samples disagree gets one. Either way
+ * of reading is right for any page; the choice only sets the speed. */
+static int read_piece(struct job *j, uint64_t off, size_t n)
+{
+	unsigned char *d = j->dst + off;
+	uint64_t pos = j->a0 + off;
+	bool adaptive = !(j->flags & (UNIMEM_READ_BUFFERED | UNIMEM_READ_DIRECT));
+	if (!adaptive || j->dfd < 0)
+		return read_run(j, d, n, pos, j->dfd < 0 || (j->flags & UNIMEM_READ_BUFFERED));
+	size_t pages = n / (size_t)DIO_ALIGN;
+	int first = cached_at(j, off), mid = cached_at(j, off + pages / 2 * DIO_ALIGN),
+	    last = cached_at(j, off + (pages - 1) * DIO_ALIGN);
+	if (first < 0 || mid < 0 || last < 0) /* cannot tell: the device, straight in */
+		return read_run(j, d, n, pos, false);
+	if (first == mid && mid == last)
+		return read_run(j, d, n, pos, first == 1);
+	unsigned char vec[PIECE / 4096];
+#ifdef __linux__
+	if (mincore(j->map + off, n, vec) != 0)
+#endif
+		memset(vec, 0, pages);
+	int err = 0;
+	for (size_t i = 0; i < pages && !err;) {
+		bool cached = vec[i] & 1;
+		size_t k = i + 1;
+		while (k < pages && (bool)(vec[k] & 1) == cached)
+			k++;
+		size_t at = i * (size_t)DIO_ALIGN;
+		err = read_run(j, d + at, (k - i) * (size_t)DIO_ALIGN, pos + at, cached);
+		i = k;
+	}
+	return err;
+}
+
+static void *read_worker(void *arg)
+{
+	struct job *j = arg;
+	uint64_t total = j->a1 - j->a0;
+	while (!__atomic_load_n(&j->err, __ATOMIC_RELAXED)) {
+		uint64_t off = __atomic_fetch_add(&j->next, PIECE, __ATOMIC_RELAXED);
+		if (off >= total)
+			break;
+		size_t n = (size_t)(total - off < PIECE ? total - off : PIECE);
+		int err = read_piece(j, off, n);
+		if (err) {
+			int none = 0;
+			__atomic_compare_exchange_n(&j->err, &none, err, false, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+		}
+	}
+	return NULL;
+}
+
+/* Most helper threads a read starts, and the least it splits: copying from the page
+ * cache runs at one core's memcpy speed, and O_DIRECT reads in flight at once keep a
+ * device's queue fuller. */
+#define READ_HELPERS_MAX 3
+#define READ_PARALLEL_MIN (4 * PIECE)
+
+/* Read [a0, a1) (both multiples of DIO_ALIGN) into dst (DIO_ALIGN aligned). */
+static int read_aligned(int fd, int dfd, unsigned char *dst, uint64_t a0, uint64_t a1,
 			unsigned flags)
 {
-	/* Residency is asked per system page; only where that page is DIO_ALIGN does a
-	 * page map onto one O_DIRECT unit (elsewhere every piece is read with O_DIRECT). */
-	const size_t page = (size_t)DIO_ALIGN;
-	bool adaptive = !(flags & (UNIMEM_READ_BUFFERED | UNIMEM_READ_DIRECT));
-	unsigned char *map = MAP_FAILED;
+	struct job j = {.fd = fd, .dfd = dfd, .flags = flags, .dst = dst, .a0 = a0, .a1 = a1,
+			.map = MAP_FAILED};
 #ifdef __linux__
-	/* Only to ask mincore() which pages are cached: never touched. */
-	if (adaptive && *dfd >= 0 && a1 > a0 && umi_page_size() == DIO_ALIGN)
-		map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
-#endif
-	unsigned char vec[PIECE / 4096];
-	int err = 0;
-	for (uint64_t pos = a0; pos < a1 && !err;) {
-		size_t n = (size_t)(a1 - pos < PIECE ? a1 - pos : PIECE);
-		unsigned char *d = dst + (pos - a0);
-		if (*dfd < 0) {
-			err = pread_full(fd, d, n, pos);
-			pos += n;
-			continue;
-		}
-		size_t pages = n / page;
-		bool known = false;
-#ifdef __linux__
-		known = map != MAP_FAILED && mincore(map + (pos - a0), n, vec) == 0;
-#endif
-		if (!adaptive || !known)
-			memset(vec, 0, pages);  /* read it all with O_DIRECT */
-		/* Runs of cached and of uncached pages, each read its way. */
-		for (size_t i = 0; i < pages && !err;) {
-			bool cached = vec[i] & 1;
-			size_t j = i + 1;
-			while (j < pages && (bool)(vec[j] & 1) == cached)
-				j++;
-			size_t off = i * page, len = (j - i) * page;
-			if (cached || *dfd < 0) {
-				err = pread_full(fd, d + off, len, pos + off);
-			} else {
-				err = pread_direct(*dfd, d + off, len, pos + off);
-				if (err == -EOPNOTSUPP && !(flags & UNIMEM_READ_DIRECT)) {
-					close(*dfd);
-					*dfd = -1;
-					err = pread_full(fd, d + off, len, pos + off);
-				}
-			}
-			i = j;
-		}
-		pos += n;
+	/* Only to ask mincore() which pages are cached: never touched. Where the system
+	 * page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping, and
+	 * every piece goes O_DIRECT. */
+	if (!(flags & (UNIMEM_READ_BUFFERED | UNIMEM_READ_DIRECT)) && dfd >= 0 &&
+	    umi_page_size() == DIO_ALIGN)
+		j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
+	pthread_t tids[READ_HELPERS_MAX];
+	size_t helpers = 0;
+	if (a1 - a0 >= READ_PARALLEL_MIN) {
+		long idle = umi_idle_cpus();
+		size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
+		while (helpers < want && pthread_create(&tids[helpers], NULL, read_worker, &j) == 0)
+			helpers++;
 	}
-	if (map != MAP_FAILED)
-		munmap(map, (size_t)(a1 - a0));
-	return err;
+	read_worker(&j);
+	for (size_t i = 0; i < helpers; i++)
+		pthread_join(tids[i], NULL);
+	if (j.map != MAP_FAILED)
+		munmap(j.map, (size_t)(a1 - a0));
+#else
+	read_worker(&j);
+#endif
+	return j.err;
 }
 
 /* Read [off, off + len) of fd's file to dst, where dst - off is a multiple of DIO_ALIGN. */
@@ -155,7 +233,7 @@ int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigne
 	/* Head and tail, under 4 KiB each, through the page cache. */
 	int err = pread_full(fd, dst, (size_t)(a0 - off), off);
 	if (!err)
-		err = read_aligned(fd, &dfd, dst + (a0 - off), a0, a1, flags);
+		err = read_aligned(fd, dfd, dst + (a0 - off), a0, a1, flags);
 	if (!err)
 		err = pread_full(fd, dst + (a1 - off), (size_t)(end - a1), a1);
 	if (dfd >= 0)
