@@ -175,11 +175,26 @@ static void *read_worker(void *arg)
 	return NULL;
 }
 
-/* Most helper threads a read starts, and the least it splits: copying from the page
- * cache runs at one core's memcpy speed, and O_DIRECT reads in flight at once keep a
- * device's queue fuller. */
+/* Most helper threads a read starts, and the least it splits. Helpers copy pages that
+ * are in the page cache (a memcpy runs at one core's speed); they never read from the
+ * device: parallel buffered streams defeat the kernel's sequential readahead, and more
+ * O_DIRECT reads in flight gained nothing on the devices measured (docs/BENCHMARKS.md). */
 #define READ_HELPERS_MAX 3
 #define READ_PARALLEL_MIN (4 * PIECE)
+
+/* Whether every piece's sampled pages are in the page cache. */
+static bool all_cached(struct job *j)
+{
+	uint64_t total = j->a1 - j->a0;
+	for (uint64_t off = 0; off < total; off += PIECE) {
+		uint64_t n = total - off < PIECE ? total - off : PIECE;
+		uint64_t pages = n / DIO_ALIGN;
+		if (cached_at(j, off) != 1 || cached_at(j, off + pages / 2 * DIO_ALIGN) != 1 ||
+		    cached_at(j, off + (pages - 1) * DIO_ALIGN) != 1)
+			return false;
+	}
+	return true;
+}
 
 /* Read [a0, a1) (both multiples of DIO_ALIGN) into dst (DIO_ALIGN aligned). */
 static int read_aligned(int fd, int dfd, unsigned char *dst, uint64_t a0, uint64_t a1,
@@ -189,14 +204,13 @@ static int read_aligned(int fd, int dfd, unsigned char *dst, uint64_t a0, uint64
 			.map = MAP_FAILED};
 #ifdef __linux__
 	/* Only to ask mincore() which pages are cached: never touched. Where the system
-	 * page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping, and
-	 * every piece goes O_DIRECT. */
-	if (!(flags & (UNIMEM_READ_BUFFERED | UNIMEM_READ_DIRECT)) && dfd >= 0 &&
-	    umi_page_size() == DIO_ALIGN)
+	 * page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping; the
+	 * default read then sends every piece O_DIRECT. */
+	if (!(flags & UNIMEM_READ_DIRECT) && umi_page_size() == DIO_ALIGN)
 		j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
 	pthread_t tids[READ_HELPERS_MAX];
 	size_t helpers = 0;
-	if (a1 - a0 >= READ_PARALLEL_MIN) {
+	if (a1 - a0 >= READ_PARALLEL_MIN && j.map != MAP_FAILED && all_cached(&j)) {
 		long idle = umi_idle_cpus();
 		size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
 		while (helpers < want && pthread_create(&tids[helpers], NULL, read_worker, &j) == 0)

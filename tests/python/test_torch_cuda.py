@@ -146,7 +146,7 @@ def main():
         driver = '?'
     rows = [('card', card), ('driver', driver), ('torch', torch.__version__),
             ('NumPy', np.__version__), ('date (UTC)',
-                                        datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M'))]
+                                        datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M'))]
     rows += seen
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
