@@ -611,3 +611,31 @@ Test(safetensors, truncated_and_mutated_files_never_crash)
 	free(data);
 	unimem_tape_close(t);
 }
+
+Test(safetensors, accessors_of_null_and_out_of_range)
+{
+	unimem_safetensors_close(NULL);
+	cr_assert_eq(unimem_safetensors_count(NULL), 0);
+	cr_assert_null(unimem_safetensors_name(NULL, 0));
+	cr_assert_null(unimem_safetensors_view(NULL, 0));
+	cr_assert_null(unimem_safetensors_find(NULL, "a"));
+	cr_assert_null(unimem_safetensors_metadata(NULL, "a"));
+	cr_assert_null(unimem_safetensors_metadata_key(NULL, 0));
+	cr_assert_eq(unimem_safetensors_moved(NULL), 0);
+	write_st("one", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 0, "x", 1);
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 16), 0);
+	unimem_safetensors *st;
+	cr_assert_eq(load("one", t, 0, &st), 0);
+	cr_assert_null(unimem_safetensors_name(st, 1));
+	cr_assert_null(unimem_safetensors_name(st, SIZE_MAX));
+	cr_assert_null(unimem_safetensors_view(st, 1));
+	cr_assert_null(unimem_safetensors_find(st, NULL));
+	cr_assert_null(unimem_safetensors_find(st, ""));
+	cr_assert_null(unimem_safetensors_metadata(st, NULL));
+	cr_assert_null(unimem_safetensors_metadata(st, "a"));
+	cr_assert_null(unimem_safetensors_metadata_key(st, 0));
+	cr_assert_eq(*(char *)unimem_view_ptr(unimem_safetensors_find(st, "a")), 'x');
+	unimem_safetensors_close(st);
+	unimem_tape_close(t);
+}

@@ -218,7 +218,7 @@ Test(view, dlpack_type_codes)
 
 Test(view, export_keeps_the_block_until_the_deleter)
 {
-	int maps = count_maps(), fds = count_fds();
+	int fds = count_fds();
 	unimem_block *b;
 	cr_assert_eq(unimem_block_open(&b, 1 << 16, 0), 0);
 	unsigned char *p = unimem_block_ptr(b);
@@ -240,7 +240,6 @@ Test(view, export_keeps_the_block_until_the_deleter)
 	cr_assert_eq(((unsigned char *)as_dl(t2)->dl_tensor.data)[0], 7);
 	as_dl(t2)->deleter(as_dl(t2));
 	cr_assert_not(mapped(p), "the last holder must unmap");
-	cr_assert_eq(count_maps(), maps);
 	cr_assert_eq(count_fds(), fds);
 }
 
@@ -310,18 +309,20 @@ Test(view, deleters_on_many_threads_race_the_close)
 	cr_assert_eq(count_fds(), fds, "every Block torn down");
 }
 
-Test(view, device_export_without_a_gpu, .disabled = false)
+Test(view, device_export_without_a_gpu)
 {
 	if (unimem_gpu_count() > 0)
 		cr_skip_test("a GPU is present: the gpu suite covers device exports");
-	int maps = count_maps();
+	int fds = count_fds();
 	unimem_block *b;
 	cr_assert_eq(unimem_block_open(&b, 4096, 0), 0);
+	void *p = unimem_block_ptr(b);
 	unimem_view v;
 	cr_assert_eq(unimem_view_init(&v, b, 0, UNIMEM_DTYPE_F32, 0, NULL), 0);
 	struct DLManagedTensor *t;
 	cr_assert_eq(unimem_view_to_dlpack(&v, UNIMEM_VIEW_DEVICE, &t), -ENODEV);
 	cr_assert_null(t);
 	unimem_block_close(b); /* no hold was left behind: this unmaps */
-	cr_assert_eq(count_maps(), maps);
+	cr_assert_not(mapped(p));
+	cr_assert_eq(count_fds(), fds);
 }
