@@ -177,8 +177,8 @@ static void *read_worker(void *arg)
 
 /* Most helper threads a read starts, and the least it splits. Helpers copy pages that
  * are in the page cache (a memcpy runs at one core's speed); they never read from the
- * device: parallel buffered streams defeat the kernel's sequential readahead, and more
- * O_DIRECT reads in flight gained nothing on the devices measured (docs/BENCHMARKS.md). */
+ * device: parallel buffered streams can defeat the kernel's sequential readahead, and more
+ * O_DIRECT reads in flight gained nothing on the virtio disk measured (docs/BENCHMARKS.md). */
 #define READ_HELPERS_MAX 3
 #define READ_PARALLEL_MIN (4 * PIECE)
 
