@@ -30,7 +30,7 @@ BLOCK_TYPES = {
 }
 
 CELL_ALIGN = 64
-# Cell indices (with a tag beside them) must fit 32 bits.
+# A pool has at most 2^32 - 1 cells (its free bitmap is then 512 MiB).
 MAX_COUNT = (1 << 32) - 1
 # A pool must fit the address space of a 64-bit process (x86-64: 128 TiB for user space).
 MAX_BYTES = 1 << 47
@@ -94,6 +94,7 @@ def parse_spec(grids, block_types):
             'bytes': cell * count,
             'cell_shift': cell.bit_length() - 1 if is_pow2(cell) else None,
             'count_pow2': is_pow2(count),
+            'words': (count + 63) // 64,
         })
     types, seen_t = [], set()
     for t in block_types:

@@ -486,7 +486,6 @@ Test(gpu, layout_tapes_from_the_gpu_through_the_pointer_helper)
 	unimem_layout_close(l);
 }
 
-#ifdef UNIMEM_TEST_GRID
 Test(gpu, grid_cells_from_the_gpu_through_the_pointer_helper)
 {
 	gpu_setup();
@@ -516,15 +515,6 @@ Test(gpu, grid_cells_from_the_gpu_through_the_pointer_helper)
 	cr_assert_eq(unimem_gpu_unmap(b), 0);
 	unimem_grid_close(g);
 }
-#else
-/* TODO(grid): the Grid is not on main yet. tests/meson.build defines UNIMEM_TEST_GRID as
- * soon as src/grid.c exists, and the test above runs instead of this notice. */
-Test(gpu, grid_cells_from_the_gpu_through_the_pointer_helper)
-{
-	need_gpu();
-	cr_skip_test("TODO: the Grid is not built yet (no src/grid.c)");
-}
-#endif
 
 /* Exit codes of the child in the test below. */
 enum { CHILD_OK = 0, CHILD_NO_GPU = 77, CHILD_NO_LOOKUP = 78 };

@@ -704,7 +704,6 @@ static __attribute__((noinline)) bool gb_mfl(struct mfl *f, void **ptr, long bat
 	return ptr[BATCH - 1] != NULL;
 }
 
-#ifdef UNIMEM_BENCH_GRID
 static __attribute__((noinline)) bool gb_grid(unimem_grid *gr, void **ptr, long batches)
 {
 	int err = 0;
@@ -721,7 +720,6 @@ static __attribute__((noinline)) bool gb_grid(unimem_grid *gr, void **ptr, long 
 	}
 	return err == 0 && ptr[BATCH - 1] != NULL;
 }
-#endif
 
 enum { GB_GRID, GB_MUTEX, GB_MALLOC0 };
 
@@ -742,18 +740,10 @@ static void bench_grid(int reps, long batches)
 		if (!allocs[a].present)
 			row_skip(r, "%s: skipped", allocs[a].note);
 	}
-#ifdef UNIMEM_BENCH_GRID
 	unimem_grid *gr = NULL;
 	int e = unimem_grid_open(&gr, cell, cells);
 	if (e)
 		row_skip(gr_row, "unimem_grid_open failed: %s", unimem_strerror(e));
-#else
-	row_skip(gr_row, "the Grid is not in this build (src/grid.c absent when it was set up)");
-	g->base = GB_MUTEX;
-	snprintf(g->note, sizeof g->note,
-		 "per take+give pair: %d takes then %d gives. The Grid is not in this build: "
-		 "ratios are row / mutex free list.", BATCH, BATCH);
-#endif
 	struct mfl f;
 	pthread_mutex_init(&f.mu, NULL);
 	f.cells = aligned_alloc(64, cell * cells);
@@ -779,9 +769,7 @@ static void bench_grid(int reps, long batches)
 			bool ok = true;
 			double t0 = umb_now_ns();
 			if (k == GB_GRID) {
-#ifdef UNIMEM_BENCH_GRID
 				ok = gb_grid(gr, ptr, m);
-#endif
 			} else if (k == GB_MUTEX) {
 				ok = gb_mfl(&f, ptr, m);
 			} else {
@@ -801,9 +789,7 @@ static void bench_grid(int reps, long batches)
 		else
 			g->rows[k].m[0] = umb_stats_of(s[k], reps);
 	}
-#ifdef UNIMEM_BENCH_GRID
 	unimem_grid_close(gr);
-#endif
 	pthread_mutex_destroy(&f.mu);
 	free(f.cells);
 }

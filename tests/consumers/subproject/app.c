@@ -86,6 +86,28 @@ int main(void)
 	}
 	unimem_tape_close(t);
 
+	/* Our own pool type, generated for us: every cell once, then refused, then back. */
+	unimem_grid_256x1024 *pool = NULL;
+	err = unimem_grid_256x1024_open(&pool);
+	if (err == -EPERM)
+		err = unimem_grid_256x1024_open_flags(&pool, UNIMEM_BLOCK_UNPINNED);
+	CHECK(err == 0 && pool != NULL);
+	if (pool) {
+		static unsigned char *cells[UNIMEM_GRID_256X1024_COUNT];
+		for (size_t i = 0; i < UNIMEM_GRID_256X1024_COUNT; i++) {
+			cells[i] = unimem_grid_256x1024_take(pool);
+			CHECK(cells[i] != NULL && (uintptr_t)cells[i] % 64 == 0);
+			if (cells[i])
+				memset(cells[i], 0x5a, UNIMEM_GRID_256X1024_CELL);
+		}
+		CHECK(unimem_grid_256x1024_take(pool) == NULL);
+		for (size_t i = 0; i < UNIMEM_GRID_256X1024_COUNT; i++)
+			CHECK(cells[i] && unimem_grid_256x1024_give(pool, cells[i]) == 0);
+		CHECK(unimem_grid_256x1024_give(pool, cells[0]) == -EALREADY);
+		CHECK(unimem_grid_256x1024_give(pool, cells[0] + 1) == -EINVAL);
+	}
+	unimem_grid_256x1024_close(pool);
+
 	/* A plain Block, pinned where the limit allows. */
 	unimem_block *blk = NULL;
 	err = unimem_block_open(&blk, UNIMEM_GRID_256X1024_CELL, 0);
