@@ -160,7 +160,8 @@ int unimem_block_lookup(unimem_block **out, uint32_t id)
 
 void unimem_block_close(unimem_block *b)
 {
-	if (!b)
+	/* DLPack exports hold the Block too (view.c): the last holder tears it down. */
+	if (!b || !umi_block_unref(b))
 		return;
 	umi_gpu_release(b);
 	if (b->pinned)

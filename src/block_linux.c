@@ -157,7 +157,7 @@ static void *fill_back(void *arg)
 /* Helper threads worth starting now: CPUs this thread may run on that no runnable task
  * holds at this instant (the 4th field of /proc/loadavg counts the runnable tasks, this
  * one included). A helper that gets no CPU only makes the opening thread wait for it. */
-static long idle_cpus(void)
+long umi_idle_cpus(void)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	cpu_set_t set;
@@ -195,7 +195,7 @@ static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fre
 			  0, 0, 0 };
 	pthread_t tids[FILL_HELPERS_MAX];
 	size_t helpers = 0;
-	long idle = size >= FILL_PARALLEL_MIN ? idle_cpus() : 0;
+	long idle = size >= FILL_PARALLEL_MIN ? umi_idle_cpus() : 0;
 	if (idle > 0) {
 		size_t want = (size_t)idle;
 		if (want > FILL_HELPERS_MAX)
@@ -404,7 +404,8 @@ int umi_block_pin(unimem_block *b)
 
 void unimem_block_close(unimem_block *b)
 {
-	if (!b)
+	/* DLPack exports hold the Block too (view.c): the last holder tears it down. */
+	if (!b || !umi_block_unref(b))
 		return;
 	umi_gpu_release(b);
 	munmap(b->ptr, b->size);

@@ -83,7 +83,13 @@ const char *unimem_strerror(int err)
 	case EBADMSG:
 		return "bad message: what came over the socket is not a Block sent by "
 		       "unimem_block_send (no fd or several, not a memfd sealed against shrink "
-		       "and grow, not writable, or a size that does not match)";
+		       "and grow, not writable, or a size that does not match), or the file is "
+		       "not a well-formed safetensors file (header length, JSON, fields, dtype, "
+		       "offsets, or data that the tensors do not cover exactly)";
+	case ENOSPC:
+		return "no space left in the Tape for what is loaded into it";
+	case ERANGE:
+		return "the view reaches outside its Block (offset, shape and strides)";
 	case ECONNRESET:
 		return "connection closed: the peer closed the socket before a Block came";
 	case ENODEV:
@@ -91,8 +97,10 @@ const char *unimem_strerror(int err)
 	case EALREADY:
 		return "the cell is already in the pool (given twice)";
 	case ENOTSUP:
-		return "not supported on this platform (macOS passes Blocks by IOSurface, not "
-		       "over sockets)";
+		return "not supported: on macOS, Blocks go by IOSurface, not over sockets; "
+		       "a DLPack export of an element type DLPack 0.8 has no code for (8-bit "
+		       "floats); a tensor of more than 8 dimensions; or O_DIRECT refused by the "
+		       "file system (UNIMEM_READ_DIRECT)";
 	case EMFILE:
 		return "too many open files: no file descriptor left for the Block";
 	default:

@@ -23,7 +23,29 @@ struct unimem_block {
 	void *handle;      /* IOSurfaceRef on macOS */
 	/* GPU mapping, owned by gpu*.c; NULL while not mapped. */
 	_Atomic(struct umi_gpu_state *) gpu;
+	/* Holders beyond the first (0 from calloc: one holder). A DLPack export is one
+	 * more holder until its deleter runs; unimem_block_close() drops one. */
+	atomic_uint extra_refs;
 };
+
+/* One more holder of b (a DLPack export): the Block stays mapped until every holder
+ * has called unimem_block_close(). Thread-safe. */
+static inline void umi_block_retain(const unimem_block *b)
+{
+	atomic_fetch_add_explicit(&((unimem_block *)b)->extra_refs, 1, memory_order_relaxed);
+}
+
+/* Drop one holder; true when it was the last, and the caller must tear b down. */
+static inline bool umi_block_unref(unimem_block *b)
+{
+	unsigned n = atomic_load_explicit(&b->extra_refs, memory_order_relaxed);
+	/* The common case, a Block nobody else holds, takes no read-modify-write. */
+	if (n == 0) {
+		atomic_thread_fence(memory_order_acquire);
+		return true;
+	}
+	return atomic_fetch_sub_explicit(&b->extra_refs, 1, memory_order_acq_rel) == 0;
+}
 
 /* Page size of the system, cached. */
 size_t umi_page_size(void);
@@ -71,6 +93,24 @@ void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX]);
 /* Give b's id back (no-op for ids this process did not claim for b). Call after
  * the memfd is closed. Thread-safe. */
 void umi_share_release(unimem_block *b);
+
+/* CPUs this thread may run on that no runnable task holds now: how many helper threads
+ * are worth starting (block_linux.c; Linux only). */
+long umi_idle_cpus(void);
+
+/* Interop (issue 10). The unimem_dtype of a safetensors dtype name (not NUL-terminated);
+ * 0 when unknown. */
+int umi_dtype_from_name(const char *name, size_t len);
+
+/* Read [off, off + len) of fd's file into dst, where dst - off is a multiple of 4096:
+ * cached pages with pread, the others with O_DIRECT (load.c; flags UNIMEM_READ_*).
+ * 0 or a negative errno. */
+int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigned flags);
+
+/* Take room for len bytes at 4096 alignment from t (NULL when it does not fit), and
+ * give [room, room + len) back while nothing was taken after it. */
+void *umi_tape_take_room(unimem_tape *t, size_t len);
+void umi_tape_give_back(unimem_tape *t, void *room, size_t len);
 
 /* Remember the RLIMIT_MEMLOCK that refused a pin, for unimem_strerror(). */
 void umi_note_memlock_refusal(size_t asked);

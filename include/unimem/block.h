@@ -42,7 +42,10 @@ UNIMEM_API int unimem_block_open(unimem_block **out, size_t bytes, unsigned flag
 UNIMEM_API int unimem_block_lookup(unimem_block **out, uint32_t id);
 
 /* Unmap and release this holder's reference. Other holders keep their pages.
- * NULL is a no-op. Not safe against concurrent use of the same Block. */
+ * DLPack exports of views (<unimem/view.h>) hold the Block as well: while one is
+ * alive, close leaves the mapping (and any GPU mapping) in place, and the export's
+ * deleter unmaps it last. NULL is a no-op. Not safe against concurrent use of the
+ * same Block by this holder; safe against deleters running on other threads. */
 UNIMEM_API void unimem_block_close(unimem_block *b);
 
 /* Base address (page aligned; stable for the Block's lifetime). */

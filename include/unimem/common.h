@@ -14,8 +14,11 @@
 /* Exported symbols: the library is built with hidden visibility. */
 #define UNIMEM_API __attribute__((visibility("default")))
 
-/* Hot paths live in the headers. */
+/* Hot paths live in the headers. libunimem-ffi (src/ffi.c) defines UNIMEM_INLINE first
+ * to compile the same functions out of line, for callers that cannot inline (ctypes). */
+#ifndef UNIMEM_INLINE
 #define UNIMEM_INLINE static inline __attribute__((always_inline))
+#endif
 
 #define UNIMEM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNIMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)

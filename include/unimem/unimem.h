@@ -11,6 +11,8 @@
 #include "grid.h"
 #include "layout.h"
 #include "gpu.h"
+#include "view.h"
+#include "load.h"
 #include <unimem/types.h> /* generated: typed accessors per -Dblock_types */
 #include <unimem/grids.h> /* generated: one Grid type per -Dgrids entry */
 

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/* unimem loading: files read straight into a Tape's pinned memory (no bounce buffer, no
+ * copy into a framework buffer afterwards), and safetensors weights placed in a Tape and
+ * returned as views.
+ *
+ * How a read goes (Linux): the file range is cut at 4 KiB boundaries. Each aligned piece
+ * whose pages are already in the page cache is copied from it with pread (the fastest
+ * source there is); each piece that is not is read with O_DIRECT, the device writing
+ * into the Tape's pages themselves, with the page cache bypassed. The unaligned head and
+ * tail (under 4 KiB each) are read with pread. Where the file system refuses O_DIRECT
+ * (tmpfs, some network and FUSE file systems) everything is read with pread. The cache
+ * residency comes from mincore(), which Linux answers truthfully only for files the
+ * caller owns or may write; for other files it says "all cached", and every piece is
+ * read with pread. macOS reads with pread. */
+#ifndef UNIMEM_LOAD_H
+#define UNIMEM_LOAD_H
+
+#include "common.h"
+#include "block.h"
+#include "tape.h"
+#include "view.h"
+
+UNIMEM_BEGIN_DECLS
+
+/* Flags of unimem_tape_read_fd(), unimem_tape_read_file() and unimem_safetensors_load(). */
+enum {
+	/* pread only, never O_DIRECT. */
+	UNIMEM_READ_BUFFERED = 1u << 0,
+	/* O_DIRECT for every aligned piece, cached or not; fail with -EOPNOTSUPP where the
+	 * file system refuses it (instead of falling back to pread). */
+	UNIMEM_READ_DIRECT = 1u << 1,
+};
+
+/* Read `length` bytes of the open file `fd` from byte `offset` into Tape t. The room is
+ * taken from t at 4096-byte alignment, starting at `offset` rounded down to 4096, so
+ * that the byte at `offset` lands at an address equal to `offset` modulo 4096 (up to
+ * 4095 bytes before it are taken and hold file bytes too); *out is set to that address.
+ * fd's own file position and flags are left alone (O_DIRECT goes through a second open
+ * of the same file). length 0 takes nothing and sets *out to NULL.
+ * Returns 0, or a negative errno with *out NULL:
+ *   -EINVAL      t or out NULL, flags unknown or both, or the range passes the end of
+ *                the file
+ *   -ENOSPC      the Tape has no room for it
+ *   -EOPNOTSUPP  UNIMEM_READ_DIRECT and the file system refuses O_DIRECT
+ *   -EIO         the file got shorter while it was read
+ *   -EBADF, or another errno of open/pread/read
+ * On failure the room is given back to the Tape when nothing was taken after it.
+ * Thread-safe as unimem_tape_take() (other threads may take from t meanwhile). */
+UNIMEM_API int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
+				   unsigned flags, void **out);
+
+/* Read the whole file at `path` into Tape t, as unimem_tape_read_fd() from offset 0:
+ * *out is 4096-aligned. *length (may be NULL) is set to the file's size. Returns 0 or a
+ * negative errno as unimem_tape_read_fd(), or of open() (-ENOENT, -EACCES, ...). */
+UNIMEM_API int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags,
+				     void **out, size_t *length);
+
+/* Tensors of a safetensors file, placed in a Tape. */
+typedef struct unimem_safetensors unimem_safetensors;
+
+/* Load the safetensors file at `path` into Tape t (a Layout's weights Tape, typically).
+ * The header is parsed strictly (the format of huggingface/safetensors): an 8-byte
+ * little-endian length N (at most 100,000,000), then N bytes of a JSON object that starts
+ * with '{', maps each tensor name to {"dtype", "shape", "data_offsets"} and nothing else,
+ * and may hold one "__metadata__" object of strings; then the data, which the tensors
+ * must cover exactly, in order, with no gap and no overlap. The data is read in one
+ * piece as unimem_tape_read_fd() reads (O_DIRECT where it can), so that each tensor
+ * sits at its file offset modulo 4096; a tensor whose place there is not aligned to
+ * `align` (a power of two, or 0: the size of its element) is moved to an aligned place of
+ * its own (one copy, of that tensor alone). Files written by the safetensors library
+ * keep every tensor aligned to its element: nothing moves at align 0.
+ * Returns 0 and sets *out, or a negative errno with *out NULL:
+ *   -EBADMSG  not a safetensors file: short, a length past the file, bad JSON (syntax,
+ *             escapes, UTF-8, numbers), a missing, duplicate, unknown or mistyped field,
+ *             an unknown dtype, offsets that disagree with dtype and shape, or data that
+ *             the tensors do not cover exactly (a truncated file)
+ *   -ENOTSUP  a tensor of more than UNIMEM_VIEW_MAX_DIMS dimensions
+ *   -EINVAL   out, t or path NULL, align not a power of two, flags as above
+ *   -ENOSPC   the Tape has no room for the data
+ *   -ENOMEM, and what unimem_tape_read_fd() and open() return
+ * A malformed file never crashes the loader and never makes it read past what it read.
+ * Thread-safe as unimem_tape_read_fd(). */
+UNIMEM_API int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t,
+				       const char *path, size_t align, unsigned flags);
+
+/* Free what the loader allocated (names and views; the tensors' memory stays in the
+ * Tape until it is cleared or closed). NULL is a no-op. */
+UNIMEM_API void unimem_safetensors_close(unimem_safetensors *st);
+
+/* Number of tensors. */
+UNIMEM_API size_t unimem_safetensors_count(const unimem_safetensors *st);
+
+/* Name of tensor i (in the order of the data), NULL when i is out of range. */
+UNIMEM_API const char *unimem_safetensors_name(const unimem_safetensors *st, size_t i);
+
+/* View of tensor i, NULL when i is out of range. Its Block is the Tape's. */
+UNIMEM_API const unimem_view *unimem_safetensors_view(const unimem_safetensors *st, size_t i);
+
+/* View of the tensor named `name`, NULL when there is none. O(log n). */
+UNIMEM_API const unimem_view *unimem_safetensors_find(const unimem_safetensors *st,
+						      const char *name);
+
+/* Value of `key` in the file's "__metadata__", NULL when there is none. */
+UNIMEM_API const char *unimem_safetensors_metadata(const unimem_safetensors *st,
+						   const char *key);
+
+/* Key i of the file's "__metadata__" (in byte order of the keys), NULL when i is out of
+ * range: iterate with i = 0, 1, ... until NULL. */
+UNIMEM_API const char *unimem_safetensors_metadata_key(const unimem_safetensors *st, size_t i);
+
+/* Tensors the loader moved to meet `align` (0 when every one stayed where it was read). */
+UNIMEM_API size_t unimem_safetensors_moved(const unimem_safetensors *st);
+
+UNIMEM_END_DECLS
+
+#endif
