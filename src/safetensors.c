@@ -407,7 +407,8 @@ static int check_entries(struct entry *e, size_t n, uint64_t data_len)
 		if (e[i].end < e[i].begin || e[i].end - e[i].begin != bytes)
 			return BAD;
 	}
-	qsort(e, n, sizeof *e, cmp_offsets);
+	if (n > 1) /* qsort's base must not be NULL, even for 0 entries (UBSan) */
+		qsort(e, n, sizeof *e, cmp_offsets);
 	uint64_t at = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].begin != at)
