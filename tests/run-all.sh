@@ -5,7 +5,8 @@
 #   build       the default build: every suite but the opt-in ones (stress, fuzz, gpu)
 #   build-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer (gcc)
 #   build-tsan  the same under ThreadSanitizer (gcc)
-#   build-fuzz  the libFuzzer API target for UNIMEM_FUZZ_SECONDS (default 60; clang)
+#   build-fuzz  the libFuzzer targets (tests/fuzz: the API, safetensors), UNIMEM_FUZZ_SECONDS
+#               each (default 60; clang); a new target is added to the ninja line below
 # UNIMEM_PASSES="build build-asan" runs only the passes named. Prints the count of each pass,
 # then 'N passed, N failed, N skipped' of all of them last, and exits non-zero on any failure.
 set -u
@@ -35,7 +36,7 @@ for pass in $passes; do
 	build-tsan) run_suite build-tsan -Db_sanitize=thread -Db_lundef=false ;;
 	build-fuzz)
 		CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false &&
-			ninja -C build-fuzz tests/fuzz/fuzz_api &&
+			ninja -C build-fuzz tests/fuzz/fuzz_api tests/fuzz/fuzz_safetensors &&
 			meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz
 		;;
 	*) echo "run-all.sh: unknown pass $pass" >&2 ;;
