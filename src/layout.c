@@ -74,11 +74,15 @@ unimem_tape *unimem_layout_history(unimem_layout *l)
 
 void unimem_layout_clear_pass(unimem_layout *l)
 {
+	if (!l)
+		return;
 	unimem_tape_clear(&l->scratch);
 }
 
 void unimem_layout_clear_talk(unimem_layout *l)
 {
+	if (!l)
+		return;
 	unimem_tape_clear(&l->scratch);
 	unimem_tape_clear(&l->history);
 }

@@ -137,3 +137,9 @@ Test(layout, unpinned_flag)
 	cr_assert_not(unimem_block_pinned(unimem_layout_block(l)));
 	unimem_layout_close(l);
 }
+
+Test(layout, clears_of_null_are_no_ops)
+{
+	unimem_layout_clear_pass(NULL);
+	unimem_layout_clear_talk(NULL);
+}

@@ -23,53 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.h"
+
 #define PEER_ENV "UNIMEM_SHARE_PEER"
 #define NOBODY 65534
 
-/* ---- resource counts (local: the shared tests/helpers.h is not on this branch) */
-
-static int fds_open(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
-
-static int maps_count(void)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return -1;
-	int n = 0, c;
-	while ((c = fgetc(f)) != EOF)
-		if (c == '\n')
-			n++;
-	fclose(f);
-	return n;
-}
-
-static long vmlck_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "re");
-	if (!f)
-		return -1;
-	char line[256];
-	long v = -1;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmLck:", 6)) {
-			sscanf(line + 6, "%ld", &v);
-			break;
-		}
-	fclose(f);
-	return v;
-}
 
 /* Entries of /dev/shm whose name mentions unimem (the design keeps none there). */
 static int unimem_names_in_dev_shm(void)
@@ -316,13 +274,13 @@ Test(share, looked_up_block_reports_size_pinned_fd_truthfully)
 	unimem_block *a, *b;
 	/* An unpinned creator: the looked-up Block still pins, by the open rule. */
 	cr_assert_eq(unimem_block_open(&a, 3 * 4096 + 5, UNIMEM_BLOCK_UNPINNED), 0);
-	long before = vmlck_kb();
+	long before = status_kb("VmLck");
 	cr_assert_eq(unimem_block_lookup(&b, unimem_block_id(a)), 0);
 	cr_assert_eq(unimem_block_size(b), unimem_block_size(a));
 	cr_assert_eq(unimem_block_page_size(b), unimem_block_page_size(a));
 	cr_assert(unimem_block_pinned(b));
 	cr_assert_not(unimem_block_pinned(a));
-	cr_assert_geq(vmlck_kb() - before, (long)(unimem_block_size(b) / 1024));
+	cr_assert_geq(status_kb("VmLck") - before, (long)(unimem_block_size(b) / 1024));
 	cr_assert_eq(unimem_block_id(b), unimem_block_id(a));
 	int fd = unimem_block_fd(b);
 	cr_assert_geq(fd, 0);
@@ -338,7 +296,7 @@ Test(share, looked_up_block_reports_size_pinned_fd_truthfully)
 	unimem_block_close(a);
 	cr_assert_eq(((volatile char *)unimem_block_ptr(b))[100], 7);
 	unimem_block_close(b);
-	cr_assert_eq(vmlck_kb(), before);
+	cr_assert_eq(status_kb("VmLck"), before);
 }
 
 Test(share, ids_are_unique_among_live_blocks)
@@ -710,7 +668,7 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	size_t len;
 	capture(b, msg, &len);
 	int good = unimem_block_fd(b);
-	int fds0 = fds_open(), maps0 = maps_count();
+	int fds0 = count_fds(), maps0 = count_maps();
 
 	/* Sanity: the captured message with the real fd is a Block. */
 	cr_assert_eq(replay(SOCK_STREAM, msg, len, &good, 1), 0);
@@ -750,8 +708,8 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	cr_assert_eq(replay(SOCK_STREAM, msg, len, &ro, 1), -EBADMSG, "read-only fd");
 	close(ro);
 
-	cr_assert_eq(fds_open(), fds0, "fds leaked");
-	cr_assert_eq(maps_count(), maps0, "mappings leaked");
+	cr_assert_eq(count_fds(), fds0, "fds leaked");
+	cr_assert_eq(count_maps(), maps0, "mappings leaked");
 
 	/* Not a socket; not an fd. */
 	int p[2];
@@ -781,7 +739,7 @@ Test(share, recv_without_a_free_fd_is_emfile)
 	for (int fd = 0; fd < 4096; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)
 			highest = fd;
-	int fds0 = fds_open();
+	int fds0 = count_fds();
 	struct rlimit tight = { (rlim_t)highest + 1, rl.rlim_max };
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
 	int fill[4096], nfill = 0; /* the holes below the limit */
@@ -794,7 +752,7 @@ Test(share, recv_without_a_free_fd_is_emfile)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	cr_assert_eq(err, -EMFILE, "err %d", err);
 	cr_assert_null(x);
-	cr_assert_eq(fds_open(), fds0);
+	cr_assert_eq(count_fds(), fds0);
 	close(sv[0]);
 	close(sv[1]);
 	unimem_block_close(b);
@@ -838,14 +796,14 @@ Test(share, recv_pins_by_the_open_rule_and_says_eperm)
 		/* The first refusal settles first-use allocations; the second is counted. */
 		if (unimem_block_recv(&x, sv[1]) != -EPERM || x)
 			_exit(9);
-		int fds0 = fds_open(), maps0 = maps_count();
+		int fds0 = count_fds(), maps0 = count_maps();
 		int err = unimem_block_recv(&x, sv[1]);
 		if (err != -EPERM || x)
 			_exit(10);
 		if (!strstr(unimem_strerror(err), "RLIMIT_MEMLOCK") ||
 		    !strstr(unimem_strerror(err), "UNIMEM_BLOCK_UNPINNED"))
 			_exit(11);
-		if (fds_open() != fds0 || maps_count() != maps0)
+		if (count_fds() != fds0 || count_maps() != maps0)
 			_exit(12);
 		_exit(0);
 	}
@@ -1015,8 +973,8 @@ Test(share, open_lookup_send_recv_in_a_loop_leak_nothing)
 	int fds0 = 0, maps0 = 0;
 	for (int i = 0; i < 201; i++) {
 		if (i == 1) { /* after one round, so that first-use allocations settle */
-			fds0 = fds_open();
-			maps0 = maps_count();
+			fds0 = count_fds();
+			maps0 = count_maps();
 		}
 		unimem_block *a, *b, *c;
 		cr_assert_eq(unimem_block_open(&a, 16 * 4096, 0), 0);
@@ -1027,8 +985,8 @@ Test(share, open_lookup_send_recv_in_a_loop_leak_nothing)
 		unimem_block_close(c);
 		unimem_block_close(b);
 	}
-	cr_assert_eq(fds_open(), fds0, "fds leaked");
-	cr_assert_eq(maps_count(), maps0, "mappings leaked");
+	cr_assert_eq(count_fds(), fds0, "fds leaked");
+	cr_assert_eq(count_maps(), maps0, "mappings leaked");
 	close(sv[0]);
 	close(sv[1]);
 }

@@ -1227,8 +1227,27 @@ static void fz_close_all(struct fz *f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Where there is a GPU, the CUDA driver keeps the fds it opens on first use (/dev/nvidia*)
+ * for the life of the process: bring it up once before the first count, so that its fds
+ * are part of the rest state and a leak of ours still shows. */
+static void warm_up_gpu_driver(void)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	unimem_block *b;
+	void *dev;
+	if (unimem_gpu_count() > 0 && unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED) == 0) {
+		if (unimem_gpu_map(b, &dev) == 0)
+			unimem_gpu_unmap(b);
+		unimem_block_close(b);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	warm_up_gpu_driver();
 	int fds_at_rest = count_fds();
 	struct in in = { data, size };
 	static struct fz f; /* big (the Grids' models): not on the stack */

@@ -25,7 +25,7 @@ check "the consumer runs: Block, Tape, typed accessors and the 256x1024 pool's c
 	meson test -C "$work/build" --no-rebuild --print-errorlogs
 # unimem's own suites stay out of the consumer's `meson test`.
 check "meson test lists the consumer's test only" \
-	bash -c '[ "$(meson test -C "$1" --no-rebuild --list 2>/dev/null | grep -v "^$")" = app ]' _ "$work/build"
+	bash -c 'l=$(meson test -C "$1" --no-rebuild --list 2>/dev/null | grep -v "^$"); [ "$(printf "%s\n" "$l" | wc -l)" = 1 ] && case $l in app | *[:\ /]app) true ;; *) false ;; esac' _ "$work/build"
 # default_library=static: unimem is inside the program, nothing to load at run time.
 check "default_library=static: the program needs no libunimem.so" \
 	bash -c '! readelf -d "$1" | grep -q "NEEDED.*libunimem"' _ "$work/build/app"
