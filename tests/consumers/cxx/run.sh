@@ -50,7 +50,7 @@ must "the installed headers are the public ones: $(echo $installed)" \
 flags=$(PKG_CONFIG_LIBDIR=$pcdir PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags --libs unimem)
 for cxx in "${compilers[@]}"; do
 	for std in "${stds[@]}"; do
-		exe=$work/app-$cxx-$std
+		exe=$work/app-$(basename "$cxx")-$std # a compiler may be named by its path
 		# shellcheck disable=SC2086 # $flags is a list of words
 		check "$cxx -std=$std -Wall -Wextra -Werror -pedantic: all public headers, inline hot paths" \
 			"$cxx" -std="$std" -Wall -Wextra -Werror -pedantic -I"$work" "$here/app.cpp" \
