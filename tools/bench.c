@@ -114,6 +114,21 @@ static void row_skip(struct row *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Close a group's measured rows: the statistics of samples[k] for each row that ran, or a
+ * skip saying `why` for a row whose run failed. */
+static void rows_finish(struct group *g, int n, double samples[][MAX_REPS], const bool *bad,
+			int reps, const char *why)
+{
+	for (int k = 0; k < n; k++) {
+		if (g->rows[k].skipped)
+			continue;
+		if (bad[k])
+			row_skip(&g->rows[k], "%s", why);
+		else
+			g->rows[k].m[0] = umb_stats_of(samples[k], reps);
+	}
+}
+
 /* Median of row's metric, or NaN when skipped. */
 static double med(const struct group *g, int row, int metric)
 {
@@ -394,14 +409,7 @@ static void bench_tape(int reps, long batches)
 				s[k][r] = (t1 - t0) / ((double)batches * BATCH);
 		}
 	}
-	for (int k = 0; k < n; k++) {
-		if (g->rows[k].skipped)
-			continue;
-		if (bad[k])
-			row_skip(&g->rows[k], "an allocation failed");
-		else
-			g->rows[k].m[0] = umb_stats_of(s[k], reps);
-	}
+	rows_finish(g, n, s, bad, reps, "an allocation failed");
 	unimem_tape_close(t);
 }
 
@@ -781,14 +789,7 @@ static void bench_grid(int reps, long batches)
 				s[k][r] = (t1 - t0) / ((double)batches * BATCH);
 		}
 	}
-	for (int k = 0; k < n; k++) {
-		if (g->rows[k].skipped)
-			continue;
-		if (bad[k])
-			row_skip(&g->rows[k], "a take or give failed");
-		else
-			g->rows[k].m[0] = umb_stats_of(s[k], reps);
-	}
+	rows_finish(g, n, s, bad, reps, "a take or give failed");
 	unimem_grid_close(gr);
 	pthread_mutex_destroy(&f.mu);
 	free(f.cells);
