@@ -215,7 +215,24 @@ def _dtype_name(dtype):
     raise ValueError(f'unknown dtype {dtype!r}')
 
 
-class Block:
+class _Closes:
+    """close() on leaving a with-block and when collected (quietly at interpreter
+    shutdown)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class Block(_Closes):
     """A pinned, shareable Block (unimem_block). Close it, or use it as a context
     manager; arrays made from its views keep the memory alive after close."""
 
@@ -284,18 +301,6 @@ class Block:
         if self._h is not None and self._owned:
             _lib.unimem_block_close(self._h)
         self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 class View:
@@ -436,7 +441,7 @@ class View:
         return np.asarray(self)
 
 
-class Tape:
+class Tape(_Closes):
     """A bump allocator over a Block (unimem_tape). Tape(size) owns a new Block; the
     Tapes of a Layout belong to it."""
 
@@ -512,18 +517,6 @@ class Tape:
             _lib.unimem_tape_close(self._t)
         self._t = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
-
 
 class SafeTensors(dict):
     """name -> View, in the order of the file's data; .metadata holds __metadata__ and
@@ -547,7 +540,7 @@ class SafeTensors(dict):
             i += 1
 
 
-class Layout:
+class Layout(_Closes):
     """Three Tapes in one Block: weights, scratch (clear_pass) and history (clear_talk)."""
 
     def __init__(self, weights, scratch, history, *, pinned=True):
@@ -579,15 +572,3 @@ class Layout:
         if self._l is not None:
             _lib.unimem_layout_close(self._l)
         self._l = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass

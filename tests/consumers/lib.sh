@@ -60,22 +60,7 @@ skip_all() {
 	exit 0
 }
 
-# A step that later steps need: on failure show its output and stop.
-must() { # description, command...
-	local what=$1
-	shift
-	if "$@" >"$log" 2>&1; then
-		ok "$what"
-	else
-		not_ok "$what"
-		echo "# failed: $*" >&2
-		sed 's/^/#   /' "$log" >&2
-		echo "Bail out! $what"
-		exit 1
-	fi
-}
-
-# A check that later steps do not need.
+# A check that later steps do not need. Returns non-zero when it failed.
 check() { # description, command...
 	local what=$1
 	shift
@@ -85,7 +70,16 @@ check() { # description, command...
 		not_ok "$what"
 		echo "# failed: $*" >&2
 		sed 's/^/#   /' "$log" >&2
+		return 1
 	fi
+}
+
+# A step that later steps need: on failure show its output and stop.
+must() { # description, command...
+	check "$@" || {
+		echo "Bail out! $1"
+		exit 1
+	}
 }
 
 finish() { exit "$tap_failed"; }
