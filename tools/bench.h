@@ -42,13 +42,13 @@ struct group {
 	struct row rows[MAX_ROWS];
 };
 
-/* The run: its options, the groups measured so far, the malloc families (bench.c). */
+/* The run: its options, the groups measured so far, the malloc families (results.c). */
 extern const struct bench_options *opt;
 extern struct group groups[MAX_GROUPS];
 extern int ngroups;
 extern struct allocator allocs[ALLOC_COUNT];
 
-/* Bookkeeping (bench.c). */
+/* Bookkeeping (results.c). */
 void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct group *group_new(const char *id, const char *unit, int nmetric);
 struct row *row_new(struct group *g, const char *name);
