@@ -435,6 +435,16 @@ static void bench_pool(const char *name, void (*gen_loop)(void *, uint64_t), voi
 	       ok3 ? "met" : "MISSED (within noise?)", two, ok4 ? "met" : "MISSED");
 	targets_missed += !ok1 + !ok2 + !ok3 + !ok4;
 	unimem_grid_close(generic);
+	umb_mutex_list_fini(c[2].ctx);
+	free(c[2].ctx);
+	struct mpmc *q = c[3].ctx;
+	free(q->mem);
+	free(q->buf);
+	free(q);
+	struct plain *p = c[5].ctx;
+	free(p->mem);
+	free(p->stack);
+	free(p);
 }
 
 #define GEN_BENCH(N, CELL, COUNT)                                                         \
