@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* bench_grid: the Grid beside its rivals, in one run.
+/* grid_rivals: the Grid beside its rivals, in one run (bench_grid up to 22a2180).
  *
  * For each generated pool (-Dgrids) and the same cell size and count: the generated
  * Grid, the generic Grid, a mutex-protected free list, a bounded MPMC queue (crossbeam
@@ -12,7 +12,7 @@
  * interleaved, so that noise from the machine spreads over all of them. Median of the
  * rounds, with min and max. A compiler barrier keeps each take and give in the loop.
  *
- * Usage: bench_grid [pairs per run (default 200000)] [rounds (default 15)] */
+ * Usage: grid_rivals [pairs per run (default 200000)] [rounds (default 15)] */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -38,7 +38,7 @@ static int rounds = 15;
 
 static void die(const char *what, int err)
 {
-	fprintf(stderr, "bench_grid: %s: %s\n", what, unimem_strerror(err));
+	fprintf(stderr, "grid_rivals: %s: %s\n", what, unimem_strerror(err));
 	exit(1);
 }
 
@@ -479,7 +479,7 @@ static void print_machine(char **argv, int argc)
 	time_t t = time(NULL);
 	char date[64];
 	strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
-	printf("bench_grid: take+give pairs; unimem %s; %s; %ld CPUs online; %s\n",
+	printf("grid_rivals: take+give pairs; unimem %s; %s; %ld CPUs online; %s\n",
 	       unimem_version(), model, sysconf(_SC_NPROCESSORS_ONLN), date);
 	printf("command:");
 	for (int i = 0; i < argc; i++)
@@ -498,7 +498,7 @@ int main(int argc, char **argv)
 	if (argc > 2)
 		rounds = atoi(argv[2]);
 	if (pairs == 0 || rounds < 1 || rounds > ROUNDS_MAX) {
-		fprintf(stderr, "usage: bench_grid [pairs per run] [rounds, 1..%d]\n", ROUNDS_MAX);
+		fprintf(stderr, "usage: grid_rivals [pairs per run] [rounds, 1..%d]\n", ROUNDS_MAX);
 		return 2;
 	}
 	/* Two CPUs that this process may run on. */
