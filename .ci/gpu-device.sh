@@ -1,9 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # On the GPU machine: build, run the unit and GPU suites, then the GPU benchmark.
-# Logs under $OUT (or /tmp/out); the benchmark's tables print last.
-#   [BENCH_ARGS="--quick --experiments"] [BENCH_AGAIN=1] bash bench/gpu_device.sh [--no-bench]
+# Logs under $OUT (or /tmp/out); the benchmark's tables print last. Runs from anywhere:
+# it builds the tree it lives in.
+#   [BENCH_ARGS=--quick] [BENCH_AGAIN=1] bash .ci/gpu-device.sh [--no-bench]
 set -u
+cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 B=/tmp/unimem-gpu-build

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* bench_grid: the Grid beside its rivals, in one run.
+/* grid_rivals: the Grid beside its rivals, in one run (bench_grid up to 22a2180).
  *
  * For each generated pool (-Dgrids) and the same cell size and count: the generated
  * Grid, the generic Grid, a mutex-protected free list, a bounded MPMC queue (crossbeam
@@ -12,7 +12,7 @@
  * interleaved, so that noise from the machine spreads over all of them. Median of the
  * rounds, with min and max. A compiler barrier keeps each take and give in the loop.
  *
- * Usage: bench_grid [pairs per run (default 200000)] [rounds (default 15)] */
+ * Usage: grid_rivals [pairs per run (default 200000)] [rounds (default 15)] */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -27,22 +27,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
+#include "mutex_list.h"
+
 #define ROUNDS_MAX 51
 #define ESCAPE(p) __asm__ volatile("" : "+r"(p)::"memory")
 
 static uint64_t pairs = 200000;
 static int rounds = 15;
 
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void die(const char *what, int err)
 {
-	fprintf(stderr, "bench_grid: %s: %s\n", what, unimem_strerror(err));
+	fprintf(stderr, "grid_rivals: %s: %s\n", what, unimem_strerror(err));
 	exit(1);
 }
 
@@ -58,40 +54,13 @@ static unsigned char *rival_cells(size_t cell, size_t count)
 	return p;
 }
 
-/* A free list of cell pointers behind one pthread mutex. */
-struct mutex_list {
-	pthread_mutex_t mu;
-	void **stack;
-	size_t top;
-	unsigned char *mem;
-};
-
-static struct mutex_list *mutex_list_new(size_t cell, size_t count)
+/* The mutex free list (tools/mutex_list.h, the same rival as `unimem bench`'s). */
+static struct umb_mutex_list *mutex_list_new(size_t cell, size_t count)
 {
-	struct mutex_list *l = calloc(1, sizeof *l);
-	pthread_mutex_init(&l->mu, NULL);
-	l->mem = rival_cells(cell, count);
-	l->stack = malloc(count * sizeof *l->stack);
-	for (size_t i = 0; i < count; i++)
-		l->stack[i] = l->mem + (count - 1 - i) * cell;
-	l->top = count;
+	struct umb_mutex_list *l = malloc(sizeof *l);
+	if (!l || umb_mutex_list_init(l, cell, count))
+		die("mutex free list", -ENOMEM);
 	return l;
-}
-
-static inline void *mutex_take(struct mutex_list *l)
-{
-	pthread_mutex_lock(&l->mu);
-	void *p = l->top ? l->stack[--l->top] : NULL;
-	pthread_mutex_unlock(&l->mu);
-	return p;
-}
-
-static inline int mutex_give(struct mutex_list *l, void *p)
-{
-	pthread_mutex_lock(&l->mu);
-	l->stack[l->top++] = p;
-	pthread_mutex_unlock(&l->mu);
-	return 0;
 }
 
 /* Bounded MPMC queue of cell pointers: crossbeam's ArrayQueue algorithm (a stamp per
@@ -270,7 +239,7 @@ static inline int generic_give(unimem_grid *g, void *c)
 }
 
 PAIR_LOOP(loop_generic, unimem_grid, generic_take, generic_give)
-PAIR_LOOP(loop_mutex, struct mutex_list, mutex_take, mutex_give)
+PAIR_LOOP(loop_mutex, struct umb_mutex_list, umb_mutex_list_take, umb_mutex_list_give)
 PAIR_LOOP(loop_mpmc, struct mpmc, mpmc_take, mpmc_give)
 PAIR_LOOP(loop_heap, struct heap, heap_take, heap_give)
 PAIR_LOOP(loop_plain, struct plain, plain_take, plain_give)
@@ -308,13 +277,6 @@ static void pin(int cpu)
 	pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-static double cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static uint64_t pairs_2t(void)
 {
 	return pairs / 4 + 1;
@@ -329,11 +291,11 @@ static void *thread_main(void *arg)
 	__atomic_add_fetch(t->ready, 1, __ATOMIC_ACQ_REL);
 	while (__atomic_load_n(t->ready, __ATOMIC_ACQUIRE) != 2)
 		;
-	double c0 = cpu_ns();
-	t->t0 = now_ns();
+	double c0 = umb_thread_cpu_ns();
+	t->t0 = umb_now_ns();
 	t->c->loop(t->c->ctx, pairs_2t());
-	t->t1 = now_ns();
-	t->cpu_ns = cpu_ns() - c0;
+	t->t1 = umb_now_ns();
+	t->cpu_ns = umb_thread_cpu_ns() - c0;
 	return NULL;
 }
 
@@ -342,10 +304,10 @@ static void *thread_main(void *arg)
 static double run_once(struct cand *c, int threads, double *on_cpu)
 {
 	if (threads == 1) {
-		double c0 = cpu_ns(), t0 = now_ns();
+		double c0 = umb_thread_cpu_ns(), t0 = umb_now_ns();
 		c->loop(c->ctx, pairs);
-		double wall = now_ns() - t0;
-		*on_cpu = (cpu_ns() - c0) / wall;
+		double wall = umb_now_ns() - t0;
+		*on_cpu = (umb_thread_cpu_ns() - c0) / wall;
 		return wall / (double)pairs;
 	}
 	pthread_t th[2];
@@ -394,12 +356,6 @@ static double run_quiet(struct cand *c, int threads)
 	return best;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void measure(struct cand *c, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -414,10 +370,10 @@ static void measure(struct cand *c, int n)
 			}
 	for (int i = 0; i < n; i++)
 		for (int t = 0; t < 2; t++) {
-			qsort(c[i].r[t], (size_t)rounds, sizeof(double), cmp_d);
-			c[i].med[t] = c[i].r[t][rounds / 2];
-			c[i].lo[t] = c[i].r[t][0];
-			c[i].hi[t] = c[i].r[t][rounds - 1];
+			struct umb_stats st = umb_stats_of(c[i].r[t], rounds);
+			c[i].med[t] = st.median;
+			c[i].lo[t] = st.min;
+			c[i].hi[t] = st.max;
 		}
 }
 
@@ -479,6 +435,16 @@ static void bench_pool(const char *name, void (*gen_loop)(void *, uint64_t), voi
 	       ok3 ? "met" : "MISSED (within noise?)", two, ok4 ? "met" : "MISSED");
 	targets_missed += !ok1 + !ok2 + !ok3 + !ok4;
 	unimem_grid_close(generic);
+	umb_mutex_list_fini(c[2].ctx);
+	free(c[2].ctx);
+	struct mpmc *q = c[3].ctx;
+	free(q->mem);
+	free(q->buf);
+	free(q);
+	struct plain *p = c[5].ctx;
+	free(p->mem);
+	free(p->stack);
+	free(p);
 }
 
 #define GEN_BENCH(N, CELL, COUNT)                                                         \
@@ -513,7 +479,7 @@ static void print_machine(char **argv, int argc)
 	time_t t = time(NULL);
 	char date[64];
 	strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
-	printf("bench_grid: take+give pairs; unimem %s; %s; %ld CPUs online; %s\n",
+	printf("grid_rivals: take+give pairs; unimem %s; %s; %ld CPUs online; %s\n",
 	       unimem_version(), model, sysconf(_SC_NPROCESSORS_ONLN), date);
 	printf("command:");
 	for (int i = 0; i < argc; i++)
@@ -532,7 +498,7 @@ int main(int argc, char **argv)
 	if (argc > 2)
 		rounds = atoi(argv[2]);
 	if (pairs == 0 || rounds < 1 || rounds > ROUNDS_MAX) {
-		fprintf(stderr, "usage: bench_grid [pairs per run] [rounds, 1..%d]\n", ROUNDS_MAX);
+		fprintf(stderr, "usage: grid_rivals [pairs per run] [rounds, 1..%d]\n", ROUNDS_MAX);
 		return 2;
 	}
 	/* Two CPUs that this process may run on. */

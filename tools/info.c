@@ -1,69 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* The unimem command: `unimem info` (what this machine offers unimem) and
- * `unimem bench` (every layer beside its rivals, measured in the same run). */
+/* `unimem info`: what this machine offers unimem (backend, page and huge page sizes,
+ * locked-memory limit, GPUs, the pool and block types of this build, the version). */
 #define _GNU_SOURCE
 #include <unimem/unimem.h>
 
 #include "cli.h"
+#include "harness.h"
 
 #include <dlfcn.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
-
-#include "harness.h"
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: unimem <command> [options]\n"
-		"\n"
-		"commands:\n"
-		"  info [--json]                   what this machine offers unimem: backend, page and\n"
-		"                                  huge page sizes, locked-memory limit, GPUs, the\n"
-		"                                  pool and block types of this build, the version\n"
-		"  bench [--quick] [--json] [-q] [--only GROUPS]\n"
-		"                                  every layer beside its rivals, measured in one run\n"
-		"                                  (--quick: a few seconds; -q: no progress on stderr;\n"
-		"                                  --only block,tape,threads,clear,grid,bandwidth)\n"
-		"  version                         the library version\n"
-		"  help                            this text\n");
-}
-
-/* ---- small helpers shared with bench.c ---------------------------------------------- */
-
-bool cli_read_line(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (!ok)
-		return false;
-	buf[strcspn(buf, "\n")] = 0;
-	return true;
-}
-
-bool cli_sysfs_choice(const char *path, char *buf, size_t len)
-{
-	char line[256];
-	if (!cli_read_line(path, line, sizeof line))
-		return false;
-	char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
-	if (!a || !b) {
-		snprintf(buf, len, "%s", line);
-		return true;
-	}
-	*b = 0;
-	snprintf(buf, len, "%s", a + 1);
-	return true;
-}
 
 /* A "Key: value" line of a /proc file, as a number (kB for meminfo); -1 if absent. */
 static long long proc_field(const char *path, const char *key)
@@ -82,104 +31,6 @@ static long long proc_field(const char *path, const char *key)
 	fclose(f);
 	return v;
 }
-
-void cli_machine(struct machine *m)
-{
-	memset(m, 0, sizeof *m);
-	snprintf(m->cpu, sizeof m->cpu, "unknown");
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	if (f) {
-		char line[256];
-		while (fgets(line, sizeof line, f)) {
-			if (!strncmp(line, "model name", 10)) {
-				char *v = strchr(line, ':');
-				if (v) {
-					v++;
-					v += strspn(v, " \t");
-					v[strcspn(v, "\n")] = 0;
-					snprintf(m->cpu, sizeof m->cpu, "%s", v);
-				}
-				break;
-			}
-		}
-		fclose(f);
-	}
-	m->cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	struct utsname u;
-	if (uname(&u) == 0)
-		snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
-	time_t now = time(NULL);
-	struct tm tm;
-	if (localtime_r(&now, &tm))
-		strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M:%S %Z", &tm);
-	double load[1];
-	m->load1 = getloadavg(load, 1) == 1 ? load[0] : -1;
-}
-
-void cli_machine_json(struct jw *w, const struct machine *m)
-{
-	jw_object(w, "machine");
-	jw_str(w, "cpu", m->cpu);
-	jw_int(w, "cpus", m->cpus);
-	jw_str(w, "kernel", m->kernel);
-	jw_str(w, "date", m->date);
-	jw_num(w, "load_average_1min", m->load1);
-	jw_object_end(w);
-}
-
-static void *load_symbol(void *h, const char *name)
-{
-	return h ? dlsym(h, name) : NULL;
-}
-
-/* A malloc family that is installed: loaded privately (RTLD_LOCAL), so that it does not
- * replace this process's own malloc. */
-static void load_allocator(struct allocator *a, const char *name, const char *const *libs,
-			   const char *malloc_name, const char *free_name)
-{
-	a->name = name;
-	a->present = false;
-	a->note = "not installed";
-	for (const char *const *l = libs; *l; l++) {
-		void *h = dlopen(*l, RTLD_NOW | RTLD_LOCAL);
-		if (!h) {
-			/* jemalloc uses initial-exec TLS: a late dlopen needs static TLS room
-			 * (see cli_bench, which re-executes with more). */
-			const char *e = dlerror();
-			if (e && strstr(e, "static TLS")) {
-				a->note = "installed, but its TLS does not fit a dlopen (static TLS)";
-				a->needs_static_tls = true;
-			}
-			continue;
-		}
-		void *m = load_symbol(h, malloc_name), *f = load_symbol(h, free_name);
-		if (m && f) {
-			/* dlsym gives data pointers; POSIX guarantees they convert. */
-			memcpy(&a->malloc_fn, &m, sizeof m);
-			memcpy(&a->free_fn, &f, sizeof f);
-			a->present = true;
-			a->note = *l;
-			return; /* kept loaded for the life of the process */
-		}
-		a->note = "installed, but its malloc/free could not be found";
-		dlclose(h);
-	}
-}
-
-void cli_allocators(struct allocator a[ALLOC_COUNT])
-{
-	a[ALLOC_GLIBC] = (struct allocator){ "glibc malloc+free", malloc, free, "the C library's",
-					     true, false };
-	static const char *const je[] = { "libjemalloc.so.2", "libjemalloc.so", NULL };
-	static const char *const mi[] = { "libmimalloc.so.2", "libmimalloc.so", NULL };
-	static const char *const tc[] = { "libtcmalloc_minimal.so.4", "libtcmalloc.so.4",
-					  "libtcmalloc_minimal.so", NULL };
-	load_allocator(&a[ALLOC_JEMALLOC], "jemalloc malloc+free", je, "malloc", "free");
-	load_allocator(&a[ALLOC_MIMALLOC], "mimalloc mi_malloc+mi_free", mi, "mi_malloc", "mi_free");
-	load_allocator(&a[ALLOC_TCMALLOC], "tcmalloc tc_malloc+tc_free", tc, "tc_malloc", "tc_free");
-}
-
-/* ---- info ------------------------------------------------------------------------- */
 
 struct info {
 	struct machine m;
@@ -396,56 +247,3 @@ int cli_info(bool json)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* ---- main ------------------------------------------------------------------------- */
-
-int main(int argc, char **argv)
-{
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	const char *cmd = argv[1];
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-		printf("%s\n", unimem_version());
-		return 0;
-	}
-	if (!strcmp(cmd, "info")) {
-		bool json = false;
-		for (int i = 2; i < argc; i++) {
-			if (!strcmp(argv[i], "--json")) {
-				json = true;
-			} else {
-				fprintf(stderr, "unimem info: unknown option '%s'\n", argv[i]);
-				usage(stderr);
-				return 2;
-			}
-		}
-		return cli_info(json);
-	}
-	if (!strcmp(cmd, "bench")) {
-		struct bench_options o = { false, false, false, NULL, argv };
-		for (int i = 2; i < argc; i++) {
-			if (!strcmp(argv[i], "--quick"))
-				o.quick = true;
-			else if (!strcmp(argv[i], "--json"))
-				o.json = true;
-			else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-				o.quiet = true;
-			else if (!strcmp(argv[i], "--only") && i + 1 < argc)
-				o.only = argv[++i];
-			else {
-				fprintf(stderr, "unimem bench: unknown option '%s'\n", argv[i]);
-				usage(stderr);
-				return 2;
-			}
-		}
-		return cli_bench(&o);
-	}
-	fprintf(stderr, "unimem: unknown command '%s'\n", cmd);
-	usage(stderr);
-	return 2;
-}

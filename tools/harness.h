@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* A small timing harness shared by `unimem bench` and the benchmarks in bench/.
+/* A small timing harness of `unimem bench`, which the benchmarks in bench/ use too.
  * Header-only. Method: warm up, then time several repetitions (contenders interleaved
  * within each repetition, so that noise from the machine falls on all of them alike),
  * and report the median with the spread (min, quartiles, max).
  * Nothing here is part of the library: the names carry the umb_ prefix. */
-#ifndef UNIMEM_BENCH_HARNESS_H
-#define UNIMEM_BENCH_HARNESS_H
+#ifndef UNIMEM_TOOLS_HARNESS_H
+#define UNIMEM_TOOLS_HARNESS_H
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +25,21 @@ static inline double umb_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* The same in milliseconds. */
+static inline double umb_now_ms(void)
+{
+	return umb_now_ns() / 1e6;
+}
+
+/* On-CPU time of the calling thread in nanoseconds (to tell a quiet run from one during
+ * which another process took the CPU). */
+static inline double umb_thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -67,6 +82,12 @@ static inline struct umb_stats umb_stats_of(double *v, int n)
 	s.q1 = umb_quantile(v, n, 0.25);
 	s.q3 = umb_quantile(v, n, 0.75);
 	return s;
+}
+
+/* Median of v[0..n) (sorts v in place; the mean of the two middle values when n is even). */
+static inline double umb_median(double *v, int n)
+{
+	return umb_stats_of(v, n).median;
 }
 
 /* Scale every field (e.g. total time of a batch -> time per operation). */
