@@ -1378,3 +1378,16 @@ Test(share, recv_from_a_stalled_peer_never_hangs)
 	cr_assert_eq(count_fds(), fds0, "received fds leaked");
 	unimem_block_close(b);
 }
+
+Test(share, seal_after_a_holder_sealed_the_seals_is_ebusy)
+{
+	unimem_block *b, *r;
+	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_eq(unimem_block_lookup(&r, unimem_block_id(b)), 0);
+	/* A writable holder can seal the seals (docs/SHARING.md): then nobody can seal. */
+	cr_assert_eq(fcntl(unimem_block_fd(r), F_ADD_SEALS, F_SEAL_SEAL), 0);
+	cr_assert_eq(unimem_block_seal(b), -EBUSY);
+	cr_assert_str_neq(unimem_strerror(-EBUSY), "");
+	unimem_block_close(r);
+	unimem_block_close(b);
+}
