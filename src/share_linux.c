@@ -141,8 +141,11 @@ void umi_share_mark(unimem_block *b)
 
 void umi_share_unmark(unimem_block *b)
 {
-	/* Only the creator's fd carries the mark (a lookup of an own Block has an id too). */
-	if (b->id && atomic_load_explicit(&slots[b->id & (SLOTS - 1)], memory_order_relaxed) == b)
+	/* Only the creator's fd carries the mark (a lookup of an own Block has an id too),
+	 * and only the creating process takes it off: a forked child closing the Blocks it
+	 * inherited shares their open files with the creator, who still holds them. */
+	if (b->id && atomic_load_explicit(&slots[b->id & (SLOTS - 1)], memory_order_relaxed) == b &&
+	    (uint32_t)getpid() == b->id >> SLOT_BITS)
 		lseek(b->fd, 0, SEEK_SET);
 }
 
@@ -533,7 +536,8 @@ static int reopen(int fd, int *out)
 {
 	struct stat st;
 	int fl = fcntl(fd, F_GETFL);
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0 ||
+	    (fl & O_ACCMODE) == O_WRONLY) {
 		close(fd);
 		return -EBADMSG;
 	}

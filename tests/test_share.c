@@ -790,7 +790,17 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	fd = sealed_memfd(2 * 4096, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
 	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), -EBADMSG, "write-sealed");
 	close(fd);
+	/* Sealed read-only (F_SEAL_FUTURE_WRITE): a read-only Block; but never more access
+	 * than was sent (a write-only fd is not reopened for reading). */
+	fd = sealed_memfd(2 * 4096, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), 0, "sealed read-only");
 	char path[40];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int wo = open(path, O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(wo, 0);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &wo, 1), -EBADMSG, "write-only fd");
+	close(wo);
+	close(fd);
 	snprintf(path, sizeof path, "/proc/self/fd/%d", good);
 	int ro = open(path, O_RDONLY | O_CLOEXEC);
 	cr_assert_geq(ro, 0);
@@ -1388,6 +1398,22 @@ Test(share, seal_after_a_holder_sealed_the_seals_is_ebusy)
 	cr_assert_eq(fcntl(unimem_block_fd(r), F_ADD_SEALS, F_SEAL_SEAL), 0);
 	cr_assert_eq(unimem_block_seal(b), -EBUSY);
 	cr_assert_str_neq(unimem_strerror(-EBUSY), "");
+	unimem_block_close(r);
+	unimem_block_close(b);
+}
+
+Test(share, a_forked_child_closing_an_inherited_block_keeps_the_creators_id)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		unimem_block_close(b); /* shares the creator's open file */
+		_exit(0);
+	}
+	cr_assert_eq(reap(pid), 0);
+	unimem_block *r;
+	cr_assert_eq(unimem_block_lookup(&r, unimem_block_id(b)), 0);
 	unimem_block_close(r);
 	unimem_block_close(b);
 }
