@@ -99,6 +99,14 @@ void umi_share_mark(unimem_block *b);
 /* Take the mark off before b's fd is closed (a dup of it may outlive the Block). */
 void umi_share_unmark(unimem_block *b);
 
+/* Make a Block of the memfd `fd` (taken over: closed on failure) that a peer handed
+ * over: checks it is a Block (-EBADMSG), of the announced size and page (0: any),
+ * within `max` bytes (0: no limit; else -EFBIG) and what the machine can back pinned
+ * (-ENOMEM), all before touching a page; maps it (read-only when sealed with
+ * F_SEAL_FUTURE_WRITE) and pins it like a default open (-EPERM). share_linux.c. */
+int umi_share_adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, uint32_t id,
+		    uint64_t max);
+
 /* Whether the machine could ever back `size` bytes (pinned: in RAM now). */
 bool umi_can_back(size_t size, bool pinned);
 
