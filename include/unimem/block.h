@@ -46,7 +46,9 @@ UNIMEM_API int unimem_block_open(unimem_block **out, size_t bytes, unsigned flag
 UNIMEM_API int unimem_block_lookup(unimem_block **out, uint32_t id);
 
 /* unimem_block_lookup() that also refuses, with -EFBIG and before any page is
- * touched, a Block larger than `max_bytes` (0: no limit of the caller's). */
+ * touched, a Block larger than `max_bytes` (0: no limit of the caller's). Returns 0
+ * and sets *out, or -EFBIG or any error of unimem_block_lookup() with *out NULL.
+ * Thread-safe. */
 UNIMEM_API int unimem_block_lookup_max(unimem_block **out, uint32_t id, uint64_t max_bytes);
 
 /* Unmap and release this holder's reference. Other holders keep their pages.
@@ -87,11 +89,12 @@ UNIMEM_API void *unimem_block_handle(const unimem_block *b);
 /* The memfd backing the Block on Linux (owned by the Block: do not close it); -1 elsewhere. */
 UNIMEM_API int unimem_block_fd(const unimem_block *b);
 
-/* Whether this holder's mapping of the pages is locked in memory. It speaks of this
- * holder's lock only: a writable holder elsewhere can punch holes in the memfd
- * (fallocate PUNCH_HOLE, MADV_REMOVE), which frees the pages under every mapping
- * (they read back as zeros, newly allocated), or write anything into them. Seal the
- * Block (unimem_block_seal) before handing it to holders you do not trust. */
+/* Whether this holder's mapping of the pages is locked in memory (false for NULL). It
+ * speaks of this holder's lock only: a writable holder elsewhere can punch holes in
+ * the memfd (fallocate PUNCH_HOLE, MADV_REMOVE), which frees the pages under every
+ * mapping, this one included (they read back as zeros, newly allocated), or write
+ * anything into them. Seal the Block (unimem_block_seal) before handing it to holders
+ * you do not trust. */
 UNIMEM_API bool unimem_block_pinned(const unimem_block *b);
 
 /* Seal the Block read-only for every holder to come: adds F_SEAL_FUTURE_WRITE (and
@@ -108,7 +111,8 @@ UNIMEM_API bool unimem_block_pinned(const unimem_block *b);
 UNIMEM_API int unimem_block_seal(unimem_block *b);
 
 /* Whether this holder's mapping is writable: true for Blocks opened here, false for
- * Blocks looked up or received after unimem_block_seal() (writing to them faults). */
+ * Blocks looked up or received after unimem_block_seal() (writing to them faults:
+ * build no Tape, Grid or Layout on them). false for NULL. Thread-safe, no system call. */
 UNIMEM_API bool unimem_block_writable(const unimem_block *b);
 
 /* Pass the Block over a connected Unix-domain socket (stream, seqpacket or datagram):
@@ -140,8 +144,9 @@ UNIMEM_API int unimem_block_send(int unix_socket, const unimem_block *b);
 UNIMEM_API int unimem_block_recv(unimem_block **out, int unix_socket);
 
 /* unimem_block_recv() that also refuses, with -EFBIG and before any page is touched,
- * a Block larger than `max_bytes` (0: no limit of the caller's). The message is
- * consumed and its fd closed. */
+ * a Block larger than `max_bytes` (0: no limit of the caller's; the message is then
+ * consumed and its fd closed). Returns 0 and sets *out, or -EFBIG or any error of
+ * unimem_block_recv() with *out NULL. Thread-safe (one receiver per socket at a time). */
 UNIMEM_API int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_bytes);
 
 UNIMEM_END_DECLS
