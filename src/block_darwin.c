@@ -226,3 +226,26 @@ int unimem_block_recv(unimem_block **out, int unix_socket)
 	*out = NULL;
 	return -DARWIN_ENOTSUP;
 }
+
+int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_bytes)
+{
+	(void)max_bytes;
+	return unimem_block_recv(out, unix_socket);
+}
+
+int unimem_block_lookup_max(unimem_block **out, uint32_t id, uint64_t max_bytes)
+{
+	(void)max_bytes;
+	return unimem_block_lookup(out, id);
+}
+
+/* IOSurfaces have no seals: read-only sharing is not offered here. */
+int unimem_block_seal(unimem_block *b)
+{
+	return b ? -DARWIN_ENOTSUP : -DARWIN_EINVAL;
+}
+
+bool unimem_block_writable(const unimem_block *b)
+{
+	return b != NULL;
+}

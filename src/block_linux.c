@@ -255,7 +255,7 @@ static size_t mem_available(void)
 
 /* Whether the machine could ever back `size` bytes (pinned: in RAM now). Cheap for
  * sizes far below the RAM size: /proc is read only for large ones. */
-static bool can_back(size_t size, bool pinned)
+bool umi_can_back(size_t size, bool pinned)
 {
 	struct sysinfo si;
 	if (sysinfo(&si) != 0)
@@ -303,7 +303,7 @@ static int map_memfd(unimem_block *b, size_t bytes, unsigned flags, const char *
 	size_t size = umi_round_up(bytes, page);
 	if (!size)
 		return -EINVAL;
-	if (size > (size_t)INT64_MAX || !can_back(size, !(flags & UNIMEM_BLOCK_UNPINNED)))
+	if (size > (size_t)INT64_MAX || !umi_can_back(size, !(flags & UNIMEM_BLOCK_UNPINNED)))
 		return -ENOMEM;
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
@@ -376,11 +376,14 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 		free(b);
 		return err;
 	}
-	/* Seal the size: no holder of the fd can shrink (SIGBUS for the others) or grow it. */
-	if (fcntl(b->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+	/* Seal the size: no holder of the fd can shrink (SIGBUS for the others) or grow it.
+	 * F_SEAL_SEAL is left for unimem_block_seal(), which adds F_SEAL_FUTURE_WRITE first. */
+	if (fcntl(b->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
 		err = -errno;
 		goto fail;
 	}
+	b->writable = true;
+	umi_share_mark(b);
 	if (!(flags & UNIMEM_BLOCK_UNPINNED)) {
 		err = pin(b, true);
 		if (err)
@@ -391,6 +394,7 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 	return 0;
 fail:
 	munmap(b->ptr, b->size); /* also drops any lock and any page faulted so far */
+	umi_share_unmark(b);
 	close(b->fd);
 	umi_share_release(b);
 	free(b);
@@ -409,6 +413,7 @@ void unimem_block_close(unimem_block *b)
 		return;
 	umi_gpu_release(b);
 	munmap(b->ptr, b->size);
+	umi_share_unmark(b); /* a dup of the fd that outlives it must not resolve */
 	close(b->fd);
 	/* The id goes back only once the fd (which carries the name) is closed, so no
 	 * two memfds of this process ever carry the same name. */

@@ -72,7 +72,9 @@ const char *unimem_strerror(int err)
 		return "invalid argument: a NULL or foreign pointer, a size of 0, a size whose "
 		       "rounding overflows, or an unknown flag";
 	case ENOMEM:
-		return "out of memory: the system cannot back a Block of this size";
+		return "out of memory: the system cannot back a Block of this size (at open, "
+		       "or the size a peer announced to unimem_block_recv/_lookup, refused "
+		       "before any page was touched)";
 	case ENOSYS:
 		return "not implemented on this platform or in this version of unimem";
 	case ENOENT:
@@ -83,7 +85,8 @@ const char *unimem_strerror(int err)
 	case EBADMSG:
 		return "bad message: what came over the socket is not a Block sent by "
 		       "unimem_block_send (no fd or several, not a memfd sealed against shrink "
-		       "and grow, not writable, or a size that does not match), or the file is "
+		       "and grow, neither writable nor sealed read-only by unimem_block_seal, "
+		       "or a size that does not match), or the file is "
 		       "not a well-formed safetensors file (header length, JSON, fields, dtype, "
 		       "offsets, or data that the tensors do not cover exactly)";
 	case ENOSPC:
@@ -92,6 +95,19 @@ const char *unimem_strerror(int err)
 		return "the view reaches outside its Block (offset, shape and strides)";
 	case ECONNRESET:
 		return "connection closed: the peer closed the socket before a Block came";
+	case EFBIG:
+		return "too big: the Block is larger than the max_bytes given to "
+		       "unimem_block_recv_max/_lookup_max (refused before any page was touched)";
+	case ETIMEDOUT:
+		return "timed out: a Block message began on a blocking socket and its rest did "
+		       "not come within 2 s (the peer stalled); the stream is out of step, close it";
+	case EBUSY:
+		return "busy: the Block cannot be sealed any more (another holder of its fd "
+		       "added F_SEAL_SEAL)";
+	case EAGAIN:
+		return "try again: the non-blocking socket is not ready (send: full; recv: no "
+		       "Block message yet, or only part of one, and then what came is consumed: "
+		       "close the stream)";
 	case ENODEV:
 		return "no GPU: no CUDA driver or no device";
 	case EALREADY:

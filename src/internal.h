@@ -20,6 +20,7 @@ struct unimem_block {
 	int fd;            /* memfd (Linux); -1 elsewhere */
 	uint32_t id;       /* 0 when the Block has no id */
 	bool pinned;
+	bool writable;     /* this holder's mapping is writable (false: sealed, read-only) */
 	void *handle;      /* IOSurfaceRef on macOS */
 	/* GPU mapping, owned by gpu*.c; NULL while not mapped. */
 	_Atomic(struct umi_gpu_state *) gpu;
@@ -90,6 +91,24 @@ int umi_block_pin(unimem_block *b);
  * the memfd name that carries it into `name`. Thread-safe, no system call beyond
  * getpid(). */
 void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX]);
+
+/* Mark b's fd (just opened, sealed) as its creator's live fd of the id: lookup finds
+ * only marked fds. Clears b->id when it cannot. */
+void umi_share_mark(unimem_block *b);
+
+/* Take the mark off before b's fd is closed (a dup of it may outlive the Block). */
+void umi_share_unmark(unimem_block *b);
+
+/* Make a Block of the memfd `fd` (taken over: closed on failure) that a peer handed
+ * over: checks it is a Block (-EBADMSG), of the announced size and page (0: any),
+ * within `max` bytes (0: no limit; else -EFBIG) and what the machine can back pinned
+ * (-ENOMEM), all before touching a page; maps it (read-only when sealed with
+ * F_SEAL_FUTURE_WRITE) and pins it like a default open (-EPERM). share_linux.c. */
+int umi_share_adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, uint32_t id,
+		    uint64_t max);
+
+/* Whether the machine could ever back `size` bytes (pinned: in RAM now). */
+bool umi_can_back(size_t size, bool pinned);
 
 /* Give b's id back (no-op for ids this process did not claim for b). Call after
  * the memfd is closed. Thread-safe. */

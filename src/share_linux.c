@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Cross-process sharing, Linux: ids carried by memfd names and looked up through
- * /proc/<pid>/fd; fd passing over Unix-domain sockets (SCM_RIGHTS).
+ * /proc/<pid>/fd (fd passing over Unix-domain sockets is in share_sock_linux.c).
  *
  * How ids work, and why this way.
  *
@@ -26,11 +26,21 @@
  *    ptrace access check (PTRACE_MODE_READ): a process of another user gets EACCES,
  *    root (CAP_SYS_PTRACE) passes. The check is the kernel's, so it also holds
  *    against code that bypasses this library.
- *  - Against pid and fd reuse: the name is checked again on the file actually
- *    opened, and the file must be a memfd with our seals. A dead creator's id can
- *    name a new Block only once its pid is reused by a new process that opens a
- *    Block in the same slot; slots are handed out round-robin to make a stale id
- *    of a live process name a new Block only after 1024 more opens.
+ *  - A name proves nothing (anyone can name a memfd so and send it to the
+ *    creator's process), so the creator's own open file carries a mark: its file
+ *    position, POS_MARK | id, set at open and reset at close. The position is the
+ *    open file description's: a dup() shares it (and loses it at close); a lookup's
+ *    or a receiver's open is a new description at 0 (recv reopens what it gets).
+ *    Lookup takes only the entry with the name and the mark (/proc/<pid>/fdinfo).
+ *  - Against pid and fd reuse: the name and the mark are checked again on the file
+ *    actually opened, and the file must be a memfd with our seals. A dead creator's
+ *    id can name a new Block only once its pid is reused by a new process that opens
+ *    a Block in the same slot; slots are handed out round-robin from a random start
+ *    per process image (getrandom), so a stale id of a live process names a new
+ *    Block only after 1024 more opens, and after exec or pid reuse each new Block
+ *    has a 1/1024 chance to (32 bits leave no room for a generation).
+ *  - A creator whose main thread exited has no fd table under /proc/<pid>/fd; a
+ *    live thread's /proc/<pid>/task/<tid>/fd shows it.
  *  - Opening costs nothing but getpid(): no file is created, nothing is scanned.
  *
  * Limits: 1024 live ids per process (later Blocks get id 0 and are shared by
@@ -44,14 +54,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -61,12 +70,41 @@
 #define SLOT_BITS 10u
 #define SLOTS (1u << SLOT_BITS)
 #define PID_LIMIT (1u << (32u - SLOT_BITS))
+/* File position of the creator's own open file of a Block with an id: POS_MARK | id.
+ * It lives on the open file description (shared by dup, not by a reopen through
+ * /proc), is shown in /proc/<pid>/fdinfo/<n> and is reset to 0 at close, so lookup
+ * tells the creator's live fd from a dup of a closed Block's fd, from a lookup's or
+ * a receiver's fd (opened anew: position 0) and from a memfd merely named like one. */
+#define POS_MARK 0x554d000000000000ull
 
 /* Which Block holds each slot of this process. A forked child inherits the table
  * with the Blocks it inherited; its own Blocks carry its own pid, so they cannot
  * collide with the inherited ones, which free their slots at close as usual. */
 static _Atomic(unimem_block *) slots[SLOTS];
+/* Next slot to try (low bits) and, in bit 31, whether this process image picked its
+ * random first slot: after exec the table is new and, without it, the same slots
+ * (hence ids) would come again in the same order. */
 static atomic_uint next_slot;
+#define SEEDED (1u << 31)
+
+static unsigned first_slot(void)
+{
+	unsigned cur = atomic_load_explicit(&next_slot, memory_order_relaxed);
+	if (cur & SEEDED)
+		return cur;
+	unsigned r;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = (unsigned)ts.tv_nsec ^ (unsigned)getpid() * 2654435761u;
+	}
+	unsigned seeded = (r & (SLOTS - 1)) | SEEDED;
+	/* Another thread may have seeded first: then take its value. */
+	if (!atomic_compare_exchange_strong_explicit(&next_slot, &cur, seeded,
+						     memory_order_relaxed, memory_order_relaxed))
+		return cur;
+	return seeded;
+}
 
 static void name_for(char name[UMI_SHARE_NAME_MAX], uint32_t id)
 {
@@ -81,7 +119,7 @@ void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX])
 	b->id = 0;
 	pid_t pid = getpid();
 	if (pid > 0 && (unsigned)pid < PID_LIMIT) {
-		unsigned start = atomic_load_explicit(&next_slot, memory_order_relaxed);
+		unsigned start = first_slot() & (SLOTS - 1);
 		for (unsigned i = 0; i < SLOTS; i++) {
 			unsigned s = (start + i) & (SLOTS - 1);
 			unimem_block *none = NULL;
@@ -90,13 +128,30 @@ void umi_share_claim(unimem_block *b, char name[UMI_SHARE_NAME_MAX])
 			if (atomic_compare_exchange_strong_explicit(&slots[s], &none, b,
 								    memory_order_acq_rel,
 								    memory_order_relaxed)) {
-				atomic_store_explicit(&next_slot, s + 1, memory_order_relaxed);
+				atomic_store_explicit(&next_slot, ((s + 1) & (SLOTS - 1)) | SEEDED,
+						      memory_order_relaxed);
 				b->id = (uint32_t)pid << SLOT_BITS | s;
 				break;
 			}
 		}
 	}
 	name_for(name, b->id);
+}
+
+void umi_share_mark(unimem_block *b)
+{
+	if (b->id && lseek(b->fd, (off_t)(POS_MARK | b->id), SEEK_SET) < 0)
+		b->id = 0; /* no mark, no id: lookup must never find it unmarked */
+}
+
+void umi_share_unmark(unimem_block *b)
+{
+	/* Only the creator's fd carries the mark (a lookup of an own Block has an id too),
+	 * and only the creating process takes it off: a forked child closing the Blocks it
+	 * inherited shares their open files with the creator, who still holds them. */
+	if (b->id && atomic_load_explicit(&slots[b->id & (SLOTS - 1)], memory_order_relaxed) == b &&
+	    (uint32_t)getpid() == b->id >> SLOT_BITS)
+		lseek(b->fd, 0, SEEK_SET);
 }
 
 void umi_share_release(unimem_block *b)
@@ -140,21 +195,26 @@ static uint32_t id_of_fd(int fd)
 }
 
 /* Make a Block of the memfd `fd` (taken over: closed on failure). `want` is the size
- * the sender announced (0: any). Validates that fd is a memfd sealed against shrink
- * and grow, writable, with a size that is a positive multiple of its page; maps and
- * pins it like a default open. Returns 0, -EBADMSG (not a Block), -ENOMEM, -EPERM. */
-static int adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, uint32_t id)
+ * the sender announced (0: any), `max` the caller's limit (0: none). Validates that fd
+ * is a memfd sealed against shrink and grow, writable (or sealed with
+ * F_SEAL_FUTURE_WRITE: then mapped read-only), with a size that is a positive multiple
+ * of its page; refuses sizes over `max` (-EFBIG) or that the machine cannot back
+ * (-ENOMEM) before touching a page; maps and pins it like a default open.
+ * Returns 0, -EBADMSG (not a Block), -EFBIG, -ENOMEM, -EPERM. */
+int umi_share_adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, uint32_t id,
+		    uint64_t max)
 {
 	struct stat st;
 	int err = -EBADMSG;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
 		goto fail;
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) != O_RDWR)
-		goto fail;
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-	    (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+	    (seals & F_SEAL_WRITE))
+		goto fail;
+	bool ro = seals & F_SEAL_FUTURE_WRITE;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!ro && (fl & O_ACCMODE) != O_RDWR))
 		goto fail;
 	size_t page = umi_page_size();
 	size_t blk = st.st_blksize > 0 ? (size_t)st.st_blksize : page;
@@ -164,13 +224,24 @@ static int adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, 
 	if (size % page || size > SIZE_MAX || (want && size != want) ||
 	    (want_page && want_page != page))
 		goto fail;
+	/* The limits of an open, before any page is touched: a peer announces any size
+	 * (a sparse file costs it nothing; pinning it here would cost this process). */
+	if (max && size > max) {
+		err = -EFBIG;
+		goto fail;
+	}
+	if (!umi_can_back((size_t)size, true)) {
+		err = -ENOMEM;
+		goto fail;
+	}
 
 	unimem_block *b = calloc(1, sizeof *b);
 	if (!b) {
 		err = -ENOMEM;
 		goto fail;
 	}
-	void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *p = mmap(NULL, (size_t)size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+		       fd, 0);
 	if (p == MAP_FAILED) {
 		err = errno == ENOMEM || errno == EAGAIN ? -ENOMEM : -EBADMSG;
 		free(b);
@@ -181,7 +252,9 @@ static int adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, 
 	b->page = page;
 	b->fd = fd;
 	b->id = id;
-	/* Pinned by the rule of a default open: this holder's lock, this holder's limit. */
+	b->writable = !ro;
+	/* Pinned by the rule of a default open: this holder's lock, this holder's limit
+	 * (mlock2(MLOCK_ONFAULT) checks RLIMIT_MEMLOCK before a page is faulted). */
 	err = umi_block_pin(b);
 	if (err) {
 		munmap(p, (size_t)size);
@@ -196,29 +269,49 @@ fail:
 	return err;
 }
 
-int unimem_block_lookup(unimem_block **out, uint32_t id)
+/* The file position /proc/<dir>/fdinfo/<n> shows, or -1. */
+static long long pos_of(int procdir, const char *n)
 {
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	pid_t pid = (pid_t)(id >> SLOT_BITS);
-	if (pid <= 0)
-		return -ENOENT;
+	char path[300], buf[256];
+	snprintf(path, sizeof path, "fdinfo/%s", n);
+	int fd = openat(procdir, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t len = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	long long pos;
+	return sscanf(buf, "pos: %lld", &pos) == 1 ? pos : -1;
+}
 
-	char want[64], path[40];
+/* Look for the creator's live, marked fd of `id` in the fd table that the proc
+ * directory `base` ("/proc/<pid>" or "/proc/<pid>/task/<tid>") shows. *listed says
+ * whether the table listed any fd (none: the task has no fd table any more). */
+static int scan(unimem_block **out, const char *base, uint32_t id, uint64_t max,
+		bool *listed)
+{
+	char want[64];
 	size_t want_len = link_for(want, sizeof want, id);
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	*listed = false;
+	int pdir = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pdir < 0)
+		return errno == EMFILE || errno == ENFILE ? -EMFILE : -ENOENT;
+	int dfd = openat(pdir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
-		if (errno == EACCES || errno == EPERM)
+		int e = errno;
+		close(pdir);
+		if (e == EACCES || e == EPERM)
 			return -EACCES; /* another user's process (or not dumpable) */
-		if (errno == EMFILE || errno == ENFILE)
+		if (e == EMFILE || e == ENFILE)
 			return -EMFILE;
-		return errno == ENOMEM ? -ENOMEM : -ENOENT;
+		return e == ENOMEM ? -ENOMEM : -ENOENT;
 	}
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
+		close(pdir);
 		return -ENOMEM;
 	}
 	int err = -ENOENT;
@@ -227,6 +320,7 @@ int unimem_block_lookup(unimem_block **out, uint32_t id)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
+		*listed = true;
 		char link[64];
 		ssize_t n = readlinkat(dfd, e->d_name, link, sizeof link);
 		if (n < 0 && (errno == EACCES || errno == EPERM)) {
@@ -238,6 +332,8 @@ int unimem_block_lookup(unimem_block **out, uint32_t id)
 		if (n != (ssize_t)want_len || memcmp(link, want, want_len))
 			continue;
 		int fd = openat(dfd, e->d_name, O_RDWR | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0 && errno == EACCES)
+			fd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
 				err = -EMFILE;
@@ -245,176 +341,80 @@ int unimem_block_lookup(unimem_block **out, uint32_t id)
 			}
 			continue; /* closed since the readlink */
 		}
-		/* The creator may have closed that fd and reused its number since the
-		 * readlink: check the file we hold now. */
-		if (id_of_fd(fd) != id) {
+		/* Only the creator's own live fd is marked (a dup of a closed Block's fd,
+		 * another holder's fd or a memfd merely named like ours is not), and the
+		 * name is checked again on the file held now (the number may have been
+		 * reused since the readlink). */
+		if (pos_of(pdir, e->d_name) != (long long)(POS_MARK | id) || id_of_fd(fd) != id) {
 			close(fd);
 			continue;
 		}
-		err = adopt(out, fd, 0, 0, id);
+		err = umi_share_adopt(out, fd, 0, 0, id, max);
 		if (err != -EBADMSG)
 			break;
 		err = -ENOENT; /* named like a Block, but not one of ours */
 	}
 	closedir(d);
+	close(pdir);
 	return denied ? -EACCES : err;
 }
 
-/* What unimem_block_send() puts on the wire beside the fd. Same host, host order. */
-struct wire {
-	uint32_t magic;
-	uint32_t id;
-	uint64_t size;
-	uint64_t page;
-};
-#define WIRE_MAGIC 0x31424d55u /* "UMB1" */
-
-static int wait_for(int sock, short events)
-{
-	struct pollfd pfd = { .fd = sock, .events = events };
-	while (poll(&pfd, 1, -1) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
-}
-
-int unimem_block_send(int unix_socket, const unimem_block *b)
-{
-	if (!b || b->fd < 0)
-		return -EINVAL;
-	if (unix_socket < 0)
-		return -EBADF;
-	struct wire w = { WIRE_MAGIC, b->id, b->size, b->page };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} c;
-	memset(&c, 0, sizeof c);
-	struct iovec iov = { &w, sizeof w };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-			    .msg_controllen = sizeof c.buf };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &b->fd, sizeof(int));
-
-	size_t done = 0;
-	while (done < sizeof w) {
-		/* MSG_NOSIGNAL: a closed peer is -EPIPE, not a SIGPIPE. */
-		ssize_t n = sendmsg(unix_socket, &m, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (done && errno == EINTR)
-				continue;
-			if (done && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				int err = wait_for(unix_socket, POLLOUT);
-				if (err)
-					return err;
-				continue;
-			}
-			return -errno;
-		}
-		/* A stream socket may take part of it: the fd went with the first byte. */
-		done += (size_t)n;
-		iov.iov_base = (char *)&w + done;
-		iov.iov_len = sizeof w - done;
-		m.msg_control = NULL;
-		m.msg_controllen = 0;
-	}
-	return 0;
-}
-
-/* Keep the first fd passed in `m` in *fd; close every other one, and say -EBADMSG
- * when there were others (or when the kernel had to drop some), -EMFILE when it
- * dropped them because this process has no fd number left. */
-static int take_fds(struct msghdr *m, int *fd, int sock)
-{
-	int err = 0;
-	if (m->msg_flags & MSG_CTRUNC) {
-		/* More fds than room for them, or no fd number left here for one. */
-		int probe = fcntl(sock, F_DUPFD_CLOEXEC, 0);
-		err = probe < 0 && (errno == EMFILE || errno == ENFILE) ? -EMFILE : -EBADMSG;
-		if (probe >= 0)
-			close(probe);
-	}
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int f;
-			memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof f);
-			if (*fd < 0) {
-				*fd = f;
-			} else {
-				close(f);
-				err = -EBADMSG;
-			}
-		}
-	}
-	return err;
-}
-
-int unimem_block_recv(unimem_block **out, int unix_socket)
+int unimem_block_lookup_max(unimem_block **out, uint32_t id, uint64_t max_bytes)
 {
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (unix_socket < 0)
-		return -EBADF;
-	int type;
-	socklen_t tlen = sizeof type;
-	if (getsockopt(unix_socket, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0)
-		return -errno;
-
-	struct wire w;
-	size_t got = 0;
-	int fd = -1, err = 0;
-	while (got < sizeof w) {
-		/* Room for a few fds, so that a sender passing several is told apart from
-		 * one passing one (and each extra fd is closed, not leaked). */
-		union {
-			struct cmsghdr h;
-			char buf[CMSG_SPACE(4 * sizeof(int))];
-		} c;
-		struct iovec iov = { (char *)&w + got, sizeof w - got };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-				    .msg_controllen = sizeof c.buf };
-		ssize_t n = recvmsg(unix_socket, &m, MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (got && errno == EINTR)
-				continue;
-			if (got && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				err = wait_for(unix_socket, POLLIN);
-				if (err)
-					break;
-				continue;
-			}
-			err = -errno;
-			break;
-		}
-		err = take_fds(&m, &fd, unix_socket);
-		if (err)
-			break;
-		if (n == 0 && type == SOCK_STREAM) {
-			/* The peer closed: before anything came, or halfway through. */
-			err = got ? -EBADMSG : -ECONNRESET;
-			break;
-		}
-		got += (size_t)n;
-		if (type != SOCK_STREAM && (got != sizeof w || (m.msg_flags & MSG_TRUNC))) {
-			err = -EBADMSG; /* a datagram of another size: not ours */
-			break;
-		}
-	}
-	if (!err && (fd < 0 || w.magic != WIRE_MAGIC))
-		err = -EBADMSG;
-	if (err) {
-		if (fd >= 0)
-			close(fd);
+	pid_t pid = (pid_t)(id >> SLOT_BITS);
+	if (pid <= 0)
+		return -ENOENT;
+	char base[64];
+	snprintf(base, sizeof base, "/proc/%d", (int)pid);
+	bool listed;
+	int err = scan(out, base, id, max_bytes, &listed);
+	if (err != -ENOENT || listed)
 		return err;
+	/* No fd table: the main thread has exited (pthread_exit) while others run on,
+	 * and /proc/<pid>/fd lists nothing. A live thread's task directory shows the
+	 * table they share. */
+	char tasks[64];
+	snprintf(tasks, sizeof tasks, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(tasks);
+	if (!d)
+		return -ENOENT;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == pid)
+			continue;
+		snprintf(base, sizeof base, "/proc/%d/task/%.16s", (int)pid, e->d_name);
+		err = scan(out, base, id, max_bytes, &listed);
+		if (err != -ENOENT || listed)
+			break;
 	}
-	/* The id is read from the memfd itself, not from the wire: it is the id the
-	 * creator's name carries, 0 when the fd is not one of our named memfds. */
-	return adopt(out, fd, w.size, w.page, id_of_fd(fd));
+	closedir(d);
+	return err;
 }
+
+int unimem_block_lookup(unimem_block **out, uint32_t id)
+{
+	return unimem_block_lookup_max(out, id, 0);
+}
+
+int unimem_block_seal(unimem_block *b)
+{
+	if (!b || b->fd < 0)
+		return -EINVAL;
+	int seals = fcntl(b->fd, F_GET_SEALS);
+	if (seals < 0)
+		return -errno;
+	if (seals & F_SEAL_FUTURE_WRITE)
+		return 0; /* sealed already (by this holder or another) */
+	if (fcntl(b->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0)
+		return errno == EPERM ? -EBUSY : -errno; /* a holder added F_SEAL_SEAL */
+	return 0;
+}
+
+bool unimem_block_writable(const unimem_block *b)
+{
+	return b && b->writable;
+}
+

@@ -386,6 +386,23 @@ Test(darwin, send_recv_are_not_supported_and_fd_is_minus_one)
 	assert_clean();
 }
 
+Test(darwin, seal_and_the_max_forms_are_stubs)
+{
+	unimem_block *a;
+	cr_assert_eq(unimem_block_open(&a, PAGE, 0), 0);
+	cr_assert_eq(unimem_block_seal(a), -DARWIN_ENOTSUP);
+	cr_assert_eq(unimem_block_seal(NULL), -DARWIN_EINVAL);
+	cr_assert(unimem_block_writable(a));
+	cr_assert_not(unimem_block_writable(NULL));
+	unimem_block *b = (unimem_block *)&b;
+	cr_assert_eq(unimem_block_recv_max(&b, 3, 1), -DARWIN_ENOTSUP);
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_recv_max(NULL, 3, 1), -DARWIN_EINVAL);
+	cr_assert_eq(unimem_block_lookup_max(NULL, 1, 1), -DARWIN_EINVAL);
+	unimem_block_close(a);
+	assert_clean();
+}
+
 Test(darwin, null_block_accessors_and_close)
 {
 	cr_assert_null(unimem_block_ptr(NULL));
