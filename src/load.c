@@ -2,7 +2,9 @@
 /* Files read straight into a Tape: page-cached pieces with pread, the others with
  * O_DIRECT into the Tape's own pages; no bounce buffer anywhere. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "load_pvt.h"
+#include "os/os.h"
+#include "tape_pvt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -206,12 +208,12 @@ static int read_aligned(int fd, int dfd, unsigned char *dst, uint64_t a0, uint64
 	/* Only to ask mincore() which pages are cached: never touched. Where the system
 	 * page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping; the
 	 * default read then sends every piece O_DIRECT. */
-	if (!(flags & UNIMEM_READ_DIRECT) && umi_page_size() == DIO_ALIGN)
+	if (!(flags & UNIMEM_READ_DIRECT) && umi_os_page_size() == DIO_ALIGN)
 		j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
 	pthread_t tids[READ_HELPERS_MAX];
 	size_t helpers = 0;
 	if (a1 - a0 >= READ_PARALLEL_MIN && j.map != MAP_FAILED && all_cached(&j)) {
-		long idle = umi_idle_cpus();
+		long idle = umi_os_idle_cpus();
 		size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
 		while (helpers < want && pthread_create(&tids[helpers], NULL, read_worker, &j) == 0)
 			helpers++;

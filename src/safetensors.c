@@ -7,7 +7,9 @@
  * string with its NUL is never longer than its quoted form) and refuses anything the
  * format does not allow. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "load_pvt.h"
+#include "tape_pvt.h"
+#include "view_pvt.h"
 
 #include <errno.h>
 #include <fcntl.h>

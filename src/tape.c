@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Tape: the out-of-line part (take and clear are inline in <unimem/tape.h>). */
-#include "internal.h"
+#include "tape_pvt.h"
 
 #include <errno.h>
 #include <stdlib.h>
