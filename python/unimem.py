@@ -78,7 +78,7 @@ class _DLManagedTensor(ctypes.Structure):
 
 def _load_library():
     path = os.environ.get('UNIMEM_FFI_LIBRARY') or ctypes.util.find_library('unimem-ffi') \
-        or 'libunimem-ffi.so.0'
+        or 'libunimem-ffi.so.1'
     return ctypes.CDLL(path)
 
 

@@ -64,14 +64,6 @@ static inline size_t umi_round_up(size_t n, size_t to)
 void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t bytes,
 		   uint32_t flags);
 
-/* Initialise a Grid of `cells` cells of `cell_size` bytes (rounded up to 64) over a new
- * Block opened with `flags`; the generated pools call it with their constants.
- * Returns 0 or a negative errno (the Grid is then left without a Block). */
-int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags);
-
-/* Close the Block of a Grid set up by umi_grid_init(). */
-void umi_grid_fini(unimem_grid *g);
-
 /* Drop the GPU mapping of a Block that is being closed (no-op when not mapped). */
 void umi_gpu_release(unimem_block *b);
 

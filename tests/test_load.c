@@ -3,7 +3,7 @@
  * tests write: good ones, truncated ones and malicious headers. */
 #include <unimem/unimem.h>
 
-#include "../src/dlpack_abi.h"
+#include "dlpack_abi.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>

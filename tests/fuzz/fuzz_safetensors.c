@@ -23,7 +23,7 @@
 #endif
 #endif
 
-#include "../helpers.h"
+#include "helpers.h"
 
 #define TAPE_BYTES (1u << 20)
 
