@@ -839,8 +839,9 @@ static void *take_small(void *arg)
 		if (!p)
 			break;
 		memset(p, (int)(k->n & 0xff), 64);
-		k->blocks[k->n++] = p;
-		for (volatile int i = 0; i < 200; i++)
+		k->blocks[k->n] = p;
+		__atomic_store_n(&k->n, k->n + 1, __ATOMIC_RELEASE);
+		for (volatile int i = 0; i < 3000; i++) /* a gap: the load can fail in it */
 			;
 	}
 	return NULL;
@@ -856,7 +857,7 @@ Test(safetensors, a_failed_load_never_frees_others_takes)
 {
 	/* Data at 8 mod 64: at align 64, the first (small) tensor and the second (1 MiB) are
 	 * both out of place. */
-	const size_t mb = 1 << 20;
+	const size_t mb = 4 << 20; /* a read long enough for the other thread to take in */
 	char hdr[256];
 	snprintf(hdr, sizeof hdr,
 		 "{\"s\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[0,100]},"
@@ -866,7 +867,8 @@ Test(safetensors, a_failed_load_never_frees_others_takes)
 	unsigned char *data = pattern(mb + 100, 3);
 	write_st("late", hdr, hlen, data, mb + 100);
 	unimem_tape *t;
-	/* Room for the read and 320 KiB more: the small move fits, the big one does not. */
+	/* Room for the read and 320 KiB more: the small move fits, the big one does not
+	 * (before the fix; now the one room for both does not fit). */
 	size_t cap = 8 + hlen + mb + 100 + (320 << 10);
 	cr_assert_eq(unimem_tape_start(&t, cap), 0);
 	cap = unimem_tape_capacity(t);
@@ -880,6 +882,8 @@ Test(safetensors, a_failed_load_never_frees_others_takes)
 		pthread_t th;
 		cr_assert_eq(pthread_create(&th, NULL, take_small, &k), 0);
 		__atomic_store_n(&k.go, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&k.n, __ATOMIC_ACQUIRE)) /* the taker runs */
+			sched_yield();
 		unimem_safetensors *st;
 		int err = unimem_safetensors_load(&st, t, path_of("late"), 64, 0);
 		__atomic_store_n(&k.done, 1, __ATOMIC_RELEASE);
