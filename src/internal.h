@@ -119,10 +119,21 @@ int umi_dtype_from_name(const char *name, size_t len);
  * 0 or a negative errno. */
 int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigned flags);
 
-/* Take room for len bytes at 4096 alignment from t (NULL when it does not fit), and
- * give [room, room + len) back while nothing was taken after it. */
-void *umi_tape_take_room(unimem_tape *t, size_t len);
-void umi_tape_give_back(unimem_tape *t, void *room, size_t len);
+/* Take room for len bytes at `align` from t (NULL when it does not fit), setting *before
+ * to the cursor before the take (padding included); give_back moves the cursor from
+ * `end` back to `before` only while nothing was taken after (load.c). */
+void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before);
+void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end);
+
+/* open() for reading that never blocks and refuses non-regular files with -EINVAL; an
+ * fd or a negative errno (load.c). */
+int umi_open_regular(const char *path);
+
+/* Move [p, p + len) to p - s (s < 4096), in parallel chunks where CPUs are idle. */
+void umi_shift_down(unsigned char *p, size_t len, size_t s);
+
+/* Whether the range's pages are in the page cache (read with pread alone). */
+bool umi_range_cached(int fd, uint64_t off, size_t len);
 
 /* Remember the RLIMIT_MEMLOCK that refused a pin, for unimem_strerror(). */
 void umi_note_memlock_refusal(size_t asked);
