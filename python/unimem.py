@@ -78,7 +78,7 @@ class _DLManagedTensor(ctypes.Structure):
 
 def _load_library():
     path = os.environ.get('UNIMEM_FFI_LIBRARY') or ctypes.util.find_library('unimem-ffi') \
-        or 'libunimem-ffi.so.0'
+        or 'libunimem-ffi.so.1'
     return ctypes.CDLL(path)
 
 
@@ -503,7 +503,8 @@ class Tape(_Closes):
         return View(self.block, offset, 'U8', (length.value,))
 
     def load_safetensors(self, path, align=0, flags=0):
-        """Load a safetensors file into the Tape; a SafeTensors mapping name -> View."""
+        """Load a safetensors file into the Tape; a SafeTensors mapping name -> View.
+        align 0: every tensor 256-aligned; align=1 keeps the file-offset placement."""
         h = P()
         _check(_lib.unimem_safetensors_load(ctypes.byref(h), self.handle, os.fsencode(path),
                                             align, flags), 'unimem_safetensors_load')

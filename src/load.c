@@ -56,26 +56,27 @@ static int pread_direct(int dfd, unsigned char *dst, size_t len, uint64_t off)
 	return err == -EINVAL ? -EOPNOTSUPP : err;
 }
 
-/* A second open of fd's file with O_DIRECT, or -1 where that is refused. */
+/* A second open of fd's file with O_DIRECT; -EMFILE, -ENFILE or -ENOMEM when the process
+ * or the system is out of descriptors, -EOPNOTSUPP where O_DIRECT is refused. */
 static int open_direct(int fd)
 {
 #ifdef O_DIRECT
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	int dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	int dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK);
 	if (dfd < 0)
-		return -1;
+		return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -errno : -EOPNOTSUPP;
 	struct stat a, b;
 	/* The same file (not something else at a reused path). */
 	if (fstat(fd, &a) != 0 || fstat(dfd, &b) != 0 || a.st_dev != b.st_dev ||
 	    a.st_ino != b.st_ino) {
 		close(dfd);
-		return -1;
+		return -EOPNOTSUPP;
 	}
 	return dfd;
 #else
 	(void)fd;
-	return -1;
+	return -EOPNOTSUPP;
 #endif
 }
 
@@ -244,7 +245,7 @@ int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigne
 	if (!(flags & UNIMEM_READ_BUFFERED)) {
 		dfd = open_direct(fd);
 		if (dfd < 0 && (flags & UNIMEM_READ_DIRECT))
-			return -EOPNOTSUPP;
+			return dfd;
 	}
 	/* Head and tail, under 4 KiB each, through the page cache. */
 	int err = pread_full(fd, dst, (size_t)(a0 - off), off);
@@ -257,20 +258,33 @@ int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigne
 	return err;
 }
 
-/* Take [old cursor, ...) room for `len` bytes at 4096 alignment; on failure later, give
- * it back while nothing was taken after it. */
-void *umi_tape_take_room(unimem_tape *t, size_t len)
+/* Take room for `len` bytes at `align` (a power of two): one compare-exchange from the
+ * cursor as it was (*before) to the room's end, so that a failure later can give back
+ * exactly this take, padding included. NULL when it does not fit. */
+void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before)
 {
-	return unimem_tape_take(t, len, (size_t)DIO_ALIGN);
+	const uint64_t cap = t->capacity;
+	const uintptr_t base = (uintptr_t)t->base, mask = (uintptr_t)align - 1;
+	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	for (;;) {
+		if (cur > cap)
+			return NULL;
+		uint64_t pad = (uint64_t)(((base + cur + mask) & ~mask) - (base + cur));
+		if (pad > cap - cur || len > cap - cur - pad)
+			return NULL;
+		if (__atomic_compare_exchange_n(&t->cursor, &cur, cur + pad + len, true,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			*before = cur;
+			return (void *)(base + cur + pad);
+		}
+	}
 }
 
-void umi_tape_give_back(unimem_tape *t, void *room, size_t len)
+/* Give back the take that moved the cursor from `before` to `end`, only while it is still
+ * the last one (nobody took after it); otherwise it stays taken, unused. */
+void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end)
 {
-	uint64_t start = (uint64_t)((unsigned char *)room - t->base);
-	uint64_t end = start + len;
-	/* Padding before the room (alignment) stays taken: the cursor goes back to the
-	 * room's start only, and only if it still ends with this room. */
-	__atomic_compare_exchange_n(&t->cursor, &end, start, false, __ATOMIC_RELAXED,
+	__atomic_compare_exchange_n(&t->cursor, &end, before, false, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
 }
 
@@ -288,6 +302,17 @@ int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return -errno;
+	/* Not opened for reading (write-only, O_PATH): the O_DIRECT reopen must not read
+	 * through it either. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_ACCMODE) == O_WRONLY
+#ifdef O_PATH
+	    || (fl & O_PATH)
+#endif
+	)
+		return -EBADF;
 	if (offset > (uint64_t)st.st_size || length > (uint64_t)st.st_size - offset)
 		return -EINVAL;
 	if (length == 0)
@@ -296,12 +321,14 @@ int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
 	if (length > SIZE_MAX - head)
 		return -ENOSPC;
 	size_t room_len = (size_t)head + length;
-	unsigned char *room = umi_tape_take_room(t, room_len);
+	uint64_t before;
+	unsigned char *room = umi_tape_take_room(t, room_len, (size_t)DIO_ALIGN, &before);
 	if (!room)
 		return -ENOSPC;
-	int err = umi_read_range(fd, room + head, offset, length, flags);
+	/* From the 4 KiB boundary: the bytes before `offset` hold the file's too. */
+	int err = umi_read_range(fd, room, offset - head, room_len, flags);
 	if (err) {
-		umi_tape_give_back(t, room, room_len);
+		umi_tape_give_back(t, before, (uint64_t)(room - t->base) + room_len);
 		return err;
 	}
 	*out = room + head;
@@ -318,15 +345,13 @@ int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags, void
 	*out = NULL;
 	if (!t || !path)
 		return -EINVAL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = umi_open_regular(path);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
 	int err = 0;
 	if (fstat(fd, &st) != 0)
 		err = -errno;
-	else if (!S_ISREG(st.st_mode))
-		err = -EINVAL;
 	else if ((uint64_t)st.st_size > SIZE_MAX)
 		err = -ENOSPC;
 	if (!err)
@@ -335,4 +360,110 @@ int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags, void
 		*length = (size_t)st.st_size;
 	close(fd);
 	return err;
+}
+
+/* open(path) for reading without blocking (a FIFO with no writer would block open()),
+ * refusing what is not a regular file with -EINVAL; then blocking reads again. */
+int umi_open_regular(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int err = 0, fl;
+	if (fstat(fd, &st) != 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	else if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Move [p, p + len) down by s bytes (to p - s), s < 4096: the range is cut in chunks of
+ * SHIFT_CHUNK or more (the last takes the rest); each saves its first s bytes, moves the
+ * rest down inside itself, and the saved bytes go to the previous chunk's tail once all
+ * have moved. Chunks run on helper threads where CPUs are idle. */
+struct shift {
+	unsigned char *p;
+	size_t len, s, chunk, chunks;
+	size_t next;             /* next chunk (atomic) */
+	unsigned char *saved;    /* s bytes per chunk */
+};
+
+static void *shift_worker(void *arg)
+{
+	struct shift *sh = arg;
+	for (;;) {
+		size_t k = __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED);
+		if (k >= sh->chunks)
+			return NULL;
+		unsigned char *c = sh->p + k * sh->chunk;
+		size_t n = k + 1 == sh->chunks ? sh->len - k * sh->chunk : sh->chunk;
+		if (k == 0) {
+			memmove(c - sh->s, c, n);
+		} else {
+			memcpy(sh->saved + k * sh->s, c, sh->s);
+			memmove(c, c + sh->s, n - sh->s);
+		}
+	}
+}
+
+#define SHIFT_CHUNK ((size_t)8 << 20)
+
+void umi_shift_down(unsigned char *p, size_t len, size_t s)
+{
+	if (s == 0 || len == 0)
+		return;
+	size_t chunks = len / SHIFT_CHUNK;
+	unsigned char *saved = chunks > 1 ? malloc(chunks * s) : NULL;
+	if (!saved) { /* small, or no memory for the saved heads: one move */
+		memmove(p - s, p, len);
+		return;
+	}
+	struct shift sh = {.p = p, .len = len, .s = s, .chunk = SHIFT_CHUNK, .chunks = chunks,
+			   .saved = saved};
+	pthread_t tids[READ_HELPERS_MAX];
+	size_t helpers = 0;
+#ifdef __linux__
+	long idle = umi_os_idle_cpus();
+	size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
+	if (want > chunks - 1)
+		want = chunks - 1;
+	while (helpers < want && pthread_create(&tids[helpers], NULL, shift_worker, &sh) == 0)
+		helpers++;
+#endif
+	shift_worker(&sh);
+	for (size_t i = 0; i < helpers; i++)
+		pthread_join(tids[i], NULL);
+	for (size_t k = 1; k < chunks; k++)
+		memcpy(p + k * SHIFT_CHUNK - s, saved + k * s, s);
+	free(saved);
+}
+
+/* Whether every sampled page of [off, off + len) of fd's file is in the page cache (as
+ * the reads above decide: such a range is read with pread alone, at any address). */
+bool umi_range_cached(int fd, uint64_t off, size_t len)
+{
+#ifdef __linux__
+	uint64_t a0 = off & ~(DIO_ALIGN - 1), a1 = (off + len) & ~(DIO_ALIGN - 1);
+	if (a1 <= a0)
+		return true;
+	if (umi_os_page_size() != DIO_ALIGN)
+		return false;
+	struct job j = {.fd = fd, .dfd = -1, .a0 = a0, .a1 = a1};
+	j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
+	if (j.map == MAP_FAILED)
+		return false;
+	bool all = all_cached(&j);
+	munmap(j.map, (size_t)(a1 - a0));
+	return all;
+#else
+	(void)fd; (void)off; (void)len;
+	return true;
+#endif
 }

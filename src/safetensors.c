@@ -27,6 +27,7 @@ struct entry {
 	int ndim;
 	int64_t shape[UNIMEM_VIEW_MAX_DIMS];
 	uint64_t begin, end;
+	uint64_t at;             /* where it goes, from the start of the room */
 };
 
 struct meta {
@@ -513,6 +514,75 @@ static int parse(unimem_safetensors **out, struct entry **entries, const unsigne
 	return 0;
 }
 
+/* Place the data (entries in data order) in one room of t, taken once: the data section
+ * starts at an address aligned to min(A, 4096), A = align or UNIMEM_SAFETENSORS_ALIGN;
+ * each tensor whose place there is not aligned to max(A, its element) gets a place of its
+ * own after the data, in the same room. The data is read at that placement where pread
+ * alone reads it (cached, or UNIMEM_READ_BUFFERED); otherwise at its file offset modulo
+ * 4096 (O_DIRECT) and moved down by under A bytes, in parallel chunks. On failure the
+ * room (padding included) is given back while nothing was taken after it. */
+static int place(unimem_safetensors *st, struct entry *entries, unimem_tape *t, int fd,
+		 uint64_t data_at, uint64_t data_len, size_t align, unsigned flags)
+{
+	size_t A = align ? align : UNIMEM_SAFETENSORS_ALIGN;
+	uint64_t g = A < 4096 ? A : 4096;
+	uint64_t from = data_at & ~(uint64_t)4095, s = data_at & (g - 1);
+	uint64_t d0 = data_at - from - s; /* the data's start in the room */
+	uint64_t end = d0 + data_len;
+	for (size_t i = 0; i < st->count; i++) {
+		struct entry *e = &entries[i];
+		size_t esize = unimem_dtype_size(e->dtype);
+		uint64_t a = A > esize ? A : esize, bytes = e->end - e->begin;
+		e->at = d0 + e->begin;
+		if (bytes == 0) {
+			e->at = 0; /* no element to align: the room's start will do */
+		} else if (e->at & (a - 1)) {
+			uint64_t mv = (end + a - 1) & ~(a - 1);
+			if (mv < end || mv + bytes < mv)
+				return -ENOSPC;
+			e->at = mv;
+			end = mv + bytes;
+			st->moved++;
+		}
+	}
+	unsigned char *room = NULL;
+	uint64_t before = 0;
+	if (data_len) {
+		if (end > SIZE_MAX)
+			return -ENOSPC;
+		room = umi_tape_take_room(t, (size_t)end, A > 4096 ? A : 4096, &before);
+		if (!room)
+			return -ENOSPC;
+		int err;
+		if (s && ((flags & UNIMEM_READ_BUFFERED) ||
+			  (!(flags & UNIMEM_READ_DIRECT) &&
+			   umi_range_cached(fd, data_at, (size_t)data_len)))) {
+			err = umi_read_range(fd, room + d0, data_at, (size_t)data_len,
+					     flags | UNIMEM_READ_BUFFERED);
+		} else {
+			err = umi_read_range(fd, room, from, (size_t)(d0 + s + data_len), flags);
+			if (!err)
+				umi_shift_down(room + d0 + s, (size_t)data_len, (size_t)s);
+		}
+		if (err) {
+			umi_tape_give_back(t, before, (uint64_t)(room - t->base) + end);
+			st->moved = 0;
+			return err;
+		}
+	}
+	const unimem_block *b = t->block;
+	unsigned char *bptr = unimem_block_ptr(b), *r = room ? room : t->base;
+	for (size_t i = 0; i < st->count; i++) {
+		struct entry *e = &entries[i];
+		if (e->at >= d0 + data_len) /* moved: one copy, of this tensor alone */
+			memcpy(r + e->at, r + d0 + e->begin, (size_t)(e->end - e->begin));
+		/* The shape is checked against the offsets: the view lies in the Block. */
+		unimem_view_init(&st->views[i], b, (uint64_t)(r + e->at - bptr), e->dtype,
+				 e->ndim, e->shape);
+	}
+	return 0;
+}
+
 int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t, const char *path,
 			    size_t align, unsigned flags)
 {
@@ -523,9 +593,9 @@ int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t, const char
 	    (flags & ~(unsigned)(UNIMEM_READ_BUFFERED | UNIMEM_READ_DIRECT)) ||
 	    ((flags & UNIMEM_READ_BUFFERED) && (flags & UNIMEM_READ_DIRECT)))
 		return -EINVAL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = umi_open_regular(path);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int err = 0;
 	unsigned char *hdr = NULL;
 	struct entry *entries = NULL;
@@ -568,61 +638,12 @@ int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t, const char
 	if (err)
 		goto out;
 
-	/* One read of the data, from the 4 KiB boundary below it. */
-	unsigned char *base = t->base, *room = NULL, *data = base;
-	uint64_t from = data_at & ~(uint64_t)4095;
-	size_t room_len = 0;
-	uint64_t our_end = 0;
-	if (data_len) {
-		if (fsize - from > SIZE_MAX) {
-			err = -ENOSPC;
-			goto out;
-		}
-		room_len = (size_t)(fsize - from);
-		room = umi_tape_take_room(t, room_len);
-		if (!room) {
-			err = -ENOSPC;
-			goto out;
-		}
-		our_end = (uint64_t)(room - base) + room_len;
-		err = umi_read_range(fd, room, from, room_len, flags);
-		if (err)
-			goto give_back;
-		data = room + (data_at - from);
-	}
-	const unimem_block *b = t->block;
-	unsigned char *bptr = unimem_block_ptr(b);
-	for (size_t i = 0; i < st->count; i++) {
-		struct entry *e = &entries[i];
-		size_t esize = unimem_dtype_size(e->dtype);
-		size_t a = align > esize ? align : esize;
-		size_t bytes = (size_t)(e->end - e->begin);
-		unsigned char *at = data + e->begin;
-		if (bytes == 0) {
-			/* No element to align: any page-aligned address inside will do. */
-			at = room ? room : base;
-		} else if ((uintptr_t)at & (a - 1)) {
-			/* Moved to a place of its own; the room is taken after the data. */
-			unsigned char *dst = unimem_tape_take(t, bytes, a);
-			if (!dst) {
-				err = -ENOSPC;
-				goto give_back;
-			}
-			memcpy(dst, at, bytes);
-			our_end = (uint64_t)(dst - base) + bytes;
-			at = dst;
-			st->moved++;
-		}
-		/* The shape is checked against the offsets: the view lies in the Block. */
-		unimem_view_init(&st->views[i], b, (uint64_t)(at - bptr), e->dtype, e->ndim,
-				 e->shape);
-	}
+	err = place(st, entries, t, fd, data_at, data_len, align, flags);
+	if (err)
+		goto out;
 	*out = st;
 	st = NULL;
 	goto out;
-give_back:
-	if (room)
-		umi_tape_give_back(t, room, (size_t)(our_end - (uint64_t)(room - base)));
 out:
 	unimem_safetensors_close(st);
 	free(entries);

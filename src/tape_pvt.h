@@ -14,9 +14,10 @@
 void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t bytes,
 		   uint32_t flags);
 
-/* Take room for len bytes at 4096 alignment from t (NULL when it does not fit), and
- * give [room, room + len) back while nothing was taken after it. */
-void *umi_tape_take_room(unimem_tape *t, size_t len);
-void umi_tape_give_back(unimem_tape *t, void *room, size_t len);
+/* Take room for len bytes at `align` from t (NULL when it does not fit), setting *before
+ * to the cursor before the take (padding included); give_back moves the cursor from
+ * `end` back to `before` only while nothing was taken after (load.c). */
+void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before);
+void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end);
 
 #endif

@@ -33,42 +33,61 @@ enum {
 
 /* Read `length` bytes of the open file `fd` from byte `offset` into Tape t. The room is
  * taken from t at 4096-byte alignment, starting at `offset` rounded down to 4096, so
- * that the byte at `offset` lands at an address equal to `offset` modulo 4096 (up to
- * 4095 bytes before it are taken and hold file bytes too); *out is set to that address.
- * fd's own file position and flags are left alone (O_DIRECT goes through a second open
- * of the same file). length 0 takes nothing and sets *out to NULL.
+ * that the byte at `offset` lands at an address equal to `offset` modulo 4096 (the up to
+ * 4095 bytes before it are taken and read from the file too); *out is set to that
+ * address. fd's own file position and flags are left alone (O_DIRECT goes through a
+ * second open of the same file, for reading). length 0 takes nothing and sets *out to
+ * NULL.
  * Returns 0, or a negative errno with *out NULL:
  *   -EINVAL      t or out NULL, flags unknown or both, or the range passes the end of
- *                the file
+ *                the file (any non-regular file, whose size is 0)
+ *   -EBADF       fd negative, not open, or not open for reading (O_WRONLY, O_PATH)
  *   -ENOSPC      the Tape has no room for it
  *   -EOPNOTSUPP  UNIMEM_READ_DIRECT and the file system refuses O_DIRECT
+ *   -EMFILE, -ENFILE  UNIMEM_READ_DIRECT and no descriptor is free for the O_DIRECT open
+ *                (the default then reads with pread)
  *   -EIO         the file got shorter while it was read
- *   -EBADF, or another errno of open/pread/read
- * On failure the room is given back to the Tape when nothing was taken after it.
+ *   or another errno of pread/read
+ * On failure the room (its alignment padding included) is given back to the Tape when
+ * nothing was taken after it; otherwise it stays taken, unused (never another's bytes).
  * Thread-safe as unimem_tape_take() (other threads may take from t meanwhile). */
 UNIMEM_API int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
 				   unsigned flags, void **out);
 
 /* Read the whole file at `path` into Tape t, as unimem_tape_read_fd() from offset 0:
- * *out is 4096-aligned. *length (may be NULL) is set to the file's size. Returns 0 or a
- * negative errno as unimem_tape_read_fd(), or of open() (-ENOENT, -EACCES, ...). */
+ * *out is 4096-aligned. *length (may be NULL) is set to the file's size. The file is
+ * opened without blocking: anything but a regular file (a directory, a FIFO with or
+ * without a writer, a device, a socket) is refused with -EINVAL, never waited on.
+ * Returns 0 or a negative errno as unimem_tape_read_fd(), or of open() (-ENOENT,
+ * -EACCES, ...). */
 UNIMEM_API int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags,
 				     void **out, size_t *length);
 
 /* Tensors of a safetensors file, placed in a Tape. */
 typedef struct unimem_safetensors unimem_safetensors;
 
+/* The alignment unimem_safetensors_load() gives every tensor at align 0: what GPU
+ * libraries want (cuBLAS picks its kernels by it, JAX refuses buffers under 16). */
+#define UNIMEM_SAFETENSORS_ALIGN 256
+
 /* Load the safetensors file at `path` into Tape t (a Layout's weights Tape, typically).
  * The header is parsed strictly (the format of huggingface/safetensors): an 8-byte
  * little-endian length N (at most 100,000,000), then N bytes of a JSON object that starts
  * with '{', maps each tensor name to {"dtype", "shape", "data_offsets"} and nothing else,
  * and may hold one "__metadata__" object of strings; then the data, which the tensors
- * must cover exactly, in order, with no gap and no overlap. The data is read in one
- * piece as unimem_tape_read_fd() reads (O_DIRECT where it can), so that each tensor
- * sits at its file offset modulo 4096; a tensor whose place there is not aligned to
- * `align` (a power of two, or 0: the size of its element) is moved to an aligned place of
- * its own (one copy, of that tensor alone). Files written by the safetensors library
- * keep every tensor aligned to its element: nothing moves at align 0.
+ * must cover exactly, in order, with no gap and no overlap.
+ * Placement: every tensor is aligned to A = `align` (a power of two; 0 means
+ * UNIMEM_SAFETENSORS_ALIGN, 256) or to its element's size when that is larger. The data
+ * is read in one piece into one room taken once (O_DIRECT where it can, as
+ * unimem_tape_read_fd() reads), with the data section's start at an address aligned to
+ * min(A, 4096): tensors whose offsets in the data are multiples of A (those of real
+ * checkpoints) stay where they were read; any other is copied to a place of its own
+ * after the data, in the same room (unimem_safetensors_moved() counts them). Pages in the
+ * page cache are read straight to that placement; pages read with O_DIRECT land at their
+ * file offset modulo 4096 and the data section is then moved down by under 4096 bytes.
+ * Opt-out: align 1 keeps each tensor at its file offset modulo 4096 (aligned to its
+ * element only; files written by the safetensors library then move nothing).
+ * The file is opened without blocking (a FIFO is refused with -EINVAL, never waited on).
  * Returns 0 and sets *out, or a negative errno with *out NULL:
  *   -EBADMSG  not a safetensors file: short, a length past the file, bad JSON (syntax,
  *             escapes, UTF-8, numbers), a missing, duplicate, unknown or mistyped field,
@@ -76,8 +95,11 @@ typedef struct unimem_safetensors unimem_safetensors;
  *             the tensors do not cover exactly (a truncated file)
  *   -ENOTSUP  a tensor of more than UNIMEM_VIEW_MAX_DIMS dimensions
  *   -EINVAL   out, t or path NULL, align not a power of two, flags as above
- *   -ENOSPC   the Tape has no room for the data
+ *   -EINVAL   also: not a regular file (a FIFO, a directory, a device)
+ *   -ENOSPC   the Tape has no room for the data and the moved tensors
  *   -ENOMEM, and what unimem_tape_read_fd() and open() return
+ * On failure the room is given back as unimem_tape_read_fd() gives it back: only when
+ * nothing was taken after it, so other threads' takes are never handed out again.
  * A malformed file never crashes the loader and never makes it read past what it read.
  * Thread-safe as unimem_tape_read_fd(). */
 UNIMEM_API int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t,
@@ -108,7 +130,8 @@ UNIMEM_API const char *unimem_safetensors_metadata(const unimem_safetensors *st,
  * range: iterate with i = 0, 1, ... until NULL. */
 UNIMEM_API const char *unimem_safetensors_metadata_key(const unimem_safetensors *st, size_t i);
 
-/* Tensors the loader moved to meet `align` (0 when every one stayed where it was read). */
+/* Tensors the loader copied to a place of their own to meet the alignment (0 when every
+ * one stayed where the read placed it). */
 UNIMEM_API size_t unimem_safetensors_moved(const unimem_safetensors *st);
 
 UNIMEM_END_DECLS
