@@ -26,6 +26,10 @@ size_t umi_os_page_size(void);
  * holds at this instant (0 where that cannot be told, or none is idle). Thread-safe. */
 long umi_os_idle_cpus(void);
 
+/* Which pages of the mapping [p, p + len) (p page aligned) are resident: bit 0 of vec[i]
+ * for page i. 0, or -1 where that cannot be told (then vec is untouched). Thread-safe. */
+int umi_os_resident(const void *p, size_t len, unsigned char *vec);
+
 /* Make the memory of a new Block. Preconditions: b fresh from block.c; size > 0, a
  * multiple of umi_os_page_size() and at most INT64_MAX; flags has no bit but
  * UNIMEM_BLOCK_HUGE (a hint: silently normal pages where huge ones cannot be had).

@@ -31,6 +31,15 @@ long umi_os_idle_cpus(void)
 	return 0;
 }
 
+/* Not asked here (the reads that would ask use no O_DIRECT on macOS): cannot be told. */
+int umi_os_resident(const void *p, size_t len, unsigned char *vec)
+{
+	(void)p;
+	(void)len;
+	(void)vec;
+	return -1;
+}
+
 /* An IOSurface of `size` bytes (a multiple of PAGE), or NULL. The properties are a
  * dictionary of one entry, kIOSurfaceAllocSize, as a 64-bit CFNumber: a buffer with no
  * width, height or pixel format. Releases everything it made but the surface. */

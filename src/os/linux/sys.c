@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Linux: what the system says about itself (page size, idle CPUs, memory). */
+/* Linux: what the system says about itself (page size, idle CPUs, resident pages,
+ * memory). */
 #define _GNU_SOURCE
 #include "linux.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -52,6 +54,11 @@ long umi_os_idle_cpus(void)
 	if (running < 1)
 		running = 1;
 	return running >= cpus ? 0 : cpus - running;
+}
+
+int umi_os_resident(const void *p, size_t len, unsigned char *vec)
+{
+	return mincore((void *)p, len, vec) == 0 ? 0 : -1;
 }
 
 /* Bytes of memory the system could hand out now (MemAvailable), or SIZE_MAX if unknown. */
