@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The Tape as the other files of src/ see it (tape.c; the room helpers are load.c's for
- * now). Never installed. */
+/* The Tape as the other files of src/ see it (tape.c): its flags, its set-up, and the
+ * room helpers that the loaders (load.c, safetensors.c) take and give back through.
+ * Never installed. */
 #ifndef UNIMEM_TAPE_PVT_H
 #define UNIMEM_TAPE_PVT_H
 
@@ -16,7 +17,7 @@ void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t 
 
 /* Take room for len bytes at `align` from t (NULL when it does not fit), setting *before
  * to the cursor before the take (padding included); give_back moves the cursor from
- * `end` back to `before` only while nothing was taken after (load.c). */
+ * `end` back to `before` only while nothing was taken after. */
 void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before);
 void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end);
 
