@@ -3,7 +3,8 @@
  * loaded at run time with dlopen("libcuda.so.1"). Building needs no CUDA header or
  * library; without a driver or a device everything answers "no GPU", silently. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "gpu_pvt.h"
+#include "os/os.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -74,11 +75,6 @@ static size_t chunk_max;      /* bytes per registration */
 static char no_gpu_why[192];  /* why gpus is 0, for unimem_strerror(-ENODEV) */
 static atomic_bool loaded;    /* load() has run: the three above are final */
 
-/* The last driver failure of this thread: the errno returned for it and what the
- * driver said. unimem_strerror() adds the text to the message of that code. */
-static _Thread_local int last_err;
-static _Thread_local char last_msg[224];
-static _Thread_local char message[384];
 
 struct umi_gpu_state {
 	pthread_mutex_t lock;      /* serialises register and unregister */
@@ -131,12 +127,17 @@ static int errno_of(CUresult r)
 	}
 }
 
-/* Note a driver failure of `call` for this thread and return its negative errno. */
+/* Record a driver failure of `call` for this thread (unimem_strerror() says it) and
+ * return its negative errno. */
 static int fail(CUresult r, const char *call)
 {
-	last_err = errno_of(r);
-	snprintf(last_msg, sizeof last_msg, "CUDA driver, %s: %s", call, driver_text(r));
-	return -last_err;
+	return umi_fail(-errno_of(r), "CUDA driver, %s: %s", call, driver_text(r));
+}
+
+/* -ENODEV, with why there is no GPU where that is known. */
+static int no_gpu(void)
+{
+	return no_gpu_why[0] ? umi_fail(-ENODEV, "%s", no_gpu_why) : -ENODEV;
 }
 
 static void *sym(void *h, const char *name, const char *fallback)
@@ -193,7 +194,7 @@ static void load(void)
 			 r != CUDA_SUCCESS ? driver_text(r) : "no device");
 		return;
 	}
-	size_t page = umi_page_size();
+	size_t page = umi_os_page_size();
 	chunk_max = DEFAULT_CHUNK;
 	const char *env = secure_getenv("UNIMEM_GPU_REGISTER_CHUNK");
 	if (env && *env) {
@@ -375,13 +376,11 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 		err = fail(j.r, j.call);
 	for (size_t i = 1; !err && i < j.count; i++) {
 		if (j.dev[i] != j.dev[0] + i * piece) {
-			last_err = EOPNOTSUPP;
-			snprintf(last_msg, sizeof last_msg,
-				 "CUDA driver: the registrations of the Block got device ranges that "
-				 "are not contiguous (%#llx at offset %zu after %#llx)",
-				 (unsigned long long)j.dev[i], i * piece,
-				 (unsigned long long)j.dev[0]);
-			err = -EOPNOTSUPP;
+			err = umi_fail(-EOPNOTSUPP,
+				       "CUDA driver: the registrations of the Block got device ranges "
+				       "that are not contiguous (%#llx at offset %zu after %#llx)",
+				       (unsigned long long)j.dev[i], i * piece,
+				       (unsigned long long)j.dev[0]);
 		}
 	}
 	if (err) {
@@ -453,9 +452,9 @@ int unimem_gpu_map(const unimem_block *b, void **device_ptr)
 		*device_ptr = NULL;
 	if (!b || !device_ptr)
 		return -EINVAL;
-	last_err = 0;
+	umi_fail_clear();
 	if (!have_gpu())
-		return -ENODEV;
+		return no_gpu();
 	struct umi_gpu_state *s = state_of(b, true);
 	if (!s)
 		return -ENOMEM;
@@ -474,9 +473,9 @@ int unimem_gpu_unmap(const unimem_block *b)
 {
 	if (!b)
 		return -EINVAL;
-	last_err = 0;
+	umi_fail_clear();
 	if (!have_gpu())
-		return -ENODEV;
+		return no_gpu();
 	struct umi_gpu_state *s = state_of(b, false);
 	if (!s)
 		return 0;
@@ -502,7 +501,7 @@ int unimem_gpu_ptr(const unimem_block *b, const void *host, void **device)
 		return -EINVAL;
 	struct umi_gpu_state *s = state_of(b, false);
 	if (!s || !atomic_load_explicit(&s->refs, memory_order_acquire))
-		return have_gpu() ? -ENXIO : -ENODEV;
+		return have_gpu() ? -ENXIO : no_gpu();
 	*device = (void *)(atomic_load_explicit(&s->dev, memory_order_relaxed) + (h - base));
 	return 0;
 }
@@ -517,22 +516,4 @@ void umi_gpu_release(unimem_block *b)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	atomic_store_explicit(&b->gpu, NULL, memory_order_relaxed);
-}
-
-const char *umi_gpu_strerror(int err)
-{
-	if (err == ENXIO)
-		return "the Block is not mapped to a GPU: call unimem_gpu_map() first";
-	if (err == ENODEV && !last_err && atomic_load_explicit(&loaded, memory_order_acquire) &&
-	    no_gpu_why[0]) {
-		snprintf(message, sizeof message, "no GPU: no CUDA driver or no device (%s)",
-			 no_gpu_why);
-		return message;
-	}
-	if (!last_err || err != last_err)
-		return NULL;
-	char base[128];
-	const char *s = strerror_r(err, base, sizeof base);
-	snprintf(message, sizeof message, "%s (%s)", s, last_msg);
-	return message;
 }

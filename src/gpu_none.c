@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* GPU, for builds without a GPU backend: no device, nothing mapped. */
-#include "internal.h"
+#include "gpu_pvt.h"
 
 #include <errno.h>
 
@@ -35,10 +35,4 @@ int unimem_gpu_ptr(const unimem_block *b, const void *host, void **device)
 void umi_gpu_release(unimem_block *b)
 {
 	(void)b;
-}
-
-const char *umi_gpu_strerror(int err)
-{
-	(void)err;
-	return NULL;
 }

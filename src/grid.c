@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Grid: the out-of-line part (take and give are inline in <unimem/grid.h>). */
-#include "internal.h"
+#include "base.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -2,12 +2,13 @@
 /* Files read straight into a Tape: page-cached pieces with pread, the others with
  * O_DIRECT into the Tape's own pages; no bounce buffer anywhere. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "load_pvt.h"
+#include "os/os.h"
+#include "tape_pvt.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,8 @@ struct job {
 	unsigned flags;
 	unsigned char *dst;  /* where a0 goes */
 	uint64_t a0, a1;
-	unsigned char *map;  /* read-only mapping of [a0, a1) for mincore, or MAP_FAILED */
-	uint64_t next;       /* next piece's offset from a0 (atomic) */
-	int err;             /* first error (atomic) */
+	unsigned char *map;  /* read-only mapping of [a0, a1) for the residency query, or
+				MAP_FAILED */
 	int no_direct;       /* O_DIRECT was turned down midway (atomic) */
 };
 
@@ -96,14 +96,9 @@ struct job {
  * -1 when that cannot be told. */
 static int cached_at(struct job *j, uint64_t at)
 {
-#ifdef __linux__
 	unsigned char v;
-	if (j->map != MAP_FAILED && mincore(j->map + at, (size_t)DIO_ALIGN, &v) == 0)
+	if (j->map != MAP_FAILED && umi_os_resident(j->map + at, (size_t)DIO_ALIGN, &v) == 0)
 		return v & 1;
-#else
-	(void)j;
-	(void)at;
-#endif
 	return -1;
 }
 
@@ -140,9 +135,7 @@ static int read_piece(struct job *j, uint64_t off, size_t n)
 	if (first == mid && mid == last)
 		return read_run(j, d, n, pos, first == 1);
 	unsigned char vec[PIECE / 4096];
-#ifdef __linux__
-	if (mincore(j->map + off, n, vec) != 0)
-#endif
+	if (umi_os_resident(j->map + off, n, vec) != 0)
 		memset(vec, 0, pages);
 	int err = 0;
 	for (size_t i = 0; i < pages && !err;) {
@@ -157,23 +150,13 @@ static int read_piece(struct job *j, uint64_t off, size_t n)
 	return err;
 }
 
-static void *read_worker(void *arg)
+/* Piece `piece` of the job, for umi_parallel(). */
+static int read_one(void *arg, size_t piece, unsigned worker)
 {
+	(void)worker;
 	struct job *j = arg;
-	uint64_t total = j->a1 - j->a0;
-	while (!__atomic_load_n(&j->err, __ATOMIC_RELAXED)) {
-		uint64_t off = __atomic_fetch_add(&j->next, PIECE, __ATOMIC_RELAXED);
-		if (off >= total)
-			break;
-		size_t n = (size_t)(total - off < PIECE ? total - off : PIECE);
-		int err = read_piece(j, off, n);
-		if (err) {
-			int none = 0;
-			__atomic_compare_exchange_n(&j->err, &none, err, false, __ATOMIC_RELAXED,
-						    __ATOMIC_RELAXED);
-		}
-	}
-	return NULL;
+	uint64_t total = j->a1 - j->a0, off = (uint64_t)piece * PIECE;
+	return read_piece(j, off, (size_t)(total - off < PIECE ? total - off : PIECE));
 }
 
 /* Most helper threads a read starts, and the least it splits. Helpers copy pages that
@@ -203,29 +186,19 @@ static int read_aligned(int fd, int dfd, unsigned char *dst, uint64_t a0, uint64
 {
 	struct job j = {.fd = fd, .dfd = dfd, .flags = flags, .dst = dst, .a0 = a0, .a1 = a1,
 			.map = MAP_FAILED};
-#ifdef __linux__
-	/* Only to ask mincore() which pages are cached: never touched. Where the system
-	 * page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping; the
-	 * default read then sends every piece O_DIRECT. */
-	if (!(flags & UNIMEM_READ_DIRECT) && umi_page_size() == DIO_ALIGN)
+	/* Only to ask which pages are cached (umi_os_resident): never touched. Where the
+	 * system page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping;
+	 * the default read then sends every piece O_DIRECT. */
+	if (!(flags & UNIMEM_READ_DIRECT) && umi_os_page_size() == DIO_ALIGN)
 		j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
-	pthread_t tids[READ_HELPERS_MAX];
-	size_t helpers = 0;
-	if (a1 - a0 >= READ_PARALLEL_MIN && j.map != MAP_FAILED && all_cached(&j)) {
-		long idle = umi_idle_cpus();
-		size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
-		while (helpers < want && pthread_create(&tids[helpers], NULL, read_worker, &j) == 0)
-			helpers++;
-	}
-	read_worker(&j);
-	for (size_t i = 0; i < helpers; i++)
-		pthread_join(tids[i], NULL);
+	unsigned helpers = 0;
+	if (a1 - a0 >= READ_PARALLEL_MIN && j.map != MAP_FAILED && all_cached(&j))
+		helpers = READ_HELPERS_MAX;
+	size_t pieces = (size_t)((a1 - a0 + PIECE - 1) / PIECE);
+	int err = umi_parallel(pieces, read_one, &j, helpers);
 	if (j.map != MAP_FAILED)
 		munmap(j.map, (size_t)(a1 - a0));
-#else
-	read_worker(&j);
-#endif
-	return j.err;
+	return err;
 }
 
 /* Read [off, off + len) of fd's file to dst, where dst - off is a multiple of DIO_ALIGN. */
@@ -254,36 +227,6 @@ int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigne
 	if (dfd >= 0)
 		close(dfd);
 	return err;
-}
-
-/* Take room for `len` bytes at `align` (a power of two): one compare-exchange from the
- * cursor as it was (*before) to the room's end, so that a failure later can give back
- * exactly this take, padding included. NULL when it does not fit. */
-void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before)
-{
-	const uint64_t cap = t->capacity;
-	const uintptr_t base = (uintptr_t)t->base, mask = (uintptr_t)align - 1;
-	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
-	for (;;) {
-		if (cur > cap)
-			return NULL;
-		uint64_t pad = (uint64_t)(((base + cur + mask) & ~mask) - (base + cur));
-		if (pad > cap - cur || len > cap - cur - pad)
-			return NULL;
-		if (__atomic_compare_exchange_n(&t->cursor, &cur, cur + pad + len, true,
-						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-			*before = cur;
-			return (void *)(base + cur + pad);
-		}
-	}
-}
-
-/* Give back the take that moved the cursor from `before` to `end`, only while it is still
- * the last one (nobody took after it); otherwise it stays taken, unused. */
-void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end)
-{
-	__atomic_compare_exchange_n(&t->cursor, &end, before, false, __ATOMIC_RELAXED,
-				    __ATOMIC_RELAXED);
 }
 
 int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
@@ -389,26 +332,23 @@ int umi_open_regular(const char *path)
 struct shift {
 	unsigned char *p;
 	size_t len, s, chunk, chunks;
-	size_t next;             /* next chunk (atomic) */
 	unsigned char *saved;    /* s bytes per chunk */
 };
 
-static void *shift_worker(void *arg)
+/* Chunk k, for umi_parallel(). */
+static int shift_one(void *arg, size_t k, unsigned worker)
 {
+	(void)worker;
 	struct shift *sh = arg;
-	for (;;) {
-		size_t k = __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED);
-		if (k >= sh->chunks)
-			return NULL;
-		unsigned char *c = sh->p + k * sh->chunk;
-		size_t n = k + 1 == sh->chunks ? sh->len - k * sh->chunk : sh->chunk;
-		if (k == 0) {
-			memmove(c - sh->s, c, n);
-		} else {
-			memcpy(sh->saved + k * sh->s, c, sh->s);
-			memmove(c, c + sh->s, n - sh->s);
-		}
+	unsigned char *c = sh->p + k * sh->chunk;
+	size_t n = k + 1 == sh->chunks ? sh->len - k * sh->chunk : sh->chunk;
+	if (k == 0) {
+		memmove(c - sh->s, c, n);
+	} else {
+		memcpy(sh->saved + k * sh->s, c, sh->s);
+		memmove(c, c + sh->s, n - sh->s);
 	}
+	return 0;
 }
 
 #define SHIFT_CHUNK ((size_t)8 << 20)
@@ -425,19 +365,7 @@ void umi_shift_down(unsigned char *p, size_t len, size_t s)
 	}
 	struct shift sh = {.p = p, .len = len, .s = s, .chunk = SHIFT_CHUNK, .chunks = chunks,
 			   .saved = saved};
-	pthread_t tids[READ_HELPERS_MAX];
-	size_t helpers = 0;
-#ifdef __linux__
-	long idle = umi_idle_cpus();
-	size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
-	if (want > chunks - 1)
-		want = chunks - 1;
-	while (helpers < want && pthread_create(&tids[helpers], NULL, shift_worker, &sh) == 0)
-		helpers++;
-#endif
-	shift_worker(&sh);
-	for (size_t i = 0; i < helpers; i++)
-		pthread_join(tids[i], NULL);
+	umi_parallel(chunks, shift_one, &sh, READ_HELPERS_MAX);
 	for (size_t k = 1; k < chunks; k++)
 		memcpy(p + k * SHIFT_CHUNK - s, saved + k * s, s);
 	free(saved);
@@ -447,11 +375,11 @@ void umi_shift_down(unsigned char *p, size_t len, size_t s)
  * the reads above decide: such a range is read with pread alone, at any address). */
 bool umi_range_cached(int fd, uint64_t off, size_t len)
 {
-#ifdef __linux__
+#ifdef O_DIRECT
 	uint64_t a0 = off & ~(DIO_ALIGN - 1), a1 = (off + len) & ~(DIO_ALIGN - 1);
 	if (a1 <= a0)
 		return true;
-	if (umi_page_size() != DIO_ALIGN)
+	if (umi_os_page_size() != DIO_ALIGN)
 		return false;
 	struct job j = {.fd = fd, .dfd = -1, .a0 = a0, .a1 = a1};
 	j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
@@ -461,6 +389,7 @@ bool umi_range_cached(int fd, uint64_t off, size_t len)
 	munmap(j.map, (size_t)(a1 - a0));
 	return all;
 #else
+	/* No O_DIRECT here: every read is a pread, at any address. */
 	(void)fd; (void)off; (void)len;
 	return true;
 #endif

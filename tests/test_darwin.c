@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The macOS Block backend (src/block_darwin.c), run on Linux against the fake IOSurface
- * and CoreFoundation of fake_iosurface.c. The executable does not link libunimem: it is
- * block_darwin.c (compiled with calloc/free renamed to the fake's counting ones),
- * gpu_none.c, the fake, and this file. Error codes are macOS's (DARWIN_E*). */
+/* The macOS Block backend (src/block.c over src/os/darwin/), run on Linux against the fake
+ * IOSurface and CoreFoundation of fake_iosurface.c. The executable does not link libunimem:
+ * it is block.c and os/darwin/iosurface.c (compiled with calloc/free renamed to the fake's
+ * counting ones), errors.c, gpu_none.c, the fake, and this file. Error codes are macOS's
+ * (DARWIN_E*). */
 #include <criterion/criterion.h>
 
 #include <string.h>
@@ -13,7 +14,7 @@
 
 #define PAGE ((size_t)16 << 10)
 
-size_t umi_page_size(void); /* src/internal.h */
+size_t umi_os_page_size(void); /* src/os/os.h */
 
 TestSuite(darwin, .init = fake_reset);
 
@@ -104,7 +105,7 @@ Test(darwin, sizes_round_up_to_16k)
 		cr_assert_eq(unimem_block_size(b), cases[i].got, "asked %zu", cases[i].asked);
 		unimem_block_close(b);
 	}
-	cr_assert_eq(umi_page_size(), PAGE);
+	cr_assert_eq(umi_os_page_size(), PAGE);
 	assert_clean();
 }
 

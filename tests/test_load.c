@@ -579,6 +579,52 @@ static const struct bad {
 	{"{\"a\":null}", 0, -EBADMSG},
 };
 
+/* unimem_strerror() of a refused header says what is wrong, and where (the detail the
+ * parser records at the failure). */
+Test(safetensors, a_refused_header_says_what_is_wrong)
+{
+	static const struct {
+		const char *header;
+		size_t data_len;
+		const char *says;
+	} cases[] = {
+		{" {}", 0, "'{' as the first byte"},
+		{"{}x", 0, "the end"},
+		{"{\"a\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		 "unknown dtype \"F33\""},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
+		 "field \"x\""},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "lacks data_offsets"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+		 "do not hold its dtype and shape"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "a gap"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 5, "cover 4 bytes"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+		 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "\"a\" twice"},
+		{"{\"a\\x\":{}}", 0, "unknown escape at byte"},
+		{"{\"\xff\":{}}", 0, "invalid UTF-8"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4,
+		 "leading zero"},
+	};
+	unsigned char data[16] = {0};
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 16), 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_st("said", cases[i].header, 0, data, cases[i].data_len);
+		unimem_safetensors *st;
+		cr_assert_eq(load("said", t, 0, &st), -EBADMSG, "case %zu", i);
+		const char *m = unimem_strerror(-EBADMSG);
+		cr_expect(strstr(m, cases[i].says), "case %zu `%s`: %s", i, cases[i].header, m);
+	}
+	/* A file too short for its header length. */
+	write_file(path_of("said"), "\x10\0\0\0\0\0\0\0{}", 10);
+	unimem_safetensors *st;
+	cr_assert_eq(load("said", t, 0, &st), -EBADMSG);
+	cr_expect(strstr(unimem_strerror(-EBADMSG), "header length of 16"), "%s",
+		  unimem_strerror(-EBADMSG));
+	unimem_tape_close(t);
+}
+
 Test(safetensors, malicious_headers_are_refused)
 {
 	unsigned char data[16] = {0};

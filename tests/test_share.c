@@ -824,6 +824,49 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	unimem_block_close(b);
 }
 
+/* unimem_strerror() of a refused recv says which check failed (the detail recorded at the
+ * failure), for that code only, and the next failure's detail replaces it. */
+static void assert_said(const char *what, const char *part)
+{
+	const char *m = unimem_strerror(-EBADMSG);
+	cr_assert(strstr(m, "bad message") && strstr(m, part), "%s: %s", what, m);
+	cr_assert_str_eq(unimem_strerror(EBADMSG), m, "%s: either sign", what);
+}
+
+Test(share, recv_says_which_check_failed)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 2 * 4096, 0), 0);
+	char msg[256];
+	size_t len;
+	capture(b, msg, &len);
+	int good = unimem_block_fd(b);
+
+	char zeros[256] = { 0 };
+	cr_assert_eq(replay(SOCK_STREAM, zeros, len, &good, 1), -EBADMSG);
+	assert_said("bad header", "magic number");
+	/* Another code says its own causes, not this detail. */
+	cr_assert_null(strstr(unimem_strerror(-ENOMEM), "magic"), "%s", unimem_strerror(-ENOMEM));
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, NULL, 0), -EBADMSG);
+	assert_said("no fd", "without an fd");
+	int two[2] = { good, good };
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, two, 2), -EBADMSG);
+	assert_said("two fds", "more than one fd");
+	cr_assert_eq(replay(SOCK_STREAM, msg, len / 2, &good, 1), -EBADMSG);
+	assert_said("half a message", "halfway");
+	cr_assert_eq(replay(SOCK_DGRAM, msg, len + 8, &good, 1), -EBADMSG);
+	assert_said("long datagram", "record of");
+	int fd = sealed_memfd(2 * 4096, 0);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), -EBADMSG);
+	assert_said("no seals", "sealed against shrink and grow");
+	close(fd);
+	fd = sealed_memfd(3 * 4096, F_SEAL_SHRINK | F_SEAL_GROW);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), -EBADMSG);
+	assert_said("size mismatch", "12288 bytes");
+	close(fd);
+	unimem_block_close(b);
+}
+
 Test(share, recv_without_a_free_fd_is_emfile)
 {
 	unimem_block *b;

@@ -6,7 +6,7 @@
  * found by their names, and exportable; nothing leaks (fds; heap through LeakSanitizer).
  * Built as fuzz_api.c is (tests/fuzz/meson.build); replay.c runs corpus-safetensors/. */
 #include <unimem/unimem.h>
-#include <unimem/load.h>
+#include <unimem/safetensors.h>
 #include <unimem/view.h>
 
 #include <errno.h>

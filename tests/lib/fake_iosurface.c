@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* A fake IOSurface.framework and CoreFoundation that record every call (see
- * fake_iosurface.h). It models what block_darwin.c relies on: CF reference counting, a
+ * fake_iosurface.h). It models what src/os/darwin/iosurface.c relies on: CF reference counting, a
  * dictionary that retains its keys and values (kCFType callbacks), IOSurfaceCreate that
  * reads kIOSurfaceAllocSize, IOSurfaceLookup that returns a new retained ref to the same
  * memory, zero-filled page-aligned memory that lives while any ref does, and balanced

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* A fake IOSurface.framework, CoreFoundation and allocator for testing block_darwin.c on
- * Linux. It implements exactly the declarations of src/darwin_decls.h (the compiler checks
- * each definition against them), records every call, counts live objects and can be told
- * to fail. block_darwin.c is compiled with -Dcalloc=fake_calloc -Dfree=fake_free. */
+/* A fake IOSurface.framework, CoreFoundation and allocator for testing src/os/darwin/ on
+ * Linux. It implements exactly the declarations of src/os/darwin/decls.h (the compiler
+ * checks each definition against them), records every call, counts live objects and can be told
+ * to fail. block.c and iosurface.c are compiled with -Dcalloc=fake_calloc -Dfree=fake_free. */
 #ifndef UNIMEM_FAKE_IOSURFACE_H
 #define UNIMEM_FAKE_IOSURFACE_H
 
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "darwin_decls.h"
+#include "os/darwin/decls.h"
 
 enum fake_op {
 	FAKE_CALLOC,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The parts of libSystem, CoreFoundation and IOSurface.framework that block_darwin.c
+/* The parts of libSystem, CoreFoundation and IOSurface.framework that iosurface.c
  * uses, declared by hand so that the macOS backend compiles with clang's freestanding
  * headers alone: no SDK, no libc headers, no Objective-C. Never installed.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Cross-process sharing, Linux: ids carried by memfd names and looked up through
- * /proc/<pid>/fd (fd passing over Unix-domain sockets is in share_sock_linux.c).
+ * /proc/<pid>/fd (fd passing over Unix-domain sockets is in share_sock.c).
  *
  * How ids work, and why this way.
  *
@@ -49,7 +49,7 @@
  * its uid, runs set-uid, or set PR_SET_DUMPABLE to 0) can be looked up by root
  * only, as for ptrace; lookup reads one /proc link per open fd of the creator. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "linux.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -165,11 +165,6 @@ void umi_share_release(unimem_block *b)
 						memory_order_release, memory_order_relaxed);
 }
 
-uint32_t unimem_block_id(const unimem_block *b)
-{
-	return b ? b->id : 0;
-}
-
 /* What readlink() of /proc/<pid>/fd/<n> shows for the memfd of id `id`. */
 static size_t link_for(char *buf, size_t len, uint32_t id)
 {
@@ -194,57 +189,64 @@ static uint32_t id_of_fd(int fd)
 	return id;
 }
 
-/* Make a Block of the memfd `fd` (taken over: closed on failure). `want` is the size
- * the sender announced (0: any), `max` the caller's limit (0: none). Validates that fd
- * is a memfd sealed against shrink and grow, writable (or sealed with
+/* Validates that fd is a memfd sealed against shrink and grow, writable (or sealed with
  * F_SEAL_FUTURE_WRITE: then mapped read-only), with a size that is a positive multiple
  * of its page; refuses sizes over `max` (-EFBIG) or that the machine cannot back
- * (-ENOMEM) before touching a page; maps and pins it like a default open.
- * Returns 0, -EBADMSG (not a Block), -EFBIG, -ENOMEM, -EPERM. */
-int umi_share_adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_page, uint32_t id,
-		    uint64_t max)
+ * (-ENOMEM) before touching a page; maps it and, with `pin`, pins it (a lookup's or a
+ * receiver's pages hold data: faulted in, never written). */
+int umi_share_adopt(unimem_block *b, int fd, uint64_t want, uint64_t want_page, uint32_t id,
+		    uint64_t max, bool pin)
 {
 	struct stat st;
-	int err = -EBADMSG;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+	int err;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+		err = umi_fail(-EBADMSG, "the fd is not a regular file of positive size");
 		goto fail;
+	}
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-	    (seals & F_SEAL_WRITE))
+	    (seals & F_SEAL_WRITE)) {
+		err = umi_fail(-EBADMSG, "the fd is not a memfd sealed against shrink and "
+				"grow (and not against writes)");
 		goto fail;
+	}
 	bool ro = seals & F_SEAL_FUTURE_WRITE;
 	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || (!ro && (fl & O_ACCMODE) != O_RDWR))
+	if (fl < 0 || (!ro && (fl & O_ACCMODE) != O_RDWR)) {
+		err = umi_fail(-EBADMSG, "the fd is neither open for reading and writing "
+				"nor sealed read-only by unimem_block_seal");
 		goto fail;
-	size_t page = umi_page_size();
+	}
+	size_t page = umi_os_page_size();
 	size_t blk = st.st_blksize > 0 ? (size_t)st.st_blksize : page;
 	if (blk > page && !(blk & (blk - 1)))
 		page = blk; /* hugetlbfs tells its huge page size */
 	uint64_t size = (uint64_t)st.st_size;
 	if (size % page || size > SIZE_MAX || (want && size != want) ||
-	    (want_page && want_page != page))
+	    (want_page && want_page != page)) {
+		err = umi_fail(-EBADMSG, "the file's size (%llu bytes) or page (%zu bytes) is not a "
+				"Block's, or not what the message announced (%llu, %llu)",
+				(unsigned long long)size, page, (unsigned long long)want,
+				(unsigned long long)want_page);
 		goto fail;
+	}
 	/* The limits of an open, before any page is touched: a peer announces any size
 	 * (a sparse file costs it nothing; pinning it here would cost this process). */
 	if (max && size > max) {
 		err = -EFBIG;
 		goto fail;
 	}
-	if (!umi_can_back((size_t)size, true)) {
+	if (!umi_linux_can_back((size_t)size, true)) {
 		err = -ENOMEM;
 		goto fail;
 	}
 
-	unimem_block *b = calloc(1, sizeof *b);
-	if (!b) {
-		err = -ENOMEM;
-		goto fail;
-	}
 	void *p = mmap(NULL, (size_t)size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
 		       fd, 0);
 	if (p == MAP_FAILED) {
-		err = errno == ENOMEM || errno == EAGAIN ? -ENOMEM : -EBADMSG;
-		free(b);
+		err = errno == ENOMEM || errno == EAGAIN
+			      ? -ENOMEM
+			      : umi_fail(-EBADMSG, "the fd cannot be mapped shared");
 		goto fail;
 	}
 	b->ptr = p;
@@ -253,16 +255,16 @@ int umi_share_adopt(unimem_block **out, int fd, uint64_t want, uint64_t want_pag
 	b->fd = fd;
 	b->id = id;
 	b->writable = !ro;
-	/* Pinned by the rule of a default open: this holder's lock, this holder's limit
-	 * (mlock2(MLOCK_ONFAULT) checks RLIMIT_MEMLOCK before a page is faulted). */
-	err = umi_block_pin(b);
-	if (err) {
-		munmap(p, (size_t)size);
-		free(b);
-		goto fail;
+	/* This holder's lock, this holder's limit (mlock2(MLOCK_ONFAULT) checks
+	 * RLIMIT_MEMLOCK before a page is faulted). */
+	if (pin) {
+		err = umi_linux_pin(b, false);
+		if (err) {
+			munmap(p, (size_t)size);
+			b->fd = -1;
+			goto fail;
+		}
 	}
-	b->pinned = true;
-	*out = b;
 	return 0;
 fail:
 	close(fd);
@@ -289,7 +291,7 @@ static long long pos_of(int procdir, const char *n)
 /* Look for the creator's live, marked fd of `id` in the fd table that the proc
  * directory `base` ("/proc/<pid>" or "/proc/<pid>/task/<tid>") shows. *listed says
  * whether the table listed any fd (none: the task has no fd table any more). */
-static int scan(unimem_block **out, const char *base, uint32_t id, uint64_t max,
+static int scan(unimem_block *b, const char *base, uint32_t id, uint64_t max, bool pin,
 		bool *listed)
 {
 	char want[64];
@@ -349,7 +351,7 @@ static int scan(unimem_block **out, const char *base, uint32_t id, uint64_t max,
 			close(fd);
 			continue;
 		}
-		err = umi_share_adopt(out, fd, 0, 0, id, max);
+		err = umi_share_adopt(b, fd, 0, 0, id, max, pin);
 		if (err != -EBADMSG)
 			break;
 		err = -ENOENT; /* named like a Block, but not one of ours */
@@ -359,18 +361,15 @@ static int scan(unimem_block **out, const char *base, uint32_t id, uint64_t max,
 	return denied ? -EACCES : err;
 }
 
-int unimem_block_lookup_max(unimem_block **out, uint32_t id, uint64_t max_bytes)
+int umi_os_lookup(unimem_block *b, uint32_t id, uint64_t max_bytes, bool pin)
 {
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
 	pid_t pid = (pid_t)(id >> SLOT_BITS);
 	if (pid <= 0)
 		return -ENOENT;
 	char base[64];
 	snprintf(base, sizeof base, "/proc/%d", (int)pid);
 	bool listed;
-	int err = scan(out, base, id, max_bytes, &listed);
+	int err = scan(b, base, id, max_bytes, pin, &listed);
 	if (err != -ENOENT || listed)
 		return err;
 	/* No fd table: the main thread has exited (pthread_exit) while others run on,
@@ -386,35 +385,10 @@ int unimem_block_lookup_max(unimem_block **out, uint32_t id, uint64_t max_bytes)
 		if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == pid)
 			continue;
 		snprintf(base, sizeof base, "/proc/%d/task/%.16s", (int)pid, e->d_name);
-		err = scan(out, base, id, max_bytes, &listed);
+		err = scan(b, base, id, max_bytes, pin, &listed);
 		if (err != -ENOENT || listed)
 			break;
 	}
 	closedir(d);
 	return err;
 }
-
-int unimem_block_lookup(unimem_block **out, uint32_t id)
-{
-	return unimem_block_lookup_max(out, id, 0);
-}
-
-int unimem_block_seal(unimem_block *b)
-{
-	if (!b || b->fd < 0)
-		return -EINVAL;
-	int seals = fcntl(b->fd, F_GET_SEALS);
-	if (seals < 0)
-		return -errno;
-	if (seals & F_SEAL_FUTURE_WRITE)
-		return 0; /* sealed already (by this holder or another) */
-	if (fcntl(b->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0)
-		return errno == EPERM ? -EBUSY : -errno; /* a holder added F_SEAL_SEAL */
-	return 0;
-}
-
-bool unimem_block_writable(const unimem_block *b)
-{
-	return b && b->writable;
-}
-

@@ -1,17 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Block, macOS backend: one IOSurface per Block, locked once at open so that the same
  * pages serve the CPU, the GPU (Metal) and the Neural Engine. Talks to IOSurface and
- * CoreFoundation through the raw declarations of darwin_decls.h: it compiles with
- * clang's freestanding headers alone. Not yet run on Apple hardware (docs/MACOS.md). */
-#include "internal.h"
-#include "darwin_decls.h"
+ * CoreFoundation through the raw declarations of decls.h: it compiles with clang's
+ * freestanding headers alone. Not yet run on Apple hardware (docs/MACOS.md). */
+#include "os/os.h"
+#include "decls.h"
 
 #if defined(__APPLE__)
 _Static_assert(DARWIN_EINVAL == UNIMEM_EINVAL, "macOS EINVAL is 22");
 _Static_assert(DARWIN_EALREADY == UNIMEM_EALREADY, "macOS EALREADY is 37");
 #endif
-
-#define KNOWN_FLAGS (UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE)
 
 /* Apple Silicon pages are 16 KiB. Sizes round to 16 KiB on every Mac: a multiple of the
  * 4 KiB pages of Intel Macs too, and right for x86-64 code under Rosetta, whose
@@ -22,9 +20,24 @@ _Static_assert(DARWIN_EALREADY == UNIMEM_EALREADY, "macOS EALREADY is 37");
  * IOSurfaceUnlock must get the same options. */
 #define LOCK_OPTIONS ((IOSurfaceLockOptions)0)
 
-size_t umi_page_size(void)
+size_t umi_os_page_size(void)
 {
 	return PAGE;
+}
+
+/* Not measured here: helpers are not started (the work runs on the calling thread). */
+long umi_os_idle_cpus(void)
+{
+	return 0;
+}
+
+/* Not asked here (the reads that would ask use no O_DIRECT on macOS): cannot be told. */
+int umi_os_resident(const void *p, size_t len, unsigned char *vec)
+{
+	(void)p;
+	(void)len;
+	(void)vec;
+	return -1;
 }
 
 /* An IOSurface of `size` bytes (a multiple of PAGE), or NULL. The properties are a
@@ -58,7 +71,8 @@ static int lock_error(kern_return_t kr)
 		return -DARWIN_ENOMEM;
 	case DARWIN_kIOReturnNotPrivileged:
 	case DARWIN_kIOReturnNotPermitted:
-		return -DARWIN_EPERM;
+		return umi_fail(-DARWIN_EPERM, "the IOSurface lock (pinning) was refused; open the "
+				"Block with UNIMEM_BLOCK_UNPINNED");
 	default:
 		return -DARWIN_EIO;
 	}
@@ -92,160 +106,68 @@ static int adopt(unimem_block *b, IOSurfaceRef s, size_t min_size, bool pin, int
 	b->fd = -1;
 	b->id = IOSurfaceGetID(s);
 	b->pinned = pin;
+	b->writable = true;
 	return 0;
 }
 
-int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
+int umi_os_create(unimem_block *b, size_t size, unsigned flags, bool pin)
 {
-	if (!out)
-		return -DARWIN_EINVAL;
-	*out = NULL;
-	if (bytes == 0 || (flags & ~(unsigned)KNOWN_FLAGS))
-		return -DARWIN_EINVAL;
-	size_t size = umi_round_up(bytes, PAGE);
-	if (!size)
-		return -DARWIN_EINVAL;
-	if (size > (size_t)INT64_MAX) /* a CFNumber of kCFNumberSInt64Type cannot say it */
-		return -DARWIN_ENOMEM;
-
-	unimem_block *b = calloc(1, sizeof *b);
-	if (!b)
-		return -DARWIN_ENOMEM;
+	(void)flags; /* no huge pages to ask for */
 	/* IOSurface has no way to tell why it failed: a surface the system cannot make is
 	 * a size it cannot back. */
 	IOSurfaceRef s = create_surface(size);
-	if (!s) {
-		free(b);
+	if (!s)
 		return -DARWIN_ENOMEM;
-	}
 	/* The kernel hands the surface zero-filled pages, so the Block starts zeroed. */
-	int err = adopt(b, s, size, !(flags & UNIMEM_BLOCK_UNPINNED), -DARWIN_ENOMEM);
-	if (err) {
-		free(b);
-		return err;
-	}
-	*out = b;
-	return 0;
+	return adopt(b, s, size, pin, -DARWIN_ENOMEM);
 }
 
 /* IOSurfaceLookup finds surfaces this task may see: those of this process, and, across
  * processes, only surfaces made global (kIOSurfaceIsGlobal, deprecated since 10.11 as
  * insecure), which unimem never makes. A Block therefore reaches another process through
  * unimem_block_handle() and IOSurfaceCreateMachPort() or IOSurfaceCreateXPCObject(). */
-int unimem_block_lookup(unimem_block **out, uint32_t id)
+int umi_os_lookup(unimem_block *b, uint32_t id, uint64_t max, bool pin)
 {
-	if (!out)
-		return -DARWIN_EINVAL;
-	*out = NULL;
-	if (id == 0)
-		return -DARWIN_ENOENT;
-	unimem_block *b = calloc(1, sizeof *b);
-	if (!b)
-		return -DARWIN_ENOMEM;
+	(void)max;
 	IOSurfaceRef s = IOSurfaceLookup(id);
-	if (!s) {
-		free(b);
+	if (!s)
 		return -DARWIN_ENOENT;
-	}
-	/* Pinned by the same rule as a default open. A surface too small to hold one page,
-	 * or not page aligned, was not made by unimem_block_open(). */
-	int err = adopt(b, s, PAGE, true, -DARWIN_EINVAL);
-	if (err) {
-		free(b);
-		return err;
-	}
-	*out = b;
-	return 0;
+	/* A surface too small to hold one page, or not page aligned, was not made by
+	 * unimem_block_open(). */
+	return adopt(b, s, PAGE, pin, -DARWIN_EINVAL);
 }
 
-void unimem_block_close(unimem_block *b)
+void umi_os_destroy(unimem_block *b)
 {
-	/* DLPack exports hold the Block too (view.c): the last holder tears it down. */
-	if (!b || !umi_block_unref(b))
-		return;
-	umi_gpu_release(b);
 	if (b->pinned)
 		IOSurfaceUnlock(b->handle, LOCK_OPTIONS, NULL);
 	/* Drops this holder's reference only: other holders keep the surface. */
 	CFRelease(b->handle);
-	free(b);
-}
-
-void *unimem_block_ptr(const unimem_block *b)
-{
-	return b ? b->ptr : NULL;
-}
-
-size_t unimem_block_size(const unimem_block *b)
-{
-	return b ? b->size : 0;
-}
-
-size_t unimem_block_page_size(const unimem_block *b)
-{
-	return b ? b->page : 0;
-}
-
-bool unimem_block_pinned(const unimem_block *b)
-{
-	return b && b->pinned;
-}
-
-uint32_t unimem_block_id(const unimem_block *b)
-{
-	return b ? b->id : 0;
-}
-
-void *unimem_block_handle(const unimem_block *b)
-{
-	return b ? b->handle : NULL;
-}
-
-/* An IOSurface has no file descriptor. */
-int unimem_block_fd(const unimem_block *b)
-{
-	(void)b;
-	return -1;
 }
 
 /* A Unix-domain socket carries file descriptors (SCM_RIGHTS), and an IOSurface has none:
  * on macOS it travels as a Mach port (IOSurfaceCreateMachPort) or an XPC object
  * (IOSurfaceCreateXPCObject), which no AF_UNIX socket can carry. So send and recv are
  * not supported here, by design rather than for now. */
-int unimem_block_send(int unix_socket, const unimem_block *b)
+int umi_os_send(int unix_socket, const unimem_block *b)
 {
 	(void)unix_socket;
-	return b ? -DARWIN_ENOTSUP : -DARWIN_EINVAL;
-}
-
-int unimem_block_recv(unimem_block **out, int unix_socket)
-{
-	(void)unix_socket;
-	if (!out)
-		return -DARWIN_EINVAL;
-	*out = NULL;
+	(void)b;
 	return -DARWIN_ENOTSUP;
 }
 
-int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_bytes)
+int umi_os_recv(unimem_block *b, int unix_socket, uint64_t max, bool pin)
 {
-	(void)max_bytes;
-	return unimem_block_recv(out, unix_socket);
-}
-
-int unimem_block_lookup_max(unimem_block **out, uint32_t id, uint64_t max_bytes)
-{
-	(void)max_bytes;
-	return unimem_block_lookup(out, id);
+	(void)b;
+	(void)unix_socket;
+	(void)max;
+	(void)pin;
+	return -DARWIN_ENOTSUP;
 }
 
 /* IOSurfaces have no seals: read-only sharing is not offered here. */
-int unimem_block_seal(unimem_block *b)
+int umi_os_seal(unimem_block *b)
 {
-	return b ? -DARWIN_ENOTSUP : -DARWIN_EINVAL;
-}
-
-bool unimem_block_writable(const unimem_block *b)
-{
-	return b != NULL;
+	(void)b;
+	return -DARWIN_ENOTSUP;
 }

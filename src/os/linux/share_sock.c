@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Cross-process sharing, Linux: passing a Block's fd over Unix-domain sockets
- * (SCM_RIGHTS). Ids and lookup are in share_linux.c; both adopt what they get with
+ * (SCM_RIGHTS). Ids and lookup are in share.c; both adopt what they get with
  * umi_share_adopt(). */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "linux.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,9 +37,9 @@ static int wait_for(int sock, short events)
 	return 0;
 }
 
-int unimem_block_send(int unix_socket, const unimem_block *b)
+int umi_os_send(int unix_socket, const unimem_block *b)
 {
-	if (!b || b->fd < 0)
+	if (b->fd < 0)
 		return -EINVAL;
 	if (unix_socket < 0)
 		return -EBADF;
@@ -92,7 +92,9 @@ static int take_fds(struct msghdr *m, int *fd, int sock)
 	if (m->msg_flags & MSG_CTRUNC) {
 		/* More fds than room for them, or no fd number left here for one. */
 		int probe = fcntl(sock, F_DUPFD_CLOEXEC, 0);
-		err = probe < 0 && (errno == EMFILE || errno == ENFILE) ? -EMFILE : -EBADMSG;
+		err = probe < 0 && (errno == EMFILE || errno == ENFILE)
+			      ? -EMFILE
+			      : umi_fail(-EBADMSG, "more fds came than a Block message carries");
 		if (probe >= 0)
 			close(probe);
 	}
@@ -107,7 +109,7 @@ static int take_fds(struct msghdr *m, int *fd, int sock)
 				*fd = f;
 			} else {
 				close(f);
-				err = -EBADMSG;
+				err = umi_fail(-EBADMSG, "more than one fd came with the message");
 			}
 		}
 	}
@@ -145,7 +147,7 @@ static int reopen(int fd, int *out)
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0 ||
 	    (fl & O_ACCMODE) == O_WRONLY) {
 		close(fd);
-		return -EBADMSG;
+		return umi_fail(-EBADMSG, "the fd that came is not a regular file open for reading");
 	}
 	char path[40];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -154,16 +156,14 @@ static int reopen(int fd, int *out)
 	int e = errno;
 	close(fd);
 	if (nfd < 0)
-		return e == EMFILE || e == ENFILE ? -EMFILE : e == ENOMEM ? -ENOMEM : -EBADMSG;
+		return e == EMFILE || e == ENFILE ? -EMFILE : e == ENOMEM ? -ENOMEM
+			: umi_fail(-EBADMSG, "the fd that came cannot be reopened");
 	*out = nfd;
 	return 0;
 }
 
-int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_bytes)
+int umi_os_recv(unimem_block *b, int unix_socket, uint64_t max_bytes, bool pin)
 {
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
 	if (unix_socket < 0)
 		return -EBADF;
 	int type;
@@ -211,14 +211,16 @@ int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_byte
 			break;
 		if (n == 0 && type == SOCK_STREAM) {
 			/* The peer closed: before anything came, or halfway through. */
-			err = got ? -EBADMSG : -ECONNRESET;
+			err = got ? umi_fail(-EBADMSG, "the peer closed halfway through a Block message")
+				  : -ECONNRESET;
 			break;
 		}
 		if (n == 0 && type == SOCK_SEQPACKET && fd < 0) {
 			/* End of file, or an empty record: the peer's hang-up tells them apart. */
 			struct pollfd pfd = { .fd = unix_socket, .events = POLLIN | POLLRDHUP };
 			bool hup = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
-			err = hup ? -ECONNRESET : -EBADMSG;
+			err = hup ? -ECONNRESET
+				  : umi_fail(-EBADMSG, "an empty record came, with no fd");
 			break;
 		}
 		if (!got) {
@@ -232,12 +234,16 @@ int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_byte
 		}
 		got += (size_t)n;
 		if (type != SOCK_STREAM && (got != sizeof w || (m.msg_flags & MSG_TRUNC))) {
-			err = -EBADMSG; /* a datagram of another size: not ours */
+			/* a datagram of another size: not ours */
+			err = umi_fail(-EBADMSG, "a record of %zu bytes came; a Block message has %zu",
+				       got, sizeof w);
 			break;
 		}
 	}
-	if (!err && (fd < 0 || w.magic != WIRE_MAGIC))
-		err = -EBADMSG;
+	if (!err && fd < 0)
+		err = umi_fail(-EBADMSG, "the message came without an fd");
+	else if (!err && w.magic != WIRE_MAGIC)
+		err = umi_fail(-EBADMSG, "the message does not begin with unimem's magic number");
 	if (err) {
 		if (fd >= 0)
 			close(fd);
@@ -248,10 +254,5 @@ int unimem_block_recv_max(unimem_block **out, int unix_socket, uint64_t max_byte
 		return err;
 	/* A received Block has no id: the memfd's name is the sender's to choose, so it
 	 * says nothing about whose Block this is. */
-	return umi_share_adopt(out, fd, w.size, w.page, 0, max_bytes);
-}
-
-int unimem_block_recv(unimem_block **out, int unix_socket)
-{
-	return unimem_block_recv_max(out, unix_socket, 0);
+	return umi_share_adopt(b, fd, w.size, w.page, 0, max_bytes, pin);
 }
