@@ -119,7 +119,10 @@ UNIMEM_API bool unimem_block_writable(const unimem_block *b);
  * its fd (SCM_RIGHTS) and its size; the receiver needs no id. The sender keeps its
  * Block. Returns 0, or -EINVAL (b is NULL), -EBADF, -ENOTSOCK, -EPIPE (the peer is
  * gone; no SIGPIPE is raised), -EAGAIN (non-blocking socket full), -EINTR (signal
- * before anything was sent), or another negative errno of sendmsg(). Thread-safe. */
+ * before anything was sent), or another negative errno of sendmsg(). Never blocks on a
+ * non-blocking socket; when a stream socket took only part of the message (not seen on
+ * AF_UNIX, which takes it whole), a blocking one waits at most 2 s for room, then
+ * -ETIMEDOUT (the stream is then out of step: close it). Thread-safe. */
 UNIMEM_API int unimem_block_send(int unix_socket, const unimem_block *b);
 
 /* Receive a Block sent with unimem_block_send(), blocking unless the socket is

@@ -28,13 +28,17 @@ struct wire {
 };
 #define WIRE_MAGIC 0x31424d55u /* "UMB1" */
 
-static int wait_for(int sock, short events)
+/* Wait at most RECV_STALL_MS for room to send the rest of a begun message: 0,
+ * -ETIMEDOUT, or -errno of poll(). (On AF_UNIX a 32-byte message goes whole or not at
+ * all; other stream sockets may take part of it.) */
+static int wait_for_room(int sock)
 {
-	struct pollfd pfd = { .fd = sock, .events = events };
-	while (poll(&pfd, 1, -1) < 0)
+	struct pollfd pfd = { .fd = sock, .events = POLLOUT };
+	int n;
+	while ((n = poll(&pfd, 1, RECV_STALL_MS)) < 0)
 		if (errno != EINTR)
 			return -errno;
-	return 0;
+	return n == 0 ? -ETIMEDOUT : 0;
 }
 
 int umi_os_send(int unix_socket, const unimem_block *b)
@@ -66,7 +70,11 @@ int umi_os_send(int unix_socket, const unimem_block *b)
 			if (done && errno == EINTR)
 				continue;
 			if (done && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				int err = wait_for(unix_socket, POLLOUT);
+				/* Part went: a non-blocking socket never blocks (-EAGAIN, the
+				 * stream is out of step), a blocking one waits a bounded time. */
+				int fl = fcntl(unix_socket, F_GETFL);
+				int err = fl >= 0 && (fl & O_NONBLOCK) ? -EAGAIN
+								   : wait_for_room(unix_socket);
 				if (err)
 					return err;
 				continue;
