@@ -884,8 +884,8 @@ Test(grid, attach_shares_the_pool)
 		unimem_grid_close(other);                                                 \
 		cr_assert_eq(unimem_grid_open(&other, CELL, (COUNT) + 1), 0);             \
 		cr_assert_eq(unimem_grid_##N##_attach(&q, block_of(other)), -EINVAL);     \
-		unimem_grid_close(other);                                                 \
 		cr_assert_eq(unimem_grid_##N##_attach(NULL, block_of(other)), -EINVAL);   \
+		unimem_grid_close(other);                                                 \
 		unimem_grid_##N##_close(p);                                               \
 	} while (0);
 

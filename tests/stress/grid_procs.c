@@ -15,6 +15,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../helpers.h"
 
 #define MAX_PROCS 16
 #define MAX_THREADS 16
@@ -39,6 +42,7 @@ struct shared {
 };
 
 static struct shared *sh;
+static int sh_fd = -1;
 
 static double now(void)
 {
@@ -167,17 +171,8 @@ static void *holder_thread(void *arg)
 	return NULL;
 }
 
-/* A holder process: its own attach (by id) or the inherited handle, `threads` threads. */
-static pid_t spawn(unimem_grid *g, int proc, int threads, bool by_lookup, bool mail)
+__attribute__((noreturn)) static void run_holder(unimem_grid *h, int proc, int threads, bool mail)
 {
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	unimem_grid *h = g;
-	unimem_block *b = NULL;
-	if (by_lookup && (unimem_block_lookup(&b, unimem_block_id(unimem_grid_block(g))) ||
-			  unimem_grid_attach(&h, b)))
-		_exit(2);
 	pthread_t th[MAX_THREADS];
 	struct holder hs[MAX_THREADS];
 	for (int t = 0; t < threads; t++) {
@@ -190,9 +185,52 @@ static pid_t spawn(unimem_grid *g, int proc, int threads, bool by_lookup, bool m
 	_exit(0);
 }
 
+/* A holder process started by exec (a process of its own, as another program would be):
+ * UNIMEM_GRID_HOLDER=fd,id,proc,threads,mail names the counters' memfd and the Block. Runs
+ * before Criterion's main. */
+__attribute__((constructor)) static void holder_main(void)
+{
+	const char *spec = getenv("UNIMEM_GRID_HOLDER");
+	if (!spec)
+		return;
+	int fd, proc, threads, mail;
+	unsigned id;
+	if (sscanf(spec, "%d,%u,%d,%d,%d", &fd, &id, &proc, &threads, &mail) != 5)
+		_exit(6);
+	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	unimem_block *b;
+	unimem_grid *h;
+	if (sh == MAP_FAILED || unimem_block_lookup(&b, id) || unimem_grid_attach(&h, b))
+		_exit(2);
+	run_holder(h, proc, threads, mail != 0);
+}
+
+/* A holder process: a forked child on the inherited handle, or (by_lookup) a program of
+ * its own (fork + exec) that looks the Block up by id and attaches. Under ThreadSanitizer,
+ * which cannot start threads in the child of a multi-threaded fork, always the latter. */
+static pid_t spawn(unimem_grid *g, int proc, int threads, bool by_lookup, bool mail)
+{
+	char spec[96];
+	snprintf(spec, sizeof spec, "%d,%u,%d,%d,%d", sh_fd, unimem_block_id(unimem_grid_block(g)),
+		 proc, threads, mail);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	if (by_lookup || UNIMEM_TEST_TSAN) {
+		setenv("UNIMEM_GRID_HOLDER", spec, 1);
+		char *argv[] = {"grid_procs", NULL};
+		execv("/proc/self/exe", argv);
+		_exit(7);
+	}
+	run_holder(g, proc, threads, mail);
+}
+
 static void map_shared(void)
 {
-	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	sh_fd = memfd_create("grid_procs", 0); /* inherited over exec */
+	cr_assert_geq(sh_fd, 0);
+	cr_assert_eq(ftruncate(sh_fd, sizeof *sh), 0);
+	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, sh_fd, 0);
 	cr_assert_neq(sh, MAP_FAILED);
 	memset(sh, 0, sizeof *sh);
 }
