@@ -20,10 +20,17 @@
  *   -DBROKEN_CLAIM    the refill claims a cell by clearing its bit, then tags it (the window
  *                     of a holder killed between claiming and tagging loses the cell) */
 
-#define NC 3
-#define NH 2
-#define CAP 2
-#define OPS 3
+#ifndef NC
+#define NC 2  /* cells */
+#endif
+#ifndef OPS
+#define OPS 2 /* takes or gives per holder before it ends */
+#endif
+#ifndef REFILL2
+#define REFILL2 0 /* refills claim two cells (one to the cache) */
+#endif
+#define NH 2  /* holders */
+#define CAP 2 /* cache capacity */
 
 #define POOL 0
 #define HELD(p) (10 + (p))
@@ -145,9 +152,9 @@ inline take(p)
 			claim(p, CACHED(p), got);
 			if
 			:: got != NONE ->
-				/* A second cell for the cache when one is free. */
+				/* A second cell for the cache when one is free (-DREFILL2). */
 				if
-				:: n[p] < CAP - 1 ->
+				:: REFILL2 && n[p] < CAP - 1 ->
 					claim(p, CACHED(p), extra);
 					if
 					:: extra != NONE -> cache[p * CAP + n[p]] = extra; n[p]++
@@ -222,12 +229,15 @@ proctype holder(byte p)
 			if
 			:: take(p)
 			:: nheld > 0 -> nheld--; give(p, held[nheld])
-			fi
+			fi;
+			/* Forget the temporaries (dead values would only multiply the states). */
+			d_step { c = 0; k = 0; m = 0; v = 0; got = 0; extra = 0; tries = 0; stale = 0; moved = 0; ok = 0 }
 		:: else -> break
 		od;
 		/* The end: give back what it holds, then thread exit flushes the cache. */
 		do
-		:: nheld > 0 -> nheld--; give(p, held[nheld])
+		:: nheld > 0 -> nheld--; give(p, held[nheld]);
+			d_step { c = 0; k = 0; m = 0; v = 0; got = 0; extra = 0; tries = 0; stale = 0; moved = 0; ok = 0 }
 		:: else -> break
 		od;
 		busy[p] = 1;
