@@ -100,7 +100,8 @@ int umi_grid_claim_record(unimem_grid *g)
 							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 				__atomic_store_n(&g->recs[r].closed, 0u, __ATOMIC_RELAXED);
 				g->rec = r;
-				g->pid = getpid();
+				/* Threads that see the new pid without the registry lock see the rec. */
+				__atomic_store_n(&g->pid, getpid(), __ATOMIC_RELEASE);
 				return 0;
 			}
 		}

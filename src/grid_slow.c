@@ -132,13 +132,13 @@ static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, u
  * every slot is taken (the thread then works on the shared pool directly). */
 static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 {
-	if (UNIMEM_UNLIKELY(g->pid != getpid())) {
-		/* A forked child: a record of its own, a new gen (the parent's entries miss). */
+	if (UNIMEM_UNLIKELY(__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != getpid())) {
+		/* A forked child: a record of its own (the parent's entries were cleared). */
 		umi_grid_registry_lock();
 		if (g->pid != getpid() && umi_grid_claim_record(g) == 0)
 			g->cap = umi_grid_membarrier_ok() ? UNIMEM_GRID_PVT_CAP(g->count) : 0;
 		umi_grid_registry_unlock();
-		if (g->pid != getpid())
+		if (__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != getpid())
 			return NULL;
 	}
 	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
@@ -384,12 +384,20 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 		if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) != me ||
 		    (tid && __atomic_load_n(&s->tid, __ATOMIC_RELAXED) != tid))
 			continue;
-		/* Wait out a thief (it is quick; one that died leaves its flag to reclaim). */
-		bool in = false;
-		for (int k = 0; k < 10000 && !(in = enter(s)); k++)
+		/* Wait out a live thief (its drain is short, but it may be preempted; freeing
+		 * the slot under it would let it clear the next owner's cache). One that died
+		 * will never touch the slot again. */
+		while (!enter(s)) {
+			uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
+			if (thief && (thief > UNIMEM_GRID_PVT_RECS ||
+				      !umi_grid_ident_alive(__atomic_load_n(&g->recs[thief - 1].ident,
+									     __ATOMIC_ACQUIRE)))) {
+				__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+				break;
+			}
 			sched_yield();
-		if (in)
-			flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(s));
+		}
+		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(s));
 		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
 		leave(s);
