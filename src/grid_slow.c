@@ -119,13 +119,23 @@ static uint32_t clamp_n(const unimem_grid_pvt_slot *s)
 static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, uint32_t from,
 			uint32_t to)
 {
+	/* One fetch-or per run of cells in one bitmap word (refills take runs). */
+	uint64_t word = UINT64_MAX, mask = 0;
 	for (uint32_t k = from; k < to; k++) {
 		uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED);
 		if (i >= g->count || __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != tag)
 			continue;
 		__atomic_store_n(&g->state[i], 0u, __ATOMIC_RELEASE);
-		umi_grid_set_bit(g, i);
+		if (i >> 6 != word) {
+			if (mask)
+				__atomic_fetch_or(&g->bits[word], mask, __ATOMIC_RELEASE);
+			word = i >> 6;
+			mask = 0;
+		}
+		mask |= (uint64_t)1 << (i & 63);
 	}
+	if (mask)
+		__atomic_fetch_or(&g->bits[word], mask, __ATOMIC_RELEASE);
 }
 
 /* A thread's slot of g, made when it has none; NULL when g runs without caches here or
