@@ -98,6 +98,7 @@ static int bind(unimem_grid *g, unimem_block *b, uint64_t cell, uint64_t count,
 	g->hdr = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) - UNIMEM_GRID_PVT_HDR_BYTES);
 	g->block = b;
 	g->flags = flags;
+	umi_grid_process_init();
 	int err = umi_grid_claim_record(g);
 	if (err)
 		return err;

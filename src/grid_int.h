@@ -61,6 +61,9 @@ void umi_grid_registry_lock(void);
 void umi_grid_registry_unlock(void);
 unimem_grid *umi_grid_registry_first(void);
 
+/* Once per process: the thread-exit key and the fork handlers. */
+void umi_grid_process_init(void);
+
 /* The calling thread's id (cached). */
 int32_t umi_grid_tid(void);
 

@@ -76,8 +76,22 @@ static void on_thread_exit(void *unused)
 
 /* The child of a fork: the thread's entries and its cached tid are its parent's. Handles
  * get a record of their own on their next slow path (g->pid differs). */
+static void on_fork_prepare(void)
+{
+	umi_grid_registry_lock();
+	pthread_mutex_lock(&mb_mutex);
+}
+
+static void on_fork_parent(void)
+{
+	pthread_mutex_unlock(&mb_mutex);
+	umi_grid_registry_unlock();
+}
+
 static void on_fork_child(void)
 {
+	pthread_mutex_unlock(&mb_mutex);
+	umi_grid_registry_unlock();
 	my_tid = 0;
 	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
 		unimem_grid_pvt_tls[k].gen = 0;
@@ -86,7 +100,13 @@ static void on_fork_child(void)
 static void make_key(void)
 {
 	pthread_key_create(&exit_key, on_thread_exit);
-	pthread_atfork(NULL, NULL, on_fork_child);
+	/* A fork in the middle of another thread's slow path leaves no lock held in the child. */
+	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+void umi_grid_process_init(void)
+{
+	pthread_once(&exit_once, make_key);
 }
 
 /* ---- holder slots ---- */
