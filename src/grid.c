@@ -90,6 +90,7 @@ static int bind(unimem_grid *g, unimem_block *b, uint64_t cell, uint64_t count,
 	g->odd_inverse = odd_inverse(odd);
 	g->odd_limit = UINT64_MAX / odd;
 	g->shift = shift;
+	umi_grid_process_init();
 	g->cap = umi_grid_membarrier_ok() ? l->cap : 0;
 	g->bits = (uint64_t *)(void *)(base + l->off_bits);
 	g->words = l->words;
@@ -98,7 +99,6 @@ static int bind(unimem_grid *g, unimem_block *b, uint64_t cell, uint64_t count,
 	g->hdr = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) - UNIMEM_GRID_PVT_HDR_BYTES);
 	g->block = b;
 	g->flags = flags;
-	umi_grid_process_init();
 	int err = umi_grid_claim_record(g);
 	if (err)
 		return err;
@@ -252,7 +252,7 @@ void umi_grid_fini(unimem_grid *g)
 			break;
 		}
 	umi_grid_registry_unlock();
-	if (g->pid == getpid() && g->rec < UNIMEM_GRID_PVT_RECS) {
+	if (g->pid == umi_grid_getpid() && g->rec < UNIMEM_GRID_PVT_RECS) {
 		umi_grid_release_slots(g, 0);
 		umi_grid_return_held(g, g->rec);
 		/* Free the record unless a reclaim elsewhere already did. */

@@ -64,6 +64,9 @@ unimem_grid *umi_grid_registry_first(void);
 /* Once per process: the thread-exit key and the fork handlers. */
 void umi_grid_process_init(void);
 
+/* This process's pid (cached, reset in the child of a fork). */
+int umi_grid_getpid(void);
+
 /* The calling thread's id (cached). */
 int32_t umi_grid_tid(void);
 

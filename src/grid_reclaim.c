@@ -59,7 +59,7 @@ static uint64_t ident_value;
 
 uint64_t umi_grid_self_ident(void)
 {
-	int pid = getpid();
+	int pid = umi_grid_getpid();
 	if (__atomic_load_n(&ident_pid, __ATOMIC_ACQUIRE) == pid)
 		return __atomic_load_n(&ident_value, __ATOMIC_RELAXED);
 	char st;
@@ -77,7 +77,7 @@ bool umi_grid_ident_alive(uint64_t ident)
 	const int pid = (int)(ident >> 32);
 	if (pid <= 0)
 		return false;
-	if (pid == getpid())
+	if (pid == umi_grid_getpid())
 		return ident == umi_grid_self_ident();
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return false;
@@ -101,13 +101,13 @@ int umi_grid_claim_record(unimem_grid *g)
 				__atomic_store_n(&g->recs[r].closed, 0u, __ATOMIC_RELAXED);
 				g->rec = r;
 				/* Threads that see the new pid without the registry lock see the rec. */
-				__atomic_store_n(&g->pid, getpid(), __ATOMIC_RELEASE);
+				__atomic_store_n(&g->pid, umi_grid_getpid(), __ATOMIC_RELEASE);
 				return 0;
 			}
 		}
 		/* Full: free the records of dead processes, once. */
 		g->rec = UMI_GRID_NO_REC;
-		g->pid = getpid();
+		g->pid = umi_grid_getpid();
 		if (pass == 0 && unimem_grid_reclaim(g) < 0)
 			break;
 	}
@@ -133,7 +133,7 @@ static bool rec_dead(const unimem_grid *g, uint32_t r, uint64_t *ident)
 	*ident = __atomic_load_n(&g->recs[r].ident, __ATOMIC_ACQUIRE);
 	if (!*ident)
 		return false;
-	if (r == g->rec && g->pid == getpid())
+	if (r == g->rec && g->pid == umi_grid_getpid())
 		return false;
 	return !umi_grid_ident_alive(*ident);
 }

@@ -23,6 +23,17 @@
 #include <unistd.h>
 
 static __thread int32_t my_tid;
+static int my_pid; /* cached (glibc's getpid is a system call); reset in a fork's child */
+
+int umi_grid_getpid(void)
+{
+	int pid = __atomic_load_n(&my_pid, __ATOMIC_RELAXED);
+	if (UNIMEM_UNLIKELY(!pid)) {
+		pid = getpid();
+		__atomic_store_n(&my_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
 
 int32_t umi_grid_tid(void)
 {
@@ -40,8 +51,8 @@ static pthread_mutex_t mb_mutex = PTHREAD_MUTEX_INITIALIZER;
 bool umi_grid_membarrier_ok(void)
 {
 	pthread_mutex_lock(&mb_mutex);
-	if (mb_pid != getpid()) {
-		mb_pid = getpid();
+	if (mb_pid != umi_grid_getpid()) {
+		mb_pid = umi_grid_getpid();
 		mb_ok = !getenv("UNIMEM_GRID_NO_CACHE") &&
 			syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
 	}
@@ -67,7 +78,7 @@ static void on_thread_exit(void *unused)
 	int32_t tid = umi_grid_tid();
 	umi_grid_registry_lock();
 	for (unimem_grid *g = umi_grid_registry_first(); g; g = g->next)
-		if (g->pid == getpid())
+		if (g->pid == umi_grid_getpid())
 			umi_grid_release_slots(g, tid);
 	umi_grid_registry_unlock();
 	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
@@ -92,6 +103,7 @@ static void on_fork_child(void)
 {
 	pthread_mutex_unlock(&mb_mutex);
 	umi_grid_registry_unlock();
+	__atomic_store_n(&my_pid, 0, __ATOMIC_RELAXED);
 	my_tid = 0;
 	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
 		unimem_grid_pvt_tls[k].gen = 0;
@@ -162,13 +174,13 @@ static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, u
  * every slot is taken (the thread then works on the shared pool directly). */
 static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 {
-	if (UNIMEM_UNLIKELY(__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != getpid())) {
+	if (UNIMEM_UNLIKELY(__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != umi_grid_getpid())) {
 		/* A forked child: a record of its own (the parent's entries were cleared). */
 		umi_grid_registry_lock();
-		if (g->pid != getpid() && umi_grid_claim_record(g) == 0)
+		if (g->pid != umi_grid_getpid() && umi_grid_claim_record(g) == 0)
 			g->cap = umi_grid_membarrier_ok() ? UNIMEM_GRID_PVT_CAP(g->count) : 0;
 		umi_grid_registry_unlock();
-		if (__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != getpid())
+		if (__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != umi_grid_getpid())
 			return NULL;
 	}
 	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
@@ -303,7 +315,7 @@ static uint32_t steal(unimem_grid *g, const unimem_grid_pvt_slot *mine)
 static uint64_t take_direct(unimem_grid *g, uint32_t *rover)
 {
 	uint32_t i;
-	if (g->pid != getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
+	if (g->pid != umi_grid_getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
 		return UINT64_MAX;
 	return claim(g, rover, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
 }
