@@ -136,7 +136,7 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 	}
 	unimem_grid_pvt_slot *slots = (unimem_grid_pvt_slot *)(void *)(base + l.off_slots);
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++)
-		slots[t].rover = (uint32_t)((uint64_t)t * l.words / UNIMEM_GRID_PVT_SLOTS);
+		slots[t].rover = (uint32_t)((uint64_t)t * 16 % cells / 64); /* with bit t * 16 % 64 */
 	unimem_grid_pvt_hdr *h = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) -
 								 UNIMEM_GRID_PVT_HDR_BYTES);
 	h->version = UNIMEM_GRID_PVT_VERSION;

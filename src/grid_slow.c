@@ -223,12 +223,17 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 /* Claim up to `want` cells of the shared pool into out[], writing `tag` in their state
  * (compare-and-swap from 0: the claim and the owner's name are one step). Scans the bitmap
  * once round from word *rover. Returns how many. */
-static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t tag, uint32_t *out)
+static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t want, uint32_t tag,
+		      uint32_t *out)
 {
 	uint32_t k = 0;
 	uint64_t w = *rover < g->words ? *rover : 0;
-	for (uint64_t n = g->words; n && k < want; n--) {
+	/* The first word from bit sb up, the other words, then the first word's low bits:
+	 * holders start on state words of their own cache lines (no false sharing). */
+	const uint64_t hi = ~(uint64_t)0 << (sb & 63);
+	for (uint64_t it = 0; it <= g->words && k < want; it++) {
 		uint64_t v = __atomic_load_n(&g->bits[w], __ATOMIC_RELAXED);
+		v &= it == 0 ? hi : it == g->words ? ~hi : ~(uint64_t)0;
 		uint64_t got = 0, stale = 0;
 		while (v && k < want) {
 			const uint64_t bit = v & -v;
@@ -253,7 +258,7 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 					umi_grid_set_bit(g, i);
 			}
 		}
-		if (k < want && ++w == g->words)
+		if (k < want && it < g->words && ++w == g->words)
 			w = 0;
 	}
 	*rover = (uint32_t)w;
@@ -317,7 +322,7 @@ static uint64_t take_direct(unimem_grid *g, uint32_t *rover)
 	uint32_t i;
 	if (g->pid != umi_grid_getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
 		return UINT64_MAX;
-	return claim(g, rover, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
+	return claim(g, rover, 0, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
 }
 
 static uint32_t shared_rover; /* where cache-less takes start (a hint; races are harmless) */
@@ -341,7 +346,8 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 			/* Refill half the cache in one pass over the bitmap. */
 			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
 			uint32_t got[UNIMEM_GRID_PVT_CACHE];
-			uint32_t k = claim(g, &rover, g->cap / 2 ? g->cap / 2 : 1, e->tag, got);
+			const uint32_t t = e->tag & UMI_GRID_IDX;
+			uint32_t k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag, got);
 			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
 				for (uint32_t j = 0; j + 1 < k; j++)
