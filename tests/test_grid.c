@@ -12,13 +12,18 @@
 #include <criterion/criterion.h>
 #include <unimem/unimem.h>
 
+#include "helpers.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- one interface over the generic Grid and the generated pools ---- */
 
@@ -404,8 +409,7 @@ Test(grid, generated_pool_has_a_generic_view)
 	}
 }
 
-/* LIFO per thread: the cell a thread gave last comes back first to it. (The guess slot
- * hangs on the stack address: take and give are called from one frame here.) */
+/* LIFO per thread: the cell a thread gave last comes back first to it (its cache). */
 Test(grid, lifo_per_thread)
 {
 	unimem_grid *g;
@@ -799,4 +803,483 @@ Test(grid_stress, double_give_race_long)
 	run_double_give_race(&p, 2, seconds, 1000);
 	run_double_give_race(&p, 5, seconds, 200);
 	p.close(p.g);
+}
+
+/* ---- the Grid in its Block: attach (issue 15) ---- */
+
+static unimem_block *block_of(const unimem_grid *g)
+{
+	return (unimem_block *)unimem_grid_block(g);
+}
+
+static unimem_grid_pvt_hdr *header_of(const unimem_grid *g)
+{
+	const unimem_block *b = unimem_grid_block(g);
+	return (unimem_grid_pvt_hdr *)(void *)((unsigned char *)unimem_block_ptr(b) +
+						unimem_block_size(b) - UNIMEM_GRID_PVT_HDR_BYTES);
+}
+
+/* Two handles on one Block are one pool: what one holds the other never hands out, a cell
+ * taken through one is given back through the other, available() agrees. */
+Test(grid, attach_shares_the_pool)
+{
+	unimem_grid *g, *h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_open(&g, 192, 300), 0);
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
+	cr_assert_eq(unimem_grid_cell_size(h), 192);
+	cr_assert_eq(unimem_grid_cells(h), 300);
+	cr_assert_eq(unimem_grid_block(h), unimem_grid_block(g));
+	void *mine[100];
+	for (int k = 0; k < 100; k++)
+		cr_assert_not_null(mine[k] = unimem_grid_take(g));
+	cr_assert_eq(unimem_grid_available(h), 200);
+	void *theirs[200];
+	for (int k = 0; k < 200; k++) {
+		theirs[k] = unimem_grid_take(h);
+		cr_assert_not_null(theirs[k], "take %d through the attached handle", k);
+		for (int j = 0; j < 100; j++)
+			cr_assert_neq(theirs[k], mine[j], "a cell out through one handle came from the other");
+	}
+	cr_assert_null(unimem_grid_take(h));
+	cr_assert_null(unimem_grid_take(g));
+	for (int k = 0; k < 100; k++) {
+		cr_assert_eq(unimem_grid_give(h, mine[k]), 0);
+		cr_assert_eq(unimem_grid_give(g, mine[k]), -EALREADY);
+	}
+	for (int k = 0; k < 200; k++)
+		cr_assert_eq(unimem_grid_give(g, theirs[k]), 0);
+	cr_assert_eq(unimem_grid_available(g), 300);
+	cr_assert_eq(unimem_grid_available(h), 300);
+	/* Closing the attached handle leaves the Block and the pool to the other. */
+	unimem_grid_close(h);
+	cr_assert_eq(unimem_grid_available(g), 300);
+	void **all = malloc(300 * sizeof *all);
+	struct pool p = {"generic", g, g, generic_take, generic_give, generic_available,
+			 generic_close, 0, 0, NULL};
+	pool_finish(&p);
+	take_all(&p, all, false);
+	for (int k = 0; k < 300; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0);
+	free(all);
+	unimem_grid_close(g);
+}
+
+#define ATTACH_GENERATED(N, CELL, COUNT)                                                  \
+	do {                                                                              \
+		unimem_grid_##N *p, *q;                                                   \
+		cr_assert_eq(unimem_grid_##N##_open(&p), 0);                              \
+		cr_assert_eq(unimem_grid_##N##_attach(&q, (unimem_block *)unimem_grid_##N##_block(p)), 0); \
+		void *a = unimem_grid_##N##_take(q);                                      \
+		cr_assert_not_null(a);                                                    \
+		cr_assert_eq(unimem_grid_##N##_available(p), (size_t)(COUNT) - 1);        \
+		cr_assert_eq(unimem_grid_##N##_give(p, a), 0);                            \
+		cr_assert_eq(unimem_grid_##N##_give(q, a), -EALREADY);                    \
+		unimem_grid_##N##_close(q);                                               \
+		/* The wrong shape: the generated attach checks its constants. */         \
+		unimem_grid *other;                                                       \
+		cr_assert_eq(unimem_grid_open(&other, (CELL) + 64, COUNT), 0);            \
+		q = (unimem_grid_##N *)&q;                                                \
+		cr_assert_eq(unimem_grid_##N##_attach(&q, block_of(other)), -EINVAL);     \
+		cr_assert_null(q);                                                        \
+		unimem_grid_close(other);                                                 \
+		cr_assert_eq(unimem_grid_open(&other, CELL, (COUNT) + 1), 0);             \
+		cr_assert_eq(unimem_grid_##N##_attach(&q, block_of(other)), -EINVAL);     \
+		cr_assert_eq(unimem_grid_##N##_attach(NULL, block_of(other)), -EINVAL);   \
+		unimem_grid_close(other);                                                 \
+		unimem_grid_##N##_close(p);                                               \
+	} while (0);
+
+Test(grid, generated_attach_checks_its_shape)
+{
+	UNIMEM_GRID_FOREACH(ATTACH_GENERATED)
+	unimem_grid *g, *h;
+	cr_assert_eq(unimem_grid_open(&g, 64, 100), 0);
+	cr_assert_eq(unimem_grid_attach_as(&h, block_of(g), 64, 100), 0);
+	unimem_grid_close(h);
+	cr_assert_eq(unimem_grid_attach_as(&h, block_of(g), 128, 100), -EINVAL);
+	cr_assert_null(h);
+	cr_assert_eq(unimem_grid_attach_as(&h, block_of(g), 64, 99), -EINVAL);
+	cr_assert_eq(unimem_grid_attach_as(NULL, block_of(g), 64, 100), -EINVAL);
+	unimem_grid_close(g);
+}
+
+/* A Block that holds no Grid, or one of an unknown layout version, is refused and left
+ * exactly as it was. */
+Test(grid, attach_refuses_what_is_no_grid)
+{
+	unimem_grid *h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(NULL, NULL), -EINVAL);
+	cr_assert_eq(unimem_grid_attach(&h, NULL), -EINVAL);
+	cr_assert_null(h);
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 1 << 20, UNIMEM_BLOCK_UNPINNED), 0);
+	size_t size = unimem_block_size(b);
+	unsigned char *copy = malloc(size);
+	memset(unimem_block_ptr(b), 0x5A, size);
+	memcpy(copy, unimem_block_ptr(b), size);
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, b), -EINVAL);
+	cr_assert_null(h);
+	memset(unimem_block_ptr(b), 0, size);
+	cr_assert_eq(unimem_grid_attach(&h, b), -EINVAL);
+	memset(unimem_block_ptr(b), 0x5A, size);
+	cr_assert_eq(memcmp(copy, unimem_block_ptr(b), size), 0, "a refused attach wrote to the Block");
+	free(copy);
+	unimem_block_close(b);
+
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 256, 1000), 0);
+	unimem_grid_pvt_hdr *hdr = header_of(g);
+	hdr->version = UNIMEM_GRID_PVT_VERSION + 1;
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
+	cr_assert_null(h);
+	hdr->version = UNIMEM_GRID_PVT_VERSION;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
+	unimem_grid_close(h);
+	unimem_grid_close(g);
+}
+
+/* A hostile peer's header: every field of it changed in many ways, one at a time and all
+ * together; attach gives an error (never a crash), and whatever it accepts works. */
+Test(grid, attach_survives_a_hostile_header)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 128, 500), 0);
+	unimem_grid_pvt_hdr *hdr = header_of(g);
+	unimem_grid_pvt_hdr good = *hdr;
+	uint64_t rng = 7;
+	static const uint64_t nasty[] = {0, 1, 63, 64, 65, 4096, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+					 INT64_MAX, UINT64_MAX, UINT64_MAX - 63};
+	int accepted = 0;
+	for (int round = 0; round < 20000; round++) {
+		*hdr = good;
+		uint32_t *w = (uint32_t *)(void *)hdr;
+		const size_t nw = sizeof *hdr / 4;
+		int changes = round < 10000 ? 1 : 1 + (int)(rng_next(&rng) % 8);
+		for (int c = 0; c < changes; c++) {
+			size_t at = (size_t)(rng_next(&rng) % nw);
+			uint64_t v = rng_next(&rng) % 3 ? nasty[rng_next(&rng) % 11] : rng_next(&rng);
+			if (rng_next(&rng) % 2 && at + 1 < nw)
+				memcpy(&w[at & ~(size_t)1], &v, 8);
+			else
+				w[at] = (uint32_t)v;
+		}
+		unimem_grid *h = NULL;
+		int err = unimem_grid_attach(&h, block_of(g));
+		if (err == 0) {
+			accepted++;
+			void *c = unimem_grid_take(h);
+			if (c)
+				cr_assert_eq(unimem_grid_give(h, c), 0);
+			unimem_grid_close(h);
+		} else {
+			cr_assert(err == -EINVAL || err == -EPROTO, "attach gave %d", err);
+			cr_assert_null(h);
+		}
+	}
+	*hdr = good;
+	cr_assert_geq(accepted, 1); /* the fields nothing reads (padding) */
+	unimem_grid_close(g);
+}
+
+/* A hostile peer may write anything into the pool's state while it runs: takes, gives,
+ * reclaims and available() on such a Block stay inside it (AddressSanitizer checks). */
+Test(grid, garbage_in_the_state_never_goes_out_of_bounds)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 1000), 0);
+	const unimem_block *b = unimem_grid_block(g);
+	unsigned char *base = unimem_block_ptr(b);
+	const size_t size = unimem_block_size(b), meta = 64 * 1000;
+	uint64_t rng = 99;
+	for (int round = 0; round < 200; round++) {
+		/* Fill state, bits, slots and records (not the header) with junk. */
+		for (size_t at = meta; at + 8 <= size - UNIMEM_GRID_PVT_HDR_BYTES; at += 8) {
+			uint64_t v = rng_next(&rng);
+			if (round % 3 == 0)
+				v &= 0xC000FFFFC000FFFFull;
+			memcpy(base + at, &v, 8);
+		}
+		for (int k = 0; k < 50; k++) {
+			void *c = unimem_grid_take(g);
+			if (c) {
+				cr_assert_geq((unsigned char *)c, base);
+				cr_assert_lt((unsigned char *)c, base + meta);
+				unimem_grid_give(g, c);
+				unimem_grid_give_unchecked(g, c);
+			}
+		}
+		(void)unimem_grid_available(g);
+		unimem_grid_reclaim(g);
+	}
+	unimem_grid_close(g);
+}
+
+/* ---- caches (issue 15) ---- */
+
+static size_t owned_slots(const unimem_grid *g)
+{
+	size_t n = 0;
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++)
+		n += __atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) != 0;
+	return n;
+}
+
+struct sleeper {
+	unimem_grid *g;
+	struct barrier *b;
+	int hold;
+};
+
+/* Take `hold` cells, give them back (into this thread's cache), then sleep on the barrier
+ * twice: while it sleeps its cache is full. */
+static void *sleeper(void *arg)
+{
+	struct sleeper *s = arg;
+	void *c[64];
+	for (int k = 0; k < s->hold; k++)
+		c[k] = unimem_grid_take(s->g);
+	for (int k = 0; k < s->hold; k++)
+		cr_assert_eq(unimem_grid_give(s->g, c[k]), 0);
+	barrier_wait(s->b);
+	barrier_wait(s->b);
+	return NULL;
+}
+
+/* Cells in the caches of sleeping threads are counted by available() and come back to a
+ * take that finds the shared pool dry: every cell is reachable at any time. Each thread
+ * has a slot of its own (no collisions), and a thread's exit frees it. */
+Test(grid, sleeping_caches_strand_nothing)
+{
+	static const size_t shapes[][2] = {{64, 256}, {4096, 256}, {64, 4096}, {192, 1000}};
+	for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+		unimem_grid *g;
+		const size_t count = shapes[k][1];
+		cr_assert_eq(unimem_grid_open(&g, shapes[k][0], count), 0);
+		enum { SLEEPERS = 8 };
+		struct barrier b = {.count = SLEEPERS + 1};
+		struct sleeper s = {g, &b, (int)(g->cap ? g->cap : 1)};
+		pthread_t th[SLEEPERS];
+		for (int t = 0; t < SLEEPERS; t++)
+			cr_assert_eq(pthread_create(&th[t], NULL, sleeper, &s), 0);
+		barrier_wait(&b);
+		if (g->cap)
+			cr_assert_eq(owned_slots(g), SLEEPERS, "each thread has a slot of its own");
+		cr_assert_eq(unimem_grid_available(g), count, "cached cells count as available");
+		void **all = malloc(count * sizeof *all);
+		struct pool p = {"generic", g, g, generic_take, generic_give, generic_available,
+				 generic_close, 0, 0, NULL};
+		pool_finish(&p);
+		take_all(&p, all, true); /* every cell, those of the sleepers' caches too */
+		for (size_t i = 0; i < count; i++)
+			cr_assert_eq(unimem_grid_give(g, all[i]), 0);
+		free(all);
+		barrier_wait(&b);
+		for (int t = 0; t < SLEEPERS; t++)
+			pthread_join(th[t], NULL);
+		cr_assert_eq(owned_slots(g), g->cap ? 1u : 0u, "threads that ended keep no slot");
+		cr_assert_eq(unimem_grid_available(g), count);
+		unimem_grid_close(g);
+	}
+}
+
+/* A thread's give stays checked, and give_unchecked refuses what it can see. */
+Test(grid, give_unchecked_refuses_foreign_misaligned_and_free_cells)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 192, 500), 0);
+	unsigned char *c = unimem_grid_take(g);
+	cr_assert_eq(unimem_grid_give_unchecked(g, c + 64), -EINVAL);
+	cr_assert_eq(unimem_grid_give_unchecked(g, NULL), -EINVAL);
+	cr_assert_eq(unimem_grid_give_unchecked(g, c - 192 * 1000), -EINVAL);
+	cr_assert_eq(unimem_grid_index(g, c + 1), UINT64_MAX);
+	cr_assert_lt(unimem_grid_index(g, c), 500);
+	cr_assert_eq(unimem_grid_give_unchecked(g, c), 0);
+	cr_assert_eq(unimem_grid_give_unchecked(g, c), -EALREADY);
+	cr_assert_eq(unimem_grid_give(g, c), -EALREADY);
+	cr_assert_eq(unimem_grid_available(g), 500);
+	unimem_grid_close(g);
+}
+
+/* ---- processes and reclaim (issue 15) ---- */
+
+/* A child that takes `take` cells through its own attach of the Block it looked up,
+ * gives `give` of them back (into its cache), writes its pid into the rest, reports on
+ * the pipe, and waits to be killed. */
+static pid_t holder_child(uint32_t id, int take, int give, int fd)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	unimem_block *b;
+	unimem_grid *h;
+	if (unimem_block_lookup(&b, id) || unimem_grid_attach(&h, b))
+		_exit(2);
+	void *c[512];
+	for (int k = 0; k < take; k++)
+		if (!(c[k] = unimem_grid_take(h)))
+			_exit(3);
+	for (int k = 0; k < give; k++)
+		if (unimem_grid_give(h, c[k]))
+			_exit(4);
+	for (int k = give; k < take; k++)
+		memset(c[k], 0x77, 64);
+	char ok = 1;
+	if (write(fd, &ok, 1) != 1)
+		_exit(5);
+	for (;;)
+		pause();
+}
+
+Test(grid, reclaim_returns_the_cells_of_a_killed_process)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 256, 1000), 0);
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "nothing to reclaim");
+	cr_assert_eq(unimem_grid_reclaim(NULL), -EINVAL);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = holder_child(unimem_block_id(unimem_grid_block(g)), 300, 40, fds[1]);
+	char ok;
+	cr_assert_eq(read(fds[0], &ok, 1), 1);
+	/* The child holds 260 and caches 40 (available, and a dry take would steal them). */
+	cr_assert_eq(unimem_grid_available(g), 740);
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "a live holder keeps its cells");
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	/* The 260 it held, the 40 it gave into its cache, and what its last refill left
+	 * there. */
+	long back = unimem_grid_reclaim(g);
+	cr_assert(back >= 300 && back <= 300 + (long)g->cap, "reclaim gave back %ld", back);
+	cr_assert_eq(unimem_grid_available(g), 1000);
+	cr_assert_eq(unimem_grid_reclaim(g), 0);
+	/* A cell a dead holder was writing comes back with its bytes. */
+	void **all = malloc(1000 * sizeof *all);
+	int dirty = 0;
+	for (int k = 0; k < 1000; k++) {
+		cr_assert_not_null(all[k] = unimem_grid_take(g));
+		dirty += ((unsigned char *)all[k])[0] == 0x77;
+	}
+	cr_assert_eq(dirty, 260);
+	cr_assert_null(unimem_grid_take(g));
+	for (int k = 0; k < 1000; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0);
+	free(all);
+	close(fds[0]);
+	close(fds[1]);
+	unimem_grid_close(g);
+}
+
+/* A take that finds the pool empty reclaims by itself; a zombie (killed, not yet waited
+ * for) already counts as dead. */
+Test(grid, take_on_a_dry_pool_reclaims_dead_holders)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 100), 0);
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = holder_child(unimem_block_id(unimem_grid_block(g)), 100, 0, fds[1]);
+	char ok;
+	cr_assert_eq(read(fds[0], &ok, 1), 1);
+	cr_assert_null(unimem_grid_take(g));
+	kill(pid, SIGKILL);
+	/* Wait until it is a zombie, without reaping it. */
+	siginfo_t si;
+	cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	void *c = unimem_grid_take(g);
+	cr_assert_not_null(c, "a dry take reclaims the dead holder's cells");
+	cr_assert_eq(unimem_grid_available(g), 99);
+	cr_assert_eq(unimem_grid_give(g, c), 0);
+	waitpid(pid, NULL, 0);
+	close(fds[0]);
+	close(fds[1]);
+	unimem_grid_close(g);
+}
+
+/* A record whose pid is alive but whose start time differs is a reused pid: its holder is
+ * dead, and its cells come back. One whose pid and start time match is alive. */
+Test(grid, reclaim_is_not_fooled_by_a_reused_pid)
+{
+	unimem_grid *g, *h;
+	cr_assert_eq(unimem_grid_open(&g, 64, 20), 0); /* no caches: exact counts */
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
+	void *c = unimem_grid_take(h);
+	cr_assert_not_null(c);
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "the other handle of this process is alive");
+	/* Make h's record name this pid with another start time. */
+	h->recs[h->rec].ident ^= 1;
+	cr_assert_eq(unimem_grid_reclaim(g), 1);
+	cr_assert_eq(unimem_grid_give(g, c), -EALREADY, "the reclaimed cell is in the pool");
+	cr_assert_eq(unimem_grid_available(g), 20);
+	unimem_grid_close(h);
+	unimem_grid_close(g);
+}
+
+/* The children of fork use their parent's handle with records of their own: what a child
+ * holds at its death comes back, what the parent holds stays. */
+Test(grid, forked_children_hold_their_own)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+	void *kept = unimem_grid_take(g);
+	for (int round = 0; round < 20; round++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			for (int k = 0; k < 100 + round; k++)
+				if (!unimem_grid_take(g))
+					_exit(3);
+			_exit(0);
+		}
+		int st;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		/* What it took, and what its last refill left in its cache. */
+		long back = unimem_grid_reclaim(g);
+		cr_assert(back >= 100 + round && back <= 100 + round + (long)g->cap, "%ld", back);
+		cr_assert_eq(unimem_grid_available(g), 4095, "round %d: %zu available after %ld came back",
+			     round, unimem_grid_available(g), back);
+	}
+	cr_assert_eq(unimem_grid_give(g, kept), 0);
+	unimem_grid_close(g);
+}
+
+/* The attachments of a Grid are bounded (64 at once): one more is -EUSERS; closing one
+ * frees its record. */
+Test(grid, attach_runs_out_of_attachments_with_eusers)
+{
+	unimem_grid *g, *h[UNIMEM_GRID_PVT_RECS];
+	cr_assert_eq(unimem_grid_open(&g, 64, 10), 0);
+	for (unsigned k = 0; k + 1 < UNIMEM_GRID_PVT_RECS; k++)
+		cr_assert_eq(unimem_grid_attach(&h[k], block_of(g)), 0, "attach %u", k);
+	unimem_grid *x = (unimem_grid *)&x;
+	cr_assert_eq(unimem_grid_attach(&x, block_of(g)), -EUSERS);
+	cr_assert_null(x);
+	unimem_grid_close(h[0]);
+	cr_assert_eq(unimem_grid_attach(&h[0], block_of(g)), 0);
+	for (unsigned k = 0; k + 1 < UNIMEM_GRID_PVT_RECS; k++)
+		unimem_grid_close(h[k]);
+	unimem_grid_close(g);
+}
+
+#define UNCHECKED_GENERATED(N, CELL, COUNT)                                               \
+	do {                                                                              \
+		unimem_grid_##N *p;                                                       \
+		cr_assert_eq(unimem_grid_##N##_open(&p), 0);                              \
+		unsigned char *a = unimem_grid_##N##_take(p);                             \
+		cr_assert_eq(unimem_grid_##N##_index(p, a), unimem_grid_index(unimem_grid_##N##_grid(p), a)); \
+		cr_assert_eq(unimem_grid_##N##_index(p, a + 32), UINT64_MAX);             \
+		cr_assert_eq(unimem_grid_##N##_index(p, NULL), UINT64_MAX);               \
+		cr_assert_eq(unimem_grid_##N##_give_unchecked(p, a + 32), -EINVAL);       \
+		cr_assert_eq(unimem_grid_##N##_give_unchecked(p, NULL), -EINVAL);         \
+		cr_assert_eq(unimem_grid_##N##_give_unchecked(p, a), 0);                  \
+		cr_assert_eq(unimem_grid_##N##_give_unchecked(p, a), -EALREADY);          \
+		cr_assert_eq(unimem_grid_##N##_give(p, a), -EALREADY);                    \
+		cr_assert_eq(unimem_grid_##N##_available(p), (size_t)(COUNT));            \
+		unimem_grid_##N##_close(p);                                               \
+	} while (0);
+
+Test(grid, generated_give_unchecked_and_index)
+{
+	UNIMEM_GRID_FOREACH(UNCHECKED_GENERATED)
 }

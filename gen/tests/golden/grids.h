@@ -41,6 +41,7 @@ UNIMEM_BEGIN_DECLS
 #define UNIMEM_GRID_64X4096_COUNT ((size_t)4096u)
 #define UNIMEM_GRID_64X4096_WORDS UINT64_C(64) /* 64-bit words of the bitmap */
 #define UNIMEM_GRID_64X4096_SPAN UINT64_C(262144)  /* bytes of cells */
+#define UNIMEM_GRID_64X4096_CAP UNIMEM_GRID_PVT_CAP(UINT64_C(4096)) /* cells a thread caches */
 UNIMEM_STATIC_ASSERT(64u % 64u == 0, "grid 64x4096: cell size must be a multiple of 64");
 UNIMEM_STATIC_ASSERT(64u > 0, "grid 64x4096: cell size must be positive");
 UNIMEM_STATIC_ASSERT(4096u > 0, "grid 64x4096: count must be positive");
@@ -84,24 +85,58 @@ UNIMEM_INLINE void unimem_grid_64x4096_close(unimem_grid_64x4096 *g)
 	unimem_grid_close(g ? &g->core : 0);
 }
 
-/* A free cell of 64 bytes, or NULL, as unimem_grid_take(). Lock-free. */
+/* The pool that Block `b` holds (opened by unimem_grid_64x4096_open in this or another process), as
+ * unimem_grid_attach(); -EINVAL also when it is a Grid of another shape. The Block is
+ * borrowed (keep it open until unimem_grid_64x4096_close). Thread-safe. */
+UNIMEM_INLINE int unimem_grid_64x4096_attach(unimem_grid_64x4096 **out, unimem_block *b)
+{
+	if (!out)
+		return -UNIMEM_EINVAL;
+	unimem_grid *g;
+	int err = unimem_grid_attach_as(&g, b, UNIMEM_GRID_64X4096_CELL, UNIMEM_GRID_64X4096_COUNT);
+	*out = (unimem_grid_64x4096 *)(void *)g;
+	return err;
+}
+
+/* A free cell of 64 bytes, or NULL, as unimem_grid_take(). The common case pops
+ * this thread's cache: no locked instruction. */
 UNIMEM_INLINE void *unimem_grid_64x4096_take(unimem_grid_64x4096 *g)
 {
-	const uint64_t i = umi_grid_take_index(&g->core, UNIMEM_GRID_64X4096_WORDS, UINT64_C(4096));
+	const uint64_t i = umi_grid_take_index(&g->core, UINT64_C(4096), UNIMEM_GRID_64X4096_CAP);
 	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return NULL;
 	return g->core.base + (size_t)(i << 6);
 }
 
-/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
- * (already in the pool), as unimem_grid_give(). Lock-free. */
-UNIMEM_INLINE int unimem_grid_64x4096_give(unimem_grid_64x4096 *g, void *cell)
+/* The index of a cell of this pool, or UINT64_MAX for NULL, foreign or misaligned. */
+UNIMEM_INLINE uint64_t unimem_grid_64x4096_index(const unimem_grid_64x4096 *g, const void *cell)
 {
 	/* NULL lands outside [base, base + span): base is a mapping, never near address 0. */
 	const uint64_t off = (uint64_t)((uintptr_t)cell - (uintptr_t)g->core.base);
 	if (UNIMEM_UNLIKELY(off >= UNIMEM_GRID_64X4096_SPAN || (off & UINT64_C(63))))
+		return UINT64_MAX;
+	return off >> 6;
+}
+
+/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
+ * (already in the pool; of two concurrent gives of one cell exactly one wins), as
+ * unimem_grid_give(): one compare-and-swap and a push on this thread's cache. */
+UNIMEM_INLINE int unimem_grid_64x4096_give(unimem_grid_64x4096 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_64x4096_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return -UNIMEM_EINVAL;
-	return umi_grid_release(&g->core, off >> 6);
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_64X4096_CAP, true);
+}
+
+/* As unimem_grid_64x4096_give() without the locked instruction, as unimem_grid_give_unchecked(): for
+ * a caller that knows no other thread gives the same cell at the same time. */
+UNIMEM_INLINE int unimem_grid_64x4096_give_unchecked(unimem_grid_64x4096 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_64x4096_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
+		return -UNIMEM_EINVAL;
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_64X4096_CAP, false);
 }
 
 /* Cells that take could return now; exact when quiescent. Thread-safe. */
@@ -131,6 +166,7 @@ UNIMEM_INLINE unimem_grid *unimem_grid_64x4096_grid(unimem_grid_64x4096 *g)
 #define UNIMEM_GRID_4096X256_COUNT ((size_t)256u)
 #define UNIMEM_GRID_4096X256_WORDS UINT64_C(4) /* 64-bit words of the bitmap */
 #define UNIMEM_GRID_4096X256_SPAN UINT64_C(1048576)  /* bytes of cells */
+#define UNIMEM_GRID_4096X256_CAP UNIMEM_GRID_PVT_CAP(UINT64_C(256)) /* cells a thread caches */
 UNIMEM_STATIC_ASSERT(4096u % 64u == 0, "grid 4096x256: cell size must be a multiple of 64");
 UNIMEM_STATIC_ASSERT(4096u > 0, "grid 4096x256: cell size must be positive");
 UNIMEM_STATIC_ASSERT(256u > 0, "grid 4096x256: count must be positive");
@@ -174,24 +210,58 @@ UNIMEM_INLINE void unimem_grid_4096x256_close(unimem_grid_4096x256 *g)
 	unimem_grid_close(g ? &g->core : 0);
 }
 
-/* A free cell of 4096 bytes, or NULL, as unimem_grid_take(). Lock-free. */
+/* The pool that Block `b` holds (opened by unimem_grid_4096x256_open in this or another process), as
+ * unimem_grid_attach(); -EINVAL also when it is a Grid of another shape. The Block is
+ * borrowed (keep it open until unimem_grid_4096x256_close). Thread-safe. */
+UNIMEM_INLINE int unimem_grid_4096x256_attach(unimem_grid_4096x256 **out, unimem_block *b)
+{
+	if (!out)
+		return -UNIMEM_EINVAL;
+	unimem_grid *g;
+	int err = unimem_grid_attach_as(&g, b, UNIMEM_GRID_4096X256_CELL, UNIMEM_GRID_4096X256_COUNT);
+	*out = (unimem_grid_4096x256 *)(void *)g;
+	return err;
+}
+
+/* A free cell of 4096 bytes, or NULL, as unimem_grid_take(). The common case pops
+ * this thread's cache: no locked instruction. */
 UNIMEM_INLINE void *unimem_grid_4096x256_take(unimem_grid_4096x256 *g)
 {
-	const uint64_t i = umi_grid_take_index(&g->core, UNIMEM_GRID_4096X256_WORDS, UINT64_C(256));
+	const uint64_t i = umi_grid_take_index(&g->core, UINT64_C(256), UNIMEM_GRID_4096X256_CAP);
 	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return NULL;
 	return g->core.base + (size_t)(i << 12);
 }
 
-/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
- * (already in the pool), as unimem_grid_give(). Lock-free. */
-UNIMEM_INLINE int unimem_grid_4096x256_give(unimem_grid_4096x256 *g, void *cell)
+/* The index of a cell of this pool, or UINT64_MAX for NULL, foreign or misaligned. */
+UNIMEM_INLINE uint64_t unimem_grid_4096x256_index(const unimem_grid_4096x256 *g, const void *cell)
 {
 	/* NULL lands outside [base, base + span): base is a mapping, never near address 0. */
 	const uint64_t off = (uint64_t)((uintptr_t)cell - (uintptr_t)g->core.base);
 	if (UNIMEM_UNLIKELY(off >= UNIMEM_GRID_4096X256_SPAN || (off & UINT64_C(4095))))
+		return UINT64_MAX;
+	return off >> 12;
+}
+
+/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
+ * (already in the pool; of two concurrent gives of one cell exactly one wins), as
+ * unimem_grid_give(): one compare-and-swap and a push on this thread's cache. */
+UNIMEM_INLINE int unimem_grid_4096x256_give(unimem_grid_4096x256 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_4096x256_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return -UNIMEM_EINVAL;
-	return umi_grid_release(&g->core, off >> 12);
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_4096X256_CAP, true);
+}
+
+/* As unimem_grid_4096x256_give() without the locked instruction, as unimem_grid_give_unchecked(): for
+ * a caller that knows no other thread gives the same cell at the same time. */
+UNIMEM_INLINE int unimem_grid_4096x256_give_unchecked(unimem_grid_4096x256 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_4096x256_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
+		return -UNIMEM_EINVAL;
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_4096X256_CAP, false);
 }
 
 /* Cells that take could return now; exact when quiescent. Thread-safe. */
@@ -221,6 +291,7 @@ UNIMEM_INLINE unimem_grid *unimem_grid_4096x256_grid(unimem_grid_4096x256 *g)
 #define UNIMEM_GRID_65536X64_COUNT ((size_t)64u)
 #define UNIMEM_GRID_65536X64_WORDS UINT64_C(1) /* 64-bit words of the bitmap */
 #define UNIMEM_GRID_65536X64_SPAN UINT64_C(4194304)  /* bytes of cells */
+#define UNIMEM_GRID_65536X64_CAP UNIMEM_GRID_PVT_CAP(UINT64_C(64)) /* cells a thread caches */
 UNIMEM_STATIC_ASSERT(65536u % 64u == 0, "grid 65536x64: cell size must be a multiple of 64");
 UNIMEM_STATIC_ASSERT(65536u > 0, "grid 65536x64: cell size must be positive");
 UNIMEM_STATIC_ASSERT(64u > 0, "grid 65536x64: count must be positive");
@@ -264,24 +335,58 @@ UNIMEM_INLINE void unimem_grid_65536x64_close(unimem_grid_65536x64 *g)
 	unimem_grid_close(g ? &g->core : 0);
 }
 
-/* A free cell of 65536 bytes, or NULL, as unimem_grid_take(). Lock-free. */
+/* The pool that Block `b` holds (opened by unimem_grid_65536x64_open in this or another process), as
+ * unimem_grid_attach(); -EINVAL also when it is a Grid of another shape. The Block is
+ * borrowed (keep it open until unimem_grid_65536x64_close). Thread-safe. */
+UNIMEM_INLINE int unimem_grid_65536x64_attach(unimem_grid_65536x64 **out, unimem_block *b)
+{
+	if (!out)
+		return -UNIMEM_EINVAL;
+	unimem_grid *g;
+	int err = unimem_grid_attach_as(&g, b, UNIMEM_GRID_65536X64_CELL, UNIMEM_GRID_65536X64_COUNT);
+	*out = (unimem_grid_65536x64 *)(void *)g;
+	return err;
+}
+
+/* A free cell of 65536 bytes, or NULL, as unimem_grid_take(). The common case pops
+ * this thread's cache: no locked instruction. */
 UNIMEM_INLINE void *unimem_grid_65536x64_take(unimem_grid_65536x64 *g)
 {
-	const uint64_t i = umi_grid_take_index(&g->core, UNIMEM_GRID_65536X64_WORDS, UINT64_C(64));
+	const uint64_t i = umi_grid_take_index(&g->core, UINT64_C(64), UNIMEM_GRID_65536X64_CAP);
 	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return NULL;
 	return g->core.base + (size_t)(i << 16);
 }
 
-/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
- * (already in the pool), as unimem_grid_give(). Lock-free. */
-UNIMEM_INLINE int unimem_grid_65536x64_give(unimem_grid_65536x64 *g, void *cell)
+/* The index of a cell of this pool, or UINT64_MAX for NULL, foreign or misaligned. */
+UNIMEM_INLINE uint64_t unimem_grid_65536x64_index(const unimem_grid_65536x64 *g, const void *cell)
 {
 	/* NULL lands outside [base, base + span): base is a mapping, never near address 0. */
 	const uint64_t off = (uint64_t)((uintptr_t)cell - (uintptr_t)g->core.base);
 	if (UNIMEM_UNLIKELY(off >= UNIMEM_GRID_65536X64_SPAN || (off & UINT64_C(65535))))
+		return UINT64_MAX;
+	return off >> 16;
+}
+
+/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
+ * (already in the pool; of two concurrent gives of one cell exactly one wins), as
+ * unimem_grid_give(): one compare-and-swap and a push on this thread's cache. */
+UNIMEM_INLINE int unimem_grid_65536x64_give(unimem_grid_65536x64 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_65536x64_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return -UNIMEM_EINVAL;
-	return umi_grid_release(&g->core, off >> 16);
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_65536X64_CAP, true);
+}
+
+/* As unimem_grid_65536x64_give() without the locked instruction, as unimem_grid_give_unchecked(): for
+ * a caller that knows no other thread gives the same cell at the same time. */
+UNIMEM_INLINE int unimem_grid_65536x64_give_unchecked(unimem_grid_65536x64 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_65536x64_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
+		return -UNIMEM_EINVAL;
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_65536X64_CAP, false);
 }
 
 /* Cells that take could return now; exact when quiescent. Thread-safe. */
@@ -311,6 +416,7 @@ UNIMEM_INLINE unimem_grid *unimem_grid_65536x64_grid(unimem_grid_65536x64 *g)
 #define UNIMEM_GRID_192X10_COUNT ((size_t)10u)
 #define UNIMEM_GRID_192X10_WORDS UINT64_C(1) /* 64-bit words of the bitmap */
 #define UNIMEM_GRID_192X10_SPAN UINT64_C(1920)  /* bytes of cells */
+#define UNIMEM_GRID_192X10_CAP UNIMEM_GRID_PVT_CAP(UINT64_C(10)) /* cells a thread caches */
 UNIMEM_STATIC_ASSERT(192u % 64u == 0, "grid 192x10: cell size must be a multiple of 64");
 UNIMEM_STATIC_ASSERT(192u > 0, "grid 192x10: cell size must be positive");
 UNIMEM_STATIC_ASSERT(10u > 0, "grid 192x10: count must be positive");
@@ -353,24 +459,58 @@ UNIMEM_INLINE void unimem_grid_192x10_close(unimem_grid_192x10 *g)
 	unimem_grid_close(g ? &g->core : 0);
 }
 
-/* A free cell of 192 bytes, or NULL, as unimem_grid_take(). Lock-free. */
+/* The pool that Block `b` holds (opened by unimem_grid_192x10_open in this or another process), as
+ * unimem_grid_attach(); -EINVAL also when it is a Grid of another shape. The Block is
+ * borrowed (keep it open until unimem_grid_192x10_close). Thread-safe. */
+UNIMEM_INLINE int unimem_grid_192x10_attach(unimem_grid_192x10 **out, unimem_block *b)
+{
+	if (!out)
+		return -UNIMEM_EINVAL;
+	unimem_grid *g;
+	int err = unimem_grid_attach_as(&g, b, UNIMEM_GRID_192X10_CELL, UNIMEM_GRID_192X10_COUNT);
+	*out = (unimem_grid_192x10 *)(void *)g;
+	return err;
+}
+
+/* A free cell of 192 bytes, or NULL, as unimem_grid_take(). The common case pops
+ * this thread's cache: no locked instruction. */
 UNIMEM_INLINE void *unimem_grid_192x10_take(unimem_grid_192x10 *g)
 {
-	const uint64_t i = umi_grid_take_index(&g->core, UNIMEM_GRID_192X10_WORDS, UINT64_C(10));
+	const uint64_t i = umi_grid_take_index(&g->core, UINT64_C(10), UNIMEM_GRID_192X10_CAP);
 	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return NULL;
 	return g->core.base + (size_t)(i * UINT64_C(192));
 }
 
-/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
- * (already in the pool), as unimem_grid_give(). Lock-free. */
-UNIMEM_INLINE int unimem_grid_192x10_give(unimem_grid_192x10 *g, void *cell)
+/* The index of a cell of this pool, or UINT64_MAX for NULL, foreign or misaligned. */
+UNIMEM_INLINE uint64_t unimem_grid_192x10_index(const unimem_grid_192x10 *g, const void *cell)
 {
 	/* NULL lands outside [base, base + span): base is a mapping, never near address 0. */
 	const uint64_t off = (uint64_t)((uintptr_t)cell - (uintptr_t)g->core.base);
 	if (UNIMEM_UNLIKELY(off >= UNIMEM_GRID_192X10_SPAN || off % UINT64_C(192) != 0))
+		return UINT64_MAX;
+	return off / UINT64_C(192);
+}
+
+/* Give a cell back: 0, -EINVAL (NULL, foreign, not at a cell's start) or -EALREADY
+ * (already in the pool; of two concurrent gives of one cell exactly one wins), as
+ * unimem_grid_give(): one compare-and-swap and a push on this thread's cache. */
+UNIMEM_INLINE int unimem_grid_192x10_give(unimem_grid_192x10 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_192x10_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
 		return -UNIMEM_EINVAL;
-	return umi_grid_release(&g->core, off / UINT64_C(192));
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_192X10_CAP, true);
+}
+
+/* As unimem_grid_192x10_give() without the locked instruction, as unimem_grid_give_unchecked(): for
+ * a caller that knows no other thread gives the same cell at the same time. */
+UNIMEM_INLINE int unimem_grid_192x10_give_unchecked(unimem_grid_192x10 *g, void *cell)
+{
+	const uint64_t i = unimem_grid_192x10_index(g, cell);
+	if (UNIMEM_UNLIKELY(i == UINT64_MAX))
+		return -UNIMEM_EINVAL;
+	return umi_grid_put(&g->core, i, UNIMEM_GRID_192X10_CAP, false);
 }
 
 /* Cells that take could return now; exact when quiescent. Thread-safe. */

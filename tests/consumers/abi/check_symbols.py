@@ -51,7 +51,8 @@ def declared_api():
             text = re.sub(r'\\\n', ' ', text)
             text = re.sub(r'^\s*#[^\n]*', ' ', text, flags=re.M)  # the macro's own #define
             for m in re.finditer(r'\bUNIMEM_API\b([^;{(]*)[;({]', text):
-                ids = re.findall(r'[A-Za-z_]\w*', m.group(1))
+                # an array's bound (`name[N]`) is not its name
+                ids = re.findall(r'[A-Za-z_]\w*', re.sub(r'\[[^\]]*\]', ' ', m.group(1)))
                 if ids:
                     names.setdefault(ids[-1], os.path.relpath(path, build_root
                                                               if path.startswith(build_root)

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/* unimem Grid: private kernels and the layout of a Grid inside its Block. Installed for
+ * <unimem/grid.h> and <unimem/grids.h>; not for direct inclusion, and nothing here is API:
+ * names, fields and values change without notice (the layout version in the Block's
+ * header says which one a Block holds).
+ *
+ * The Block of a Grid (every offset a multiple of 64; docs/GRID.md draws it):
+ *   [0, span)        the cells, cell i at i * cell_size
+ *   bits             free hint: bit i set = cell i is probably in the shared pool
+ *   state            one uint32_t per cell, its owner (the truth; the bits only help find
+ *                    free cells): 0 in the shared pool, HELD | r taken through attachment
+ *                    r, CACHED | t in the cache of holder slot t
+ *   slots            holder slots: one per thread (per attachment) using the Grid, each a
+ *                    cache of up to `cap` cell indices, owned by that thread alone
+ *   recs             attachments: one per unimem_grid handle (process), its identity
+ *   header           the last 128 bytes of the Block: magic, layout version, shape, offsets
+ */
+#ifndef UNIMEM_GRID_H
+/* Not for direct inclusion: <unimem/grid.h> defines what this needs, then includes it. */
+#include "grid.h"
+#elif !defined(UNIMEM_GRID_PVT_H)
+#define UNIMEM_GRID_PVT_H
+
+UNIMEM_BEGIN_DECLS
+
+#define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
+#define UNIMEM_GRID_PVT_VERSION 1u
+#define UNIMEM_GRID_PVT_CACHE 64u /* the most cells one holder slot caches */
+#define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
+#define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
+#define UNIMEM_GRID_PVT_WAYS 4u    /* per-thread entries: Grids a thread uses at full speed */
+#define UNIMEM_GRID_PVT_HELD 0x40000000u   /* state: taken, low bits = attachment */
+#define UNIMEM_GRID_PVT_CACHED 0x80000000u /* state: in a cache, low bits = slot */
+#define UNIMEM_GRID_PVT_INDEX 0x0000ffffu  /* state: the attachment or slot */
+#define UNIMEM_GRID_PVT_HDR_BYTES 128u
+
+/* Cache capacity of a pool of `count` cells: a sixteenth of the pool, at most 64; pools of
+ * fewer than 32 cells cache nothing (every take and give goes to the shared pool). */
+#define UNIMEM_GRID_PVT_CAP(count)                                                        \
+	((count) / 16u >= UNIMEM_GRID_PVT_CACHE ? UNIMEM_GRID_PVT_CACHE                   \
+	 : (count) / 16u >= 2u                  ? (uint32_t)((count) / 16u)               \
+						: 0u)
+
+/* A holder slot (in the Block). Its owner thread runs take and give on `cache` with plain
+ * loads and stores, between busy = 1 and busy = 0; a thief (another thread, any process,
+ * when the shared pool is dry) sets `steal`, makes every owner see it (membarrier), waits
+ * for busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone. */
+typedef struct unimem_grid_pvt_slot {
+	uint32_t busy;  /* the owner is inside a take or give on its cache */
+	uint32_t n;     /* cells in cache[0..n) */
+	uint32_t steal; /* 0, or the attachment + 1 of the thief emptying this cache */
+	uint32_t owner; /* 0 free, else the attachment + 1 of the owner thread */
+	int32_t tid;    /* the owner thread (gettid) */
+	uint32_t rover; /* bitmap word where this slot's next refill starts */
+	uint32_t pad[10];
+	uint32_t cache[UNIMEM_GRID_PVT_CACHE];
+} __attribute__((aligned(64))) unimem_grid_pvt_slot;
+
+/* An attachment (in the Block): who holds a handle on the Grid. */
+typedef struct unimem_grid_pvt_rec {
+	uint64_t ident;  /* 0 free, else pid << 32 | start time (clock ticks, low 32 bits) */
+	uint32_t closed; /* the handle was closed: everything it holds may be reclaimed */
+	uint32_t pad;
+} unimem_grid_pvt_rec;
+
+/* The header (the Block's last 128 bytes). */
+typedef struct unimem_grid_pvt_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_bytes;
+	uint64_t block_bytes;
+	uint64_t cell_size;
+	uint64_t count;
+	uint64_t off_bits, off_state, off_slots, off_recs;
+	uint32_t nslots, nrecs, cap, slot_bytes;
+	uint32_t reclaim_lock; /* 0, or the attachment + 1 of the running reclaim */
+	uint32_t pad[5];
+} __attribute__((aligned(64))) unimem_grid_pvt_hdr;
+
+/* A thread's entry for one Grid handle (thread-local, indexed by gen % WAYS). */
+typedef struct unimem_grid_pvt_tls_entry {
+	uint64_t gen;               /* the handle's gen, 0 for none */
+	unimem_grid_pvt_slot *slot; /* this thread's slot of that Grid */
+	uint32_t tag;               /* CACHED | slot */
+	uint32_t held;              /* HELD | attachment */
+} unimem_grid_pvt_tls_entry;
+
+extern UNIMEM_API __thread unimem_grid_pvt_tls_entry unimem_grid_pvt_tls[UNIMEM_GRID_PVT_WAYS];
+
+/* The out-of-line paths (src/grid_slow.c): a take whose cache was empty (refill from the
+ * shared pool, steal from idle caches, reclaim from dead holders), and a give whose cache
+ * was full (flush half) or that has no cache. */
+UNIMEM_API uint64_t unimem_grid_pvt_take_slow(unimem_grid *g);
+UNIMEM_API int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked);
+
+UNIMEM_PVT_INLINE const unimem_grid_pvt_tls_entry *umi_grid_entry(const unimem_grid *g)
+{
+	const unimem_grid_pvt_tls_entry *e = &unimem_grid_pvt_tls[g->gen & (UNIMEM_GRID_PVT_WAYS - 1)];
+	return UNIMEM_LIKELY(e->gen == g->gen) ? e : NULL;
+}
+
+/* Take: pop this thread's cache (no locked instruction), else the slow path. Returns the
+ * cell's index or UINT64_MAX. `count` and `cap` are the Grid's (constants in generated
+ * pools). */
+UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, uint32_t cap)
+{
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
+	if (UNIMEM_LIKELY(e != NULL)) {
+		unimem_grid_pvt_slot *s = e->slot;
+		__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+		/* The busy store comes before the steal load in program order; a thief's
+		 * membarrier makes that order hold for it (an asymmetric fence). */
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
+			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
+			if (UNIMEM_LIKELY(n - 1u < cap)) {
+				const uint32_t i = __atomic_load_n(&s->cache[n - 1], __ATOMIC_RELAXED);
+				/* A cell whose state no longer names this slot (a thief that died
+				 * half way) is dropped by the slow path. */
+				if (UNIMEM_LIKELY(i < count &&
+						  __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == e->tag)) {
+					__atomic_store_n(&s->n, n - 1, __ATOMIC_RELAXED);
+					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
+					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+					return i;
+				}
+			}
+		}
+		__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+	}
+	return unimem_grid_pvt_take_slow(g);
+}
+
+/* Give back cell `i` (< count, checked by the caller). Checked: the cell's state goes
+ * from taken to cached with one compare-and-swap, so of two threads giving one cell
+ * exactly one wins; unchecked: a plain store (no locked instruction; a double give is
+ * still refused when it is not concurrent). Then a push on this thread's cache. */
+UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, bool checked)
+{
+	uint32_t *st = &g->state[i];
+	uint32_t v = __atomic_load_n(st, __ATOMIC_RELAXED);
+	if (UNIMEM_UNLIKELY(!(v & UNIMEM_GRID_PVT_HELD)))
+		return -UNIMEM_EALREADY;
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
+	if (UNIMEM_LIKELY(e != NULL)) {
+		unimem_grid_pvt_slot *s = e->slot;
+		__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
+			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
+			if (UNIMEM_LIKELY(n < cap)) {
+				bool ok = true;
+				if (checked)
+					ok = __atomic_compare_exchange_n(st, &v, e->tag, false,
+									 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+				else
+					__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
+				if (UNIMEM_LIKELY(ok)) {
+					__atomic_store_n(&s->cache[n], (uint32_t)i, __ATOMIC_RELAXED);
+					__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
+					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+					return 0;
+				}
+			}
+		}
+		__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+	}
+	return unimem_grid_pvt_give_slow(g, i, checked);
+}
+
+UNIMEM_END_DECLS
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* Grid internals shared by src/grid.c (open, attach, close), src/grid_slow.c (the slow
+ * paths of take and give, holder slots, stealing) and src/grid_reclaim.c. Never installed. */
+#ifndef UNIMEM_GRID_INT_H
+#define UNIMEM_GRID_INT_H
+
+#include "base.h"
+
+#define UMI_GRID_OWNS_BLOCK 1u /* from unimem_grid_open: close closes the Block */
+
+#define UMI_GRID_HELD UNIMEM_GRID_PVT_HELD
+#define UMI_GRID_CACHED UNIMEM_GRID_PVT_CACHED
+#define UMI_GRID_IDX UNIMEM_GRID_PVT_INDEX
+#define UMI_GRID_NO_REC UINT32_MAX
+
+/* Where everything of a Grid of this shape lies in its Block. */
+struct umi_grid_layout {
+	uint64_t span, words, off_bits, off_state, off_slots, off_recs, bytes;
+	uint32_t cap;
+};
+
+/* The layout of `count` cells of `cell` bytes (a positive multiple of 64); -EINVAL when
+ * the shape is impossible or the sizes overflow. */
+int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l);
+
+/* This process's identity as an attachment records it (pid << 32 | start time). */
+uint64_t umi_grid_self_ident(void);
+
+/* Whether the process an attachment names is still alive (not a zombie, same start time). */
+bool umi_grid_ident_alive(uint64_t ident);
+
+/* Whether this process may run caches (membarrier registered) and steal. */
+bool umi_grid_membarrier_ok(void);
+
+/* Issue the asymmetric fence that lets a thief see every owner's busy flag; false when the
+ * system refuses it. */
+bool umi_grid_membarrier(void);
+
+/* Claim an attachment record for g in this process (g->rec, g->pid); -EUSERS when full. */
+int umi_grid_claim_record(unimem_grid *g);
+
+/* Give every cell of this handle's holder slots back to the shared pool and free the slots
+ * (close); `tid` 0 for every thread, else only that thread's (thread exit). */
+void umi_grid_release_slots(unimem_grid *g, int32_t tid);
+
+/* Return the cells HELD by attachment `rec` to the pool (close of that handle). */
+void umi_grid_return_held(unimem_grid *g, uint32_t rec);
+
+/* Reclaim when some attachment other than g's is dead; what unimem_grid_reclaim returns,
+ * or 0 when none is (no lock taken, no scan). */
+long umi_grid_reclaim_if_dead(unimem_grid *g);
+
+/* Put cell i (state already 0) back in the bitmap. */
+static inline void umi_grid_set_bit(unimem_grid *g, uint64_t i)
+{
+	__atomic_fetch_or(&g->bits[i >> 6], (uint64_t)1 << (i & 63), __ATOMIC_RELEASE);
+}
+
+/* The process registry (handles of this process), for thread exit and fork. */
+void umi_grid_registry_lock(void);
+void umi_grid_registry_unlock(void);
+unimem_grid *umi_grid_registry_first(void);
+
+/* Once per process: the thread-exit key and the fork handlers. */
+void umi_grid_process_init(void);
+
+/* This process's pid (cached, reset in the child of a fork). */
+int umi_grid_getpid(void);
+
+/* The calling thread's id (cached). */
+int32_t umi_grid_tid(void);
+
+#endif

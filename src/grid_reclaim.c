@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/* Grid: attachments (who holds a handle, and whether it is still alive) and reclaim.
+ *
+ * An attachment record holds pid << 32 | start time (the process's start, in clock ticks
+ * since boot, from /proc/PID/stat), written by one compare-and-swap from 0, so a record is
+ * either free or names its process completely. A process is dead when kill(pid, 0) says
+ * ESRCH, when it is a zombie, or when the process now under that pid started at another
+ * time (the pid was reused). Reclaim then hands back every cell whose state word names the
+ * dead attachment (taken through it) or one of its holder slots (cached), with a compare-
+ * and-swap per cell, so that it races safely with live takes, gives and steals. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "grid_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* State (field 3) and start time (field 22) of /proc/PID/stat; false when unreadable. */
+static bool proc_stat(int pid, char *state, uint64_t *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	/* The command name (field 2) is in parentheses and may hold anything: after the
+	 * last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return false;
+	p += 2;
+	*state = *p;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return false;
+		p++;
+	}
+	unsigned long long v = 0;
+	if (sscanf(p, "%llu", &v) != 1)
+		return false;
+	*start = v;
+	return true;
+}
+
+static int ident_pid;
+static uint64_t ident_value;
+
+uint64_t umi_grid_self_ident(void)
+{
+	int pid = umi_grid_getpid();
+	if (__atomic_load_n(&ident_pid, __ATOMIC_ACQUIRE) == pid)
+		return __atomic_load_n(&ident_value, __ATOMIC_RELAXED);
+	char st;
+	uint64_t start = 0;
+	if (!proc_stat(pid, &st, &start))
+		start = 0;
+	uint64_t v = (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
+	__atomic_store_n(&ident_value, v, __ATOMIC_RELAXED);
+	__atomic_store_n(&ident_pid, pid, __ATOMIC_RELEASE);
+	return v;
+}
+
+bool umi_grid_ident_alive(uint64_t ident)
+{
+	const int pid = (int)(ident >> 32);
+	if (pid <= 0)
+		return false;
+	if (pid == umi_grid_getpid())
+		return ident == umi_grid_self_ident();
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return false;
+	char st;
+	uint64_t start;
+	if (!proc_stat(pid, &st, &start))
+		return true; /* there but unreadable (hidepid): alive, to be safe */
+	if (st == 'Z' || st == 'X')
+		return false;
+	return (uint32_t)start == (uint32_t)ident;
+}
+
+int umi_grid_claim_record(unimem_grid *g)
+{
+	const uint64_t me = umi_grid_self_ident();
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++) {
+			uint64_t zero = 0;
+			if (__atomic_compare_exchange_n(&g->recs[r].ident, &zero, me, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+				__atomic_store_n(&g->recs[r].closed, 0u, __ATOMIC_RELAXED);
+				g->rec = r;
+				/* Threads that see the new pid without the registry lock see the rec. */
+				__atomic_store_n(&g->pid, umi_grid_getpid(), __ATOMIC_RELEASE);
+				return 0;
+			}
+		}
+		/* Full: free the records of dead processes, once. */
+		g->rec = UMI_GRID_NO_REC;
+		g->pid = umi_grid_getpid();
+		if (pass == 0 && unimem_grid_reclaim(g) < 0)
+			break;
+	}
+	g->rec = UMI_GRID_NO_REC;
+	return -EUSERS;
+}
+
+void umi_grid_return_held(unimem_grid *g, uint32_t rec)
+{
+	const uint32_t held = UMI_GRID_HELD | rec;
+	for (uint64_t i = 0; i < g->count; i++) {
+		uint32_t v = held;
+		if (__atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == held &&
+		    __atomic_compare_exchange_n(&g->state[i], &v, 0u, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			umi_grid_set_bit(g, i);
+	}
+}
+
+/* Whether attachment r (index) is gone: free, closed, or its process dead. */
+static bool rec_dead(const unimem_grid *g, uint32_t r, uint64_t *ident)
+{
+	*ident = __atomic_load_n(&g->recs[r].ident, __ATOMIC_ACQUIRE);
+	if (!*ident)
+		return false;
+	if (r == g->rec && g->pid == umi_grid_getpid())
+		return false;
+	return !umi_grid_ident_alive(*ident);
+}
+
+/* Take the reclaim lock of the Grid (waiting for a live holder, breaking a dead one's).
+ * A handle without an attachment (one being made) locks as RECS + 1, and is waited for a
+ * bounded time. */
+static void lock_reclaim(unimem_grid *g)
+{
+	const uint32_t me = g->rec < UNIMEM_GRID_PVT_RECS ? g->rec + 1 : UNIMEM_GRID_PVT_RECS + 1;
+	uint32_t *lock = &g->hdr->reclaim_lock;
+	for (long waited = 0;; waited++) {
+		uint32_t cur = 0;
+		if (__atomic_compare_exchange_n(lock, &cur, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return;
+		uint64_t ident;
+		/* A holder that is no attachment (out of range, free, dead) cannot release it. */
+		if (cur > UNIMEM_GRID_PVT_RECS + 1 ||
+		    (cur == UNIMEM_GRID_PVT_RECS + 1 && waited > 100000) ||
+		    (cur <= UNIMEM_GRID_PVT_RECS && (rec_dead(g, cur - 1, &ident) || !ident))) {
+			if (__atomic_compare_exchange_n(lock, &cur, me, false, __ATOMIC_ACQUIRE,
+							__ATOMIC_RELAXED))
+				return;
+			continue;
+		}
+		sched_yield();
+	}
+}
+
+long unimem_grid_reclaim(unimem_grid *g)
+{
+	if (!g || !g->block)
+		return -EINVAL;
+	bool dead_rec[UNIMEM_GRID_PVT_RECS] = {false}, dead_slot[UNIMEM_GRID_PVT_SLOTS] = {false};
+	uint64_t idents[UNIMEM_GRID_PVT_RECS];
+	lock_reclaim(g);
+	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++)
+		dead_rec[r] = rec_dead(g, r, &idents[r]);
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+		uint32_t o = __atomic_load_n(&g->slots[t].owner, __ATOMIC_ACQUIRE);
+		/* Owned by a dead attachment (or a value no attachment has). */
+		if (o && (o > UNIMEM_GRID_PVT_RECS || dead_rec[o - 1]))
+			dead_slot[t] = true;
+	}
+	long back = 0;
+	for (uint64_t w = 0; w < g->words; w++) {
+		uint64_t fix = 0;
+		const uint64_t end = g->count - w * 64 < 64 ? g->count - w * 64 : 64;
+		const uint64_t bits = __atomic_load_n(&g->bits[w], __ATOMIC_ACQUIRE);
+		for (uint64_t b = 0; b < end; b++) {
+			const uint64_t i = w * 64 + b;
+			uint32_t v = __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE);
+			const uint32_t x = v & UMI_GRID_IDX;
+			bool gone = false;
+			if (v == 0) {
+				/* In the pool without its bit: a flush or steal that died between
+				 * the two steps. The bit is a hint; setting it is always safe. */
+				if (!(bits >> b & 1))
+					fix |= (uint64_t)1 << b;
+				continue;
+			}
+			if ((v & ~UMI_GRID_IDX) == UMI_GRID_HELD)
+				gone = x >= UNIMEM_GRID_PVT_RECS || dead_rec[x];
+			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_CACHED)
+				gone = x >= UNIMEM_GRID_PVT_SLOTS || dead_slot[x];
+			else
+				gone = true; /* no state this library writes */
+			if (gone && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false, __ATOMIC_ACQ_REL,
+								__ATOMIC_RELAXED)) {
+				fix |= (uint64_t)1 << b;
+				back++;
+			}
+		}
+		if (fix)
+			__atomic_fetch_or(&g->bits[w], fix, __ATOMIC_RELEASE);
+	}
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+		unimem_grid_pvt_slot *s = &g->slots[t];
+		uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
+		bool thief_dead = thief && (thief > UNIMEM_GRID_PVT_RECS || dead_rec[thief - 1]);
+		if (thief_dead)
+			__atomic_compare_exchange_n(&s->steal, &thief, 0u, false, __ATOMIC_ACQ_REL,
+						    __ATOMIC_RELAXED);
+		if (!dead_slot[t] || (thief && !thief_dead))
+			continue; /* live, or a live thief still on it: the next reclaim frees it */
+		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->busy, 0u, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);
+	}
+	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++) {
+		if (!dead_rec[r])
+			continue;
+		bool owns = false;
+		for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS && !owns; t++)
+			owns = __atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) == r + 1;
+		if (!owns)
+			__atomic_compare_exchange_n(&g->recs[r].ident, &idents[r], 0, false,
+						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&g->hdr->reclaim_lock, 0u, __ATOMIC_RELEASE);
+	return back;
+}
+
+long umi_grid_reclaim_if_dead(unimem_grid *g)
+{
+	uint64_t ident;
+	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++)
+		if (rec_dead(g, r, &ident))
+			return unimem_grid_reclaim(g);
+	return 0;
+}

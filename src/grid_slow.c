@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+/* Grid: the slow paths of take and give. A thread's holder slot (made on its first take
+ * or give, freed at thread exit), refill from and flush to the shared pool, stealing from
+ * other holders' caches when the shared pool is dry, and the fallback without a cache.
+ *
+ * Every step that moves a cell changes its state word first, by compare-and-swap where
+ * another party may race (the shared pool, a steal, a reclaim), so that whatever
+ * instruction a holder dies on, the state word names who may have the cell: reclaim
+ * (grid_reclaim.c) gives back every cell whose state names a dead holder. The bitmap is
+ * only a hint of which cells are in the pool (state 0): a set bit whose cell is not free
+ * is cleared by the next claimer, and a free cell without its bit is found by reclaim. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "grid_int.h"
+
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static __thread int32_t my_tid;
+static int my_pid; /* cached (glibc's getpid is a system call); reset in a fork's child */
+
+int umi_grid_getpid(void)
+{
+	int pid = __atomic_load_n(&my_pid, __ATOMIC_RELAXED);
+	if (UNIMEM_UNLIKELY(!pid)) {
+		pid = getpid();
+		__atomic_store_n(&my_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
+
+int32_t umi_grid_tid(void)
+{
+	if (UNIMEM_UNLIKELY(!my_tid))
+		my_tid = (int32_t)syscall(SYS_gettid);
+	return my_tid;
+}
+
+/* ---- membarrier: the thief's half of the asymmetric fence ---- */
+
+static int mb_pid;   /* the process that registered (0: not tried) */
+static bool mb_ok;   /* under mb_mutex */
+static pthread_mutex_t mb_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+bool umi_grid_membarrier_ok(void)
+{
+	pthread_mutex_lock(&mb_mutex);
+	if (mb_pid != umi_grid_getpid()) {
+		mb_pid = umi_grid_getpid();
+		mb_ok = !getenv("UNIMEM_GRID_NO_CACHE") &&
+			syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+	}
+	bool ok = mb_ok;
+	pthread_mutex_unlock(&mb_mutex);
+	return ok;
+}
+
+bool umi_grid_membarrier(void)
+{
+	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+/* ---- thread exit and fork ---- */
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+/* A thread ends: its slots of every live handle go back (their cells to the pool). */
+static void on_thread_exit(void *unused)
+{
+	(void)unused;
+	int32_t tid = umi_grid_tid();
+	umi_grid_registry_lock();
+	for (unimem_grid *g = umi_grid_registry_first(); g; g = g->next)
+		if (g->pid == umi_grid_getpid())
+			umi_grid_release_slots(g, tid);
+	umi_grid_registry_unlock();
+	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
+		unimem_grid_pvt_tls[k].gen = 0;
+}
+
+/* The child of a fork: the thread's entries and its cached tid are its parent's. Handles
+ * get a record of their own on their next slow path (g->pid differs). */
+static void on_fork_prepare(void)
+{
+	umi_grid_registry_lock();
+	pthread_mutex_lock(&mb_mutex);
+}
+
+static void on_fork_parent(void)
+{
+	pthread_mutex_unlock(&mb_mutex);
+	umi_grid_registry_unlock();
+}
+
+static void on_fork_child(void)
+{
+	pthread_mutex_unlock(&mb_mutex);
+	umi_grid_registry_unlock();
+	__atomic_store_n(&my_pid, 0, __ATOMIC_RELAXED);
+	my_tid = 0;
+	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
+		unimem_grid_pvt_tls[k].gen = 0;
+}
+
+static void make_key(void)
+{
+	pthread_key_create(&exit_key, on_thread_exit);
+	/* A fork in the middle of another thread's slow path leaves no lock held in the child. */
+	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+void umi_grid_process_init(void)
+{
+	pthread_once(&exit_once, make_key);
+}
+
+/* ---- holder slots ---- */
+
+/* The owner's half of the fence: 1 when it may use its cache (no thief), else 0 with
+ * busy cleared. */
+static bool enter(unimem_grid_pvt_slot *s)
+{
+	__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)
+		return true;
+	__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+	return false;
+}
+
+static void leave(unimem_grid_pvt_slot *s)
+{
+	__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+}
+
+static uint32_t clamp_n(const unimem_grid_pvt_slot *s)
+{
+	uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
+	return n <= UNIMEM_GRID_PVT_CACHE ? n : 0;
+}
+
+/* Cells cache[from..to) of slot s (entered) back to the shared pool: state 0, then the bit.
+ * Entries whose state no longer names the slot are dropped. */
+static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, uint32_t from,
+			uint32_t to)
+{
+	/* One fetch-or per run of cells in one bitmap word (refills take runs). */
+	uint64_t word = UINT64_MAX, mask = 0;
+	for (uint32_t k = from; k < to; k++) {
+		uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED);
+		if (i >= g->count || __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != tag)
+			continue;
+		__atomic_store_n(&g->state[i], 0u, __ATOMIC_RELEASE);
+		if (i >> 6 != word) {
+			if (mask)
+				__atomic_fetch_or(&g->bits[word], mask, __ATOMIC_RELEASE);
+			word = i >> 6;
+			mask = 0;
+		}
+		mask |= (uint64_t)1 << (i & 63);
+	}
+	if (mask)
+		__atomic_fetch_or(&g->bits[word], mask, __ATOMIC_RELEASE);
+}
+
+/* A thread's slot of g, made when it has none; NULL when g runs without caches here or
+ * every slot is taken (the thread then works on the shared pool directly). */
+static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
+{
+	if (UNIMEM_UNLIKELY(__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != umi_grid_getpid())) {
+		/* A forked child: a record of its own (the parent's entries were cleared). */
+		umi_grid_registry_lock();
+		if (g->pid != umi_grid_getpid() && umi_grid_claim_record(g) == 0)
+			g->cap = umi_grid_membarrier_ok() ? UNIMEM_GRID_PVT_CAP(g->count) : 0;
+		umi_grid_registry_unlock();
+		if (__atomic_load_n(&g->pid, __ATOMIC_ACQUIRE) != umi_grid_getpid())
+			return NULL;
+	}
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
+	if (e || !g->cap)
+		return e;
+	pthread_once(&exit_once, make_key);
+	const int32_t tid = umi_grid_tid();
+	const uint32_t me = g->rec + 1;
+	unimem_grid_pvt_slot *s = NULL;
+	uint32_t t;
+	/* A slot this thread already has (its entry was evicted by another Grid's). */
+	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++)
+		if (__atomic_load_n(&g->slots[t].owner, __ATOMIC_ACQUIRE) == me &&
+		    __atomic_load_n(&g->slots[t].tid, __ATOMIC_RELAXED) == tid)
+			s = &g->slots[t];
+	/* A free one, starting at a spot of the thread's own. */
+	for (uint32_t k = 0; k < UNIMEM_GRID_PVT_SLOTS && !s; k++) {
+		t = ((uint32_t)tid * 0x9E3779B9u >> 25) + k;
+		t %= UNIMEM_GRID_PVT_SLOTS;
+		uint32_t free_ = 0;
+		if (__atomic_compare_exchange_n(&g->slots[t].owner, &free_, me, false, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED)) {
+			s = &g->slots[t];
+			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+		}
+	}
+	if (!s)
+		return NULL;
+	t = (uint32_t)(s - g->slots);
+	pthread_setspecific(exit_key, (void *)1);
+	unimem_grid_pvt_tls_entry *w = &unimem_grid_pvt_tls[g->gen & (UNIMEM_GRID_PVT_WAYS - 1)];
+	w->slot = s;
+	w->tag = UMI_GRID_CACHED | t;
+	w->held = UMI_GRID_HELD | g->rec;
+	w->gen = g->gen;
+	return w;
+}
+
+/* Claim up to `want` cells of the shared pool into out[], writing `tag` in their state
+ * (compare-and-swap from 0: the claim and the owner's name are one step). Scans the bitmap
+ * once round from word *rover. Returns how many. */
+static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t want, uint32_t tag,
+		      uint32_t *out)
+{
+	uint32_t k = 0;
+	uint64_t w = *rover < g->words ? *rover : 0;
+	/* The first word from bit sb up, the other words, then the first word's low bits:
+	 * holders start on state words of their own cache lines (no false sharing). */
+	const uint64_t hi = ~(uint64_t)0 << (sb & 63);
+	for (uint64_t it = 0; it <= g->words && k < want; it++) {
+		uint64_t v = __atomic_load_n(&g->bits[w], __ATOMIC_RELAXED);
+		v &= it == 0 ? hi : it == g->words ? ~hi : ~(uint64_t)0;
+		uint64_t got = 0, stale = 0;
+		while (v && k < want) {
+			const uint64_t bit = v & -v;
+			const uint64_t i = (w << 6) | (uint64_t)__builtin_ctzll(v);
+			v &= v - 1;
+			uint32_t zero = 0;
+			if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &zero, tag, false,
+									 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+				out[k++] = (uint32_t)i;
+				got |= bit;
+			} else {
+				stale |= bit;
+			}
+		}
+		if (got | stale) {
+			__atomic_fetch_and(&g->bits[w], ~(got | stale), __ATOMIC_ACQ_REL);
+			/* A stale bit's cell may have come back to the pool meanwhile: its giver
+			 * set the bit before we cleared it, so put it back. */
+			for (; stale; stale &= stale - 1) {
+				const uint64_t i = (w << 6) | (uint64_t)__builtin_ctzll(stale);
+				if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) == 0)
+					umi_grid_set_bit(g, i);
+			}
+		}
+		if (k < want && it < g->words && ++w == g->words)
+			w = 0;
+	}
+	*rover = (uint32_t)w;
+	return k;
+}
+
+/* Empty the caches of other holders into the shared pool (when it is dry). Each victim's
+ * steal flag is taken, one membarrier makes every owner either see it or show busy, then
+ * each victim that is not mid-operation is drained. Returns how many cells came back. */
+static uint32_t steal(unimem_grid *g, const unimem_grid_pvt_slot *mine)
+{
+	if (!umi_grid_membarrier_ok())
+		return 0;
+	const uint32_t me = g->rec + 1;
+	uint64_t victims[UNIMEM_GRID_PVT_SLOTS / 64] = {0};
+	bool any = false;
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+		unimem_grid_pvt_slot *s = &g->slots[t];
+		uint32_t zero = 0;
+		if (s == mine || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED) || !clamp_n(s) ||
+		    !__atomic_compare_exchange_n(&s->steal, &zero, me, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			continue;
+		victims[t / 64] |= (uint64_t)1 << (t % 64);
+		any = true;
+	}
+	if (!any)
+		return 0;
+	const bool fenced = umi_grid_membarrier();
+	uint32_t back = 0;
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+		if (!(victims[t / 64] >> (t % 64) & 1))
+			continue;
+		unimem_grid_pvt_slot *s = &g->slots[t];
+		bool idle = false;
+		for (int spin = 0; fenced && spin < 2000 && !idle; spin++) {
+			idle = __atomic_load_n(&s->busy, __ATOMIC_ACQUIRE) == 0;
+			if (!idle && spin >= 100)
+				sched_yield();
+		}
+		if (idle) {
+			const uint32_t tag = UMI_GRID_CACHED | t, n = clamp_n(s);
+			for (uint32_t k = 0; k < n; k++) {
+				uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED), v = tag;
+				if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
+										 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+					umi_grid_set_bit(g, i);
+					back++;
+				}
+			}
+			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
+	}
+	return back;
+}
+
+/* One cell from the shared pool, straight to the taker (no cache). */
+static uint64_t take_direct(unimem_grid *g, uint32_t *rover)
+{
+	uint32_t i;
+	if (g->pid != umi_grid_getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
+		return UINT64_MAX;
+	return claim(g, rover, 0, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
+}
+
+static uint32_t shared_rover; /* where cache-less takes start (a hint; races are harmless) */
+
+uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
+{
+	const unimem_grid_pvt_tls_entry *e = entry_for(g);
+	for (int round = 0; round < 3; round++) {
+		if (e && enter(e->slot)) {
+			unimem_grid_pvt_slot *s = e->slot;
+			uint32_t n = clamp_n(s);
+			while (n) {
+				uint32_t i = __atomic_load_n(&s->cache[--n], __ATOMIC_RELAXED);
+				if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == e->tag) {
+					__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
+					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
+					leave(s);
+					return i;
+				}
+			}
+			/* Refill half the cache in one pass over the bitmap. */
+			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
+			uint32_t got[UNIMEM_GRID_PVT_CACHE];
+			const uint32_t t = e->tag & UMI_GRID_IDX;
+			uint32_t k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag, got);
+			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
+			if (k) {
+				for (uint32_t j = 0; j + 1 < k; j++)
+					__atomic_store_n(&s->cache[j], got[j], __ATOMIC_RELAXED);
+				__atomic_store_n(&s->n, k - 1, __ATOMIC_RELAXED);
+				__atomic_store_n(&g->state[got[k - 1]], e->held, __ATOMIC_RELAXED);
+				leave(s);
+				return got[k - 1];
+			}
+			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+			leave(s);
+		} else {
+			uint32_t rover = __atomic_load_n(&shared_rover, __ATOMIC_RELAXED);
+			uint64_t i = take_direct(g, &rover);
+			__atomic_store_n(&shared_rover, rover, __ATOMIC_RELAXED);
+			if (i != UINT64_MAX)
+				return i;
+		}
+		/* The shared pool is dry: bring back what idle caches hold, then what dead
+		 * holders held. */
+		if (!steal(g, e ? e->slot : NULL) && umi_grid_reclaim_if_dead(g) <= 0)
+			break;
+	}
+	return UINT64_MAX;
+}
+
+int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
+{
+	const unimem_grid_pvt_tls_entry *e = entry_for(g);
+	uint32_t *st = &g->state[i];
+	for (;;) {
+		uint32_t v = __atomic_load_n(st, __ATOMIC_RELAXED);
+		if (!(v & UMI_GRID_HELD))
+			return -UNIMEM_EALREADY;
+		if (e && enter(e->slot)) {
+			unimem_grid_pvt_slot *s = e->slot;
+			uint32_t n = clamp_n(s);
+			if (n >= g->cap) {
+				/* Full: the older half goes back to the shared pool. */
+				const uint32_t keep = g->cap / 2;
+				flush_range(g, s, e->tag, 0, n - keep);
+				for (uint32_t k = 0; k < keep; k++)
+					__atomic_store_n(&s->cache[k],
+							 __atomic_load_n(&s->cache[n - keep + k], __ATOMIC_RELAXED),
+							 __ATOMIC_RELAXED);
+				n = keep;
+				__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
+			}
+			bool ok = true;
+			if (checked)
+				ok = __atomic_compare_exchange_n(st, &v, e->tag, false, __ATOMIC_RELEASE,
+								 __ATOMIC_RELAXED);
+			else
+				__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
+			if (ok) {
+				__atomic_store_n(&s->cache[n], (uint32_t)i, __ATOMIC_RELAXED);
+				__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
+			}
+			leave(s);
+			if (ok)
+				return 0;
+			continue;
+		}
+		/* No cache (or a thief on it): straight to the shared pool. */
+		bool ok = true;
+		if (checked)
+			ok = __atomic_compare_exchange_n(st, &v, 0u, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		else
+			__atomic_store_n(st, 0u, __ATOMIC_RELEASE);
+		if (ok) {
+			umi_grid_set_bit(g, i);
+			return 0;
+		}
+	}
+}
+
+void umi_grid_release_slots(unimem_grid *g, int32_t tid)
+{
+	const uint32_t me = g->rec + 1;
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+		unimem_grid_pvt_slot *s = &g->slots[t];
+		if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) != me ||
+		    (tid && __atomic_load_n(&s->tid, __ATOMIC_RELAXED) != tid))
+			continue;
+		/* Wait out a live thief (its drain is short, but it may be preempted; freeing
+		 * the slot under it would let it clear the next owner's cache). One that died
+		 * will never touch the slot again. */
+		while (!enter(s)) {
+			uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
+			if (thief && (thief > UNIMEM_GRID_PVT_RECS ||
+				      !umi_grid_ident_alive(__atomic_load_n(&g->recs[thief - 1].ident,
+									     __ATOMIC_ACQUIRE)))) {
+				__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+				break;
+			}
+			sched_yield();
+		}
+		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(s));
+		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
+		leave(s);
+		__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);
+	}
+	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
+		if (unimem_grid_pvt_tls[k].gen == g->gen)
+			unimem_grid_pvt_tls[k].gen = 0;
+}

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/* The Grid's take / give / refill / flush / steal / reclaim protocol (src/grid_slow.c,
+ * <unimem/grid_pvt.h>, src/grid_reclaim.c) in Promela, for spin. tests/model/README.md says
+ * what it proves and what it abstracts.
+ *
+ * Two holders (each a process with one thread and one holder slot with a cache of CAP
+ * cells) take and give NC cells; holder 0 may be killed at any point (the `unless` below
+ * stops it between any two steps, for good); a reclaimer then runs concurrently with the
+ * live holder. Each statement is one step of the real code: a plain load or store, or one
+ * atomic instruction (compare-and-swap, fetch-or, fetch-and: a d_step).
+ *
+ * Checked: no cell is ever handed to a holder while another live holder holds it (assert
+ * in took()); a live holder's give of a cell it holds always succeeds; at the end, after
+ * the live holders gave everything back and ended (flushing their caches) and a last
+ * reclaim ran, every cell is in the pool with its bit set (nothing lost).
+ *
+ * Broken variants (the test asserts that spin finds the error):
+ *   -DBROKEN_STEAL    the owner's take ignores the steal flag (no asymmetric fence)
+ *   -DBROKEN_RECLAIM  reclaim also takes back the cells of a live holder
+ *   -DBROKEN_CLAIM    the refill claims a cell by clearing its bit, then tags it (the window
+ *                     of a holder killed between claiming and tagging loses the cell) */
+
+#ifndef NC
+#define NC 2  /* cells */
+#endif
+#ifndef OPS
+#define OPS 2 /* takes or gives per holder before it ends */
+#endif
+#ifndef REFILL2
+#define REFILL2 0 /* refills claim two cells (one to the cache) */
+#endif
+#define NH 2  /* holders */
+#define CAP 2 /* cache capacity */
+
+#define POOL 0
+#define HELD(p) (10 + (p))
+#define CACHED(p) (20 + (p))
+#define NONE 255
+
+byte state[NC];     /* the per-cell owner words */
+bool hint[NC];       /* the free hint */
+byte cache[NH * CAP];
+byte n[NH];
+bool busy[NH];
+byte steal[NH];     /* 0, or the thief + 1 */
+bool dead[NH];
+bool done[NH];
+byte holds[NC];     /* ghost: the holder + 1 that has the cell, 0 when none */
+
+inline took(p, c)
+{
+	/* No live holder has it: a cell is never out to two holders. */
+	assert(holds[c] == 0 || dead[holds[c] - 1]);
+	holds[c] = p + 1
+}
+
+/* Claim one cell of the shared pool with tag t (CAS from POOL), clearing its bit; stale
+ * bits (cell not in the pool) are cleared and re-set if the cell came back meanwhile. */
+inline claim(p, t, got)
+{
+	got = NONE;
+	c = 0;
+	do
+	:: c < NC && got == NONE ->
+		if
+		:: hint[c] ->
+#ifdef BROKEN_CLAIM
+			d_step { if :: hint[c] -> hint[c] = 0; stale = 0 :: else -> stale = 1 fi };
+			if
+			:: stale == 0 -> state[c] = t; got = c
+			:: else -> skip
+			fi
+#else
+			d_step {
+				if
+				:: state[c] == POOL -> state[c] = t; got = c; stale = 0
+				:: else -> stale = 1
+				fi
+			};
+			hint[c] = 0;
+			if
+			:: stale && state[c] == POOL -> hint[c] = 1
+			:: else -> skip
+			fi
+#endif
+		:: else -> skip
+		fi;
+		c++
+	:: else -> break
+	od
+}
+
+/* Drain the caches of the other holder into the pool (the shared pool was dry). */
+inline steal_from(p, q)
+{
+	d_step { if :: steal[q] == 0 -> steal[q] = p + 1; ok = 1 :: else -> ok = 0 fi };
+	if
+	:: ok ->
+		/* membarrier() here: in this sequentially consistent model it is implicit. */
+		if
+		:: busy[q] == 0 ->
+			k = 0;
+			do
+			:: k < n[q] ->
+				c = cache[q * CAP + k];
+				d_step { if :: state[c] == CACHED(q) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
+				if :: moved -> hint[c] = 1 :: else -> skip fi;
+				k++
+			:: else -> break
+			od;
+			n[q] = 0
+		:: true -> skip /* the owner stayed busy: give up (bounded wait) */
+		fi;
+		steal[q] = 0
+	:: else -> skip
+	fi
+}
+
+inline take(p)
+{
+	got = NONE;
+	/* The inline fast path: pop the cache, no locked instruction. */
+	busy[p] = 1;
+#ifdef BROKEN_STEAL
+	if
+	:: true ->
+#else
+	if
+	:: steal[p] == 0 ->
+#endif
+		m = n[p];
+		if
+		:: m > 0 ->
+			c = cache[p * CAP + m - 1];
+			if
+			:: state[c] == CACHED(p) -> n[p] = m - 1; state[c] = HELD(p); got = c
+			:: else -> n[p] = m - 1 /* dropped (a thief that died half way) */
+			fi
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi;
+	busy[p] = 0;
+	/* The slow path: refill (claim into the cache, pop one), or claim directly when a
+	 * thief is on the cache; when the pool is dry, steal, then try once more. */
+	tries = 0;
+	do
+	:: got == NONE && tries < 2 ->
+		busy[p] = 1;
+		if
+		:: steal[p] == 0 ->
+			claim(p, CACHED(p), got);
+			if
+			:: got != NONE ->
+				/* A second cell for the cache when one is free (-DREFILL2). */
+				if
+				:: REFILL2 && n[p] < CAP - 1 ->
+					claim(p, CACHED(p), extra);
+					if
+					:: extra != NONE -> cache[p * CAP + n[p]] = extra; n[p]++
+					:: else -> skip
+					fi
+				:: else -> skip
+				fi;
+				state[got] = HELD(p)
+			:: else -> skip
+			fi;
+			busy[p] = 0
+		:: else ->
+			busy[p] = 0;
+			claim(p, HELD(p), got)
+		fi;
+		if
+		:: got == NONE -> steal_from(p, (1 - p))
+		:: else -> skip
+		fi;
+		tries++
+	:: else -> break
+	od;
+	if
+	:: got != NONE -> took(p, got); held[nheld] = got; nheld++
+	:: else -> skip
+	fi
+}
+
+inline give(p, i)
+{
+	v = state[i];
+	assert(v == HELD(0) || v == HELD(1)); /* a holder's own cell is out */
+	busy[p] = 1;
+	if
+	:: steal[p] == 0 ->
+		if
+		:: n[p] == CAP ->
+			/* Full: flush the older half to the pool (state first, then the bit). */
+			c = cache[p * CAP];
+			if
+			:: state[c] == CACHED(p) -> state[c] = POOL; hint[c] = 1
+			:: else -> skip
+			fi;
+			cache[p * CAP] = cache[p * CAP + 1];
+			n[p] = 1
+		:: else -> skip
+		fi;
+		/* The checked give: one compare-and-swap from the state read. */
+		d_step { if :: state[i] == v -> state[i] = CACHED(p); holds[i] = 0; ok = 1 :: else -> ok = 0 fi };
+		assert(ok);
+		cache[p * CAP + n[p]] = i;
+		n[p]++;
+		busy[p] = 0
+	:: else ->
+		busy[p] = 0;
+		d_step { if :: state[i] == v -> state[i] = POOL; holds[i] = 0; ok = 1 :: else -> ok = 0 fi };
+		assert(ok);
+		hint[i] = 1
+	fi
+}
+
+proctype holder(byte p)
+{
+	byte c, k, m, v, got, extra, tries, ops, nheld, stale, moved;
+	bool ok;
+	byte held[OPS];
+	{
+		ops = 0;
+		do
+		:: ops < OPS ->
+			ops++;
+			if
+			:: take(p)
+			:: nheld > 0 -> nheld--; give(p, held[nheld])
+			fi;
+			/* Forget the temporaries (dead values would only multiply the states). */
+			d_step { c = 0; k = 0; m = 0; v = 0; got = 0; extra = 0; tries = 0; stale = 0; moved = 0; ok = 0 }
+		:: else -> break
+		od;
+		/* The end: give back what it holds, then thread exit flushes the cache. */
+		do
+		:: nheld > 0 -> nheld--; give(p, held[nheld]);
+			d_step { c = 0; k = 0; m = 0; v = 0; got = 0; extra = 0; tries = 0; stale = 0; moved = 0; ok = 0 }
+		:: else -> break
+		od;
+		busy[p] = 1;
+		(steal[p] == 0 || dead[steal[p] - 1]);
+		k = 0;
+		do
+		:: k < n[p] ->
+			c = cache[p * CAP + k];
+			if
+			:: state[c] == CACHED(p) -> state[c] = POOL; hint[c] = 1
+			:: else -> skip
+			fi;
+			k++
+		:: else -> break
+		od;
+		n[p] = 0;
+		busy[p] = 0;
+		done[p] = 1
+	} unless { dead[p] }
+}
+
+/* Reclaim the cells of dead holder d: CAS each of its cells back to the pool, set the bits
+ * of pool cells that lack theirs, free its slot, clear its steal flags. */
+inline reclaim(d)
+{
+	c = 0;
+	do
+	:: c < NC ->
+#ifdef BROKEN_RECLAIM
+		d_step { if :: state[c] != POOL -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
+#else
+		d_step { if :: state[c] == HELD(d) || state[c] == CACHED(d) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
+#endif
+		if
+		:: moved -> hint[c] = 1
+		:: else -> if :: state[c] == POOL && !hint[c] -> hint[c] = 1 :: else -> skip fi
+		fi;
+		c++
+	:: else -> break
+	od;
+	n[d] = 0;
+	busy[d] = 0;
+	d_step { if :: steal[1 - d] == d + 1 -> steal[1 - d] = 0 :: else -> skip fi }
+}
+
+proctype reclaimer()
+{
+	byte c;
+	bool moved;
+	/* Once holder 0 is dead, any time while holder 1 runs (or never). */
+end:	dead[0];
+	reclaim(0);
+	done[0] = 1
+}
+
+init
+{
+	byte c;
+	bool moved;
+	c = 0;
+	do
+	:: c < NC -> hint[c] = 1; c++
+	:: else -> break
+	od;
+	atomic {
+		run holder(0);
+		run holder(1);
+		run reclaimer()
+	};
+	/* The killer: holder 0 dies at any point, or never. */
+	if
+	:: dead[0] = 1
+	:: skip
+	fi;
+	(done[0] && done[1]);
+	/* A last reclaim, then: nothing lost. */
+	if
+	:: dead[0] -> reclaim(0)
+	:: else -> skip
+	fi;
+	c = 0;
+	do
+	:: c < NC -> assert(state[c] == POOL && hint[c]); c++
+	:: else -> break
+	od
+}
