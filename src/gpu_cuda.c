@@ -4,6 +4,7 @@
  * library; without a driver or a device everything answers "no GPU", silently. */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "cuda_decls.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,55 +19,16 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-/* The few driver API types and values used, declared here (cuda.h is not needed). */
-typedef int CUresult;
-typedef int CUdevice;
-typedef struct CUctx_st *CUcontext;
-typedef unsigned long long CUdeviceptr;
-
-enum {
-	CUDA_SUCCESS = 0,
-	CUDA_ERROR_INVALID_VALUE = 1,
-	CUDA_ERROR_OUT_OF_MEMORY = 2,
-	CUDA_ERROR_NOT_INITIALIZED = 3,
-	CUDA_ERROR_DEINITIALIZED = 4,
-	CUDA_ERROR_STUB_LIBRARY = 34,
-	CUDA_ERROR_INSUFFICIENT_DRIVER = 35,
-	CUDA_ERROR_NO_DEVICE = 100,
-	CUDA_ERROR_INVALID_DEVICE = 101,
-	CUDA_ERROR_INVALID_CONTEXT = 201,
-	CUDA_ERROR_CONTEXT_ALREADY_IN_USE = 216,
-	CUDA_ERROR_OPERATING_SYSTEM = 304,
-	CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
-	CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
-	CUDA_ERROR_NOT_PERMITTED = 800,
-	CUDA_ERROR_NOT_SUPPORTED = 801,
-	CUDA_ERROR_SYSTEM_DRIVER_MISMATCH = 803,
-	CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE = 804,
-};
-
-#define CU_MEMHOSTREGISTER_PORTABLE 0x01u
-#define CU_MEMHOSTREGISTER_DEVICEMAP 0x02u
-
 /* One registration covers at most this much: drivers are reported to refuse single
  * registrations of 512 GiB and more. UNIMEM_GPU_REGISTER_CHUNK (bytes) overrides it. */
 #define DEFAULT_CHUNK ((size_t)64 << 30)
 
-struct driver {
-	CUresult (*init)(unsigned flags);
-	CUresult (*device_get_count)(int *count);
-	CUresult (*device_get)(CUdevice *dev, int ordinal);
-	CUresult (*primary_retain)(CUcontext *ctx, CUdevice dev);
-	CUresult (*primary_release)(CUdevice dev);
-	CUresult (*ctx_push)(CUcontext ctx);
-	CUresult (*ctx_pop)(CUcontext *ctx);
-	CUresult (*host_register)(void *p, size_t bytes, unsigned flags);
-	CUresult (*host_device_pointer)(CUdeviceptr *dev, void *p, unsigned flags);
-	CUresult (*host_unregister)(void *p);
-	CUresult (*error_string)(CUresult r, const char **s);
-	CUresult (*error_name)(CUresult r, const char **s);
-};
-static struct driver cu;
+static struct umi_cuda cu;
+
+/* Threads that fault an unpinned Block in for a map (see register_pieces());
+ * UNIMEM_GPU_MAP_THREADS (1..16, read once) overrides. */
+#define PIECE_THREADS_MAX 16
+static size_t piece_threads = 4;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int gpus;              /* devices, set once by load(); 0: no GPU */
@@ -132,7 +94,7 @@ static int errno_of(CUresult r)
 }
 
 /* Note a driver failure of `call` for this thread and return its negative errno. */
-static int fail(CUresult r, const char *call)
+int umi_cuda_fail(CUresult r, const char *call)
 {
 	last_err = errno_of(r);
 	snprintf(last_msg, sizeof last_msg, "CUDA driver, %s: %s", call, driver_text(r));
@@ -158,7 +120,7 @@ static void load(void)
 		const char *name, *fallback;
 		size_t at;
 	} need[] = {
-#define E(f, n, fb) { n, fb, offsetof(struct driver, f) }
+#define E(f, n, fb) { n, fb, offsetof(struct umi_cuda, f) }
 		E(init, "cuInit", NULL),
 		E(device_get_count, "cuDeviceGetCount", NULL),
 		E(device_get, "cuDeviceGet", NULL),
@@ -171,6 +133,17 @@ static void load(void)
 		E(host_unregister, "cuMemHostUnregister", NULL),
 		E(error_string, "cuGetErrorString", NULL),
 		E(error_name, "cuGetErrorName", NULL),
+		E(mem_alloc, "cuMemAlloc_v2", "cuMemAlloc"),
+		E(mem_free, "cuMemFree_v2", "cuMemFree"),
+		E(memcpy_htod_async, "cuMemcpyHtoDAsync_v2", "cuMemcpyHtoDAsync"),
+		E(stream_create, "cuStreamCreate", NULL),
+		E(stream_destroy, "cuStreamDestroy_v2", "cuStreamDestroy"),
+		E(stream_synchronize, "cuStreamSynchronize", NULL),
+		E(event_create, "cuEventCreate", NULL),
+		E(event_record, "cuEventRecord", NULL),
+		E(event_synchronize, "cuEventSynchronize", NULL),
+		E(event_destroy, "cuEventDestroy_v2", "cuEventDestroy"),
+		E(pointer_get_attribute, "cuPointerGetAttribute", NULL),
 #undef E
 	};
 	for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
@@ -202,6 +175,11 @@ static void load(void)
 		if (*end == '\0' && v >= page && v <= SIZE_MAX)
 			chunk_max = (size_t)v & ~(page - 1);
 	}
+	env = secure_getenv("UNIMEM_GPU_MAP_THREADS");
+	if (env && *env) {
+		long v = strtol(env, NULL, 10);
+		piece_threads = v < 1 ? 1 : v > PIECE_THREADS_MAX ? PIECE_THREADS_MAX : (size_t)v;
+	}
 	gpus = n;
 }
 
@@ -215,6 +193,11 @@ static bool have_gpu(void)
 {
 	pthread_once(&once, load_once);
 	return gpus > 0;
+}
+
+const struct umi_cuda *umi_cuda_driver(void)
+{
+	return have_gpu() ? &cu : NULL;
 }
 
 int unimem_gpu_count(void)
@@ -262,7 +245,6 @@ static CUresult unregister_chunks(const unimem_block *b, size_t chunk, size_t up
  * 194 in 8 (more threads contend); registering populated memory 34 ms. */
 #define PIECE_MIN ((size_t)4 << 20)
 #define PIECE_MAX ((size_t)64 << 20)
-#define PIECE_THREADS 4
 
 struct pieces {
 	const unimem_block *b;
@@ -342,7 +324,7 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 	struct pieces j = { .b = b, .ctx = ctx, .populate = !b->pinned };
 	size_t piece = b->size;
 	if (j.populate) {
-		piece = b->size / (2 * PIECE_THREADS);
+		piece = b->size / (2 * piece_threads);
 		piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
 		piece = umi_round_up(piece, b->page);
 	}
@@ -356,12 +338,12 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 	pthread_mutex_init(&j.lock, NULL);
 
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t threads = j.populate ? PIECE_THREADS : 1;
+	size_t threads = j.populate ? piece_threads : 1;
 	if (threads > j.count)
 		threads = j.count;
 	if (cpus > 0 && threads > (size_t)cpus)
 		threads = (size_t)cpus;
-	pthread_t tid[PIECE_THREADS];
+	pthread_t tid[PIECE_THREADS_MAX];
 	size_t started = 0;
 	while (started + 1 < threads &&
 	       pthread_create(&tid[started], NULL, pieces_thread, &j) == 0)
@@ -372,7 +354,7 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 
 	int err = j.err;
 	if (!err && j.call)
-		err = fail(j.r, j.call);
+		err = umi_cuda_fail(j.r, j.call);
 	for (size_t i = 1; !err && i < j.count; i++) {
 		if (j.dev[i] != j.dev[0] + i * piece) {
 			last_err = EOPNOTSUPP;
@@ -405,15 +387,15 @@ static int register_block(struct umi_gpu_state *s, const unimem_block *b)
 	CUcontext ctx, popped;
 	CUresult r = cu.device_get(&dev, 0);
 	if (r != CUDA_SUCCESS)
-		return fail(r, "cuDeviceGet");
+		return umi_cuda_fail(r, "cuDeviceGet");
 	r = cu.primary_retain(&ctx, dev);
 	if (r != CUDA_SUCCESS)
-		return fail(r, "cuDevicePrimaryCtxRetain");
+		return umi_cuda_fail(r, "cuDevicePrimaryCtxRetain");
 	/* Push and pop: the caller's current context, if any, is left as it was. */
 	r = cu.ctx_push(ctx);
 	if (r != CUDA_SUCCESS) {
 		cu.primary_release(dev);
-		return fail(r, "cuCtxPushCurrent");
+		return umi_cuda_fail(r, "cuCtxPushCurrent");
 	}
 	int err = register_pieces(s, b, ctx);
 	cu.ctx_pop(&popped);
@@ -435,12 +417,12 @@ static int unregister_block(struct umi_gpu_state *s, const unimem_block *b)
 	if (r == CUDA_SUCCESS) {
 		r = unregister_chunks(b, s->chunk, b->size);
 		if (r != CUDA_SUCCESS)
-			err = fail(r, "cuMemHostUnregister");
+			err = umi_cuda_fail(r, "cuMemHostUnregister");
 		cu.ctx_pop(&popped);
 	} else {
 		/* The context is gone (process exit, or a reset by the application): so are
 		 * its registrations. */
-		err = fail(r, "cuCtxPushCurrent");
+		err = umi_cuda_fail(r, "cuCtxPushCurrent");
 	}
 	cu.primary_release(s->device);
 	atomic_store_explicit(&s->dev, 0, memory_order_relaxed);

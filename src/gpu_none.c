@@ -42,3 +42,15 @@ const char *umi_gpu_strerror(int err)
 	(void)err;
 	return NULL;
 }
+
+const struct umi_cuda *umi_cuda_driver(void)
+{
+	return NULL;
+}
+
+int umi_cuda_fail(int r, const char *call)
+{
+	(void)r;
+	(void)call;
+	return -ENODEV;
+}

@@ -116,4 +116,28 @@ void umi_tape_give_back(unimem_tape *t, void *room, size_t len);
 /* Remember the RLIMIT_MEMLOCK that refused a pin, for unimem_strerror(). */
 void umi_note_memlock_refusal(size_t asked);
 
+/* Streaming weights (issue 16). The CUDA driver table loaded by gpu_cuda.c, NULL where
+ * there is no GPU (src/cuda_decls.h declares it); and the note of a driver failure of
+ * `call` for unimem_strerror(), returning its negative errno. Thread-safe. */
+struct umi_cuda;
+const struct umi_cuda *umi_cuda_driver(void);
+int umi_cuda_fail(int r, const char *call);
+
+/* One tensor of a safetensors header, in data order: [begin, end) from the data's start. */
+struct umi_st_tensor {
+	const char *name;
+	int dtype;
+	int ndim;
+	int64_t shape[UNIMEM_VIEW_MAX_DIMS];
+	uint64_t begin, end;
+};
+
+/* Parse only (safetensors.c): the header of the open regular file fd of fsize bytes, as
+ * strictly as unimem_safetensors_load(). On success *st holds the names and the metadata
+ * (no views placed: use its name and metadata accessors only), *tensors (free()) the
+ * count = unimem_safetensors_count(*st) tensors in data order, and *data_at the data's
+ * file offset. 0, -EBADMSG, -ENOTSUP, -ENOMEM or a read's errno; nothing kept on failure. */
+int umi_safetensors_parse_fd(int fd, uint64_t fsize, unimem_safetensors **st,
+			     struct umi_st_tensor **tensors, uint64_t *data_at);
+
 #endif

@@ -689,3 +689,54 @@ size_t unimem_safetensors_moved(const unimem_safetensors *st)
 {
 	return st ? st->moved : 0;
 }
+
+/* Parse only, for the streaming loader (weights.c; issue 16): the header of fd, checked as
+ * unimem_safetensors_load() checks it, with the tensors' offsets handed out instead of
+ * views placed in a Tape. Kept apart from the loader above on purpose. */
+int umi_safetensors_parse_fd(int fd, uint64_t fsize, unimem_safetensors **out,
+			     struct umi_st_tensor **tensors, uint64_t *data_at)
+{
+	*out = NULL;
+	*tensors = NULL;
+	unsigned char lenbuf[8];
+	if (fsize < 8)
+		return BAD;
+	int err = umi_read_range(fd, lenbuf, 0, 8, UNIMEM_READ_BUFFERED);
+	if (err)
+		return err;
+	uint64_t hlen = 0;
+	for (int i = 7; i >= 0; i--)
+		hlen = hlen << 8 | lenbuf[i];
+	if (hlen < 2 || hlen > HEADER_MAX || hlen > fsize - 8)
+		return BAD;
+	unsigned char *hdr = malloc((size_t)hlen);
+	if (!hdr)
+		return -ENOMEM;
+	err = umi_read_range(fd, hdr, 8, (size_t)hlen, UNIMEM_READ_BUFFERED);
+	struct entry *entries = NULL;
+	unimem_safetensors *st = NULL;
+	if (!err)
+		err = parse(&st, &entries, hdr, (size_t)hlen, fsize - 8 - hlen);
+	free(hdr);
+	if (err)
+		return err;
+	struct umi_st_tensor *t = calloc(st->count ? st->count : 1, sizeof *t);
+	if (!t) {
+		free(entries);
+		unimem_safetensors_close(st);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < st->count; i++) {
+		t[i].name = entries[i].name;
+		t[i].dtype = entries[i].dtype;
+		t[i].ndim = entries[i].ndim;
+		memcpy(t[i].shape, entries[i].shape, sizeof t[i].shape);
+		t[i].begin = entries[i].begin;
+		t[i].end = entries[i].end;
+	}
+	free(entries);
+	*out = st;
+	*tensors = t;
+	*data_at = 8 + hlen;
+	return 0;
+}
