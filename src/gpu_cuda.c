@@ -29,6 +29,7 @@ static struct umi_cuda cu;
  * UNIMEM_GPU_MAP_THREADS (1..16, read once) overrides. */
 #define PIECE_THREADS_MAX 16
 static size_t piece_threads = 4;
+static bool prefault = true; /* UNIMEM_GPU_MAP_PREFAULT=0: the driver faults pages in */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int gpus;              /* devices, set once by load(); 0: no GPU */
@@ -180,6 +181,8 @@ static void load(void)
 		long v = strtol(env, NULL, 10);
 		piece_threads = v < 1 ? 1 : v > PIECE_THREADS_MAX ? PIECE_THREADS_MAX : (size_t)v;
 	}
+	env = secure_getenv("UNIMEM_GPU_MAP_PREFAULT");
+	prefault = !(env && strcmp(env, "0") == 0);
 	gpus = n;
 }
 
@@ -281,7 +284,8 @@ static void pieces_work(struct pieces *j)
 		size_t len = j->b->size - i * j->piece < j->piece ? j->b->size - i * j->piece : j->piece;
 		/* Where MADV_POPULATE_WRITE is missing (EINVAL, kernel < 5.14) the driver
 		 * faults the pages in itself. */
-		if (j->populate && madvise(p, len, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+		if (j->populate && prefault && madvise(p, len, MADV_POPULATE_WRITE) != 0 &&
+		    errno != EINVAL) {
 			pieces_fail(j, -ENOMEM, CUDA_SUCCESS, NULL);
 			return;
 		}

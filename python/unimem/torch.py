@@ -16,6 +16,9 @@ from . import WEIGHTS_CPU, Weights
 
 __all__ = ['load_file', 'load_metadata', 'TORCH_DTYPES']
 
+# Bytes of the staging ring the last load_file of this process used (for benchmarks).
+last_staging = 0
+
 # safetensors name -> torch dtype (None where this PyTorch has no such type).
 TORCH_DTYPES = {
     'BOOL': torch.bool, 'U8': torch.uint8, 'I8': torch.int8, 'I16': torch.int16,
@@ -45,6 +48,7 @@ def load_file(filename, device='cpu'):
     "cuda", "cuda:N", or an int N), in the order of the names, as
     safetensors.torch.load_file returns it. Raises unimem.UnimemError (an OSError) for a
     missing or malformed file, TypeError for a dtype this PyTorch lacks."""
+    global last_staging
     dev = _device(device)
     with Weights(filename) as w:
         for name, dtype, _, _, _ in w.tensors:
@@ -62,6 +66,7 @@ def load_file(filename, device='cpu'):
             w.upload(dev.index, buf.data_ptr(), w.nbytes)
         else:
             w.upload(WEIGHTS_CPU, buf.data_ptr(), w.nbytes)
+        last_staging = w.staging
         out = {}
         for name, dtype, shape, offset, nbytes in sorted(w.tensors):
             tdt = TORCH_DTYPES[dtype]
