@@ -70,4 +70,23 @@ print('16 GiB %s, map threads %s, prefault %s: open %.3f s + map %.3f s = %.3f s
 PYEOF
   done
 fi
+if has sweep; then
+  log sweep threads x chunk, warm, 8 GiB
+  $PY - "$DATA/big.safetensors" <<'PYEOF' 2>&1 | tee "$OUTD/sweep.log"
+import os, sys, time, torch, unimem.torch
+path = sys.argv[1]
+size = os.path.getsize(path)
+torch.zeros(1, device='cuda'); torch.cuda.synchronize()
+unimem.torch.load_file(path, device='cuda')  # warm the cache and the allocator
+for chunk in (4, 8, 16):
+    for threads in (4, 8, 12, 16):
+        os.environ['UNIMEM_WEIGHTS_CHUNK'] = str(chunk << 20)
+        os.environ['UNIMEM_WEIGHTS_THREADS'] = str(threads)
+        best = 1e9
+        for _ in range(2):
+            t0 = time.perf_counter(); out = unimem.torch.load_file(path, device='cuda')
+            torch.cuda.synchronize(); best = min(best, time.perf_counter() - t0); del out
+        print('chunk %2d MiB threads %2d: %.3f s %.1f GB/s' % (chunk, threads, best, size / best / 1e9))
+PYEOF
+fi
 log done
