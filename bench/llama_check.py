@@ -60,11 +60,18 @@ def check(where):
           % ('ok' if same else 'FAIL', len(ref)))
     ok &= same
     a = LlamaForCausalLM.from_pretrained(where, torch_dtype=torch.bfloat16).cuda().eval()
-    with torch.device('meta'):
-        b = LlamaForCausalLM(a.config)
-    b = b.to_empty(device='cuda').to(torch.bfloat16)
-    b.load_state_dict(got, strict=True)
-    b.eval()
+    # b: the same model, its parameters then replaced by unimem's tensors themselves
+    # (assign=True: b computes on the memory unimem wrote, not on a copy). Built the way
+    # from_pretrained builds it, so that non-persistent buffers (rotary inv_freq, float32)
+    # are the same; the parameters are zeroed first, so none can be left over.
+    b = LlamaForCausalLM.from_pretrained(where, torch_dtype=torch.bfloat16).cuda().eval()
+    with torch.no_grad():
+        for p in b.parameters():
+            p.zero_()
+    b.load_state_dict(got, strict=True, assign=True)
+    owned = all(p.data_ptr() == got[n].data_ptr() for n, p in b.named_parameters())
+    print('%s the model runs on the loaded tensors themselves' % ('ok' if owned else 'FAIL'))
+    ok &= owned
     ids = torch.randint(0, a.config.vocab_size, (2, 64), generator=torch.Generator().manual_seed(1)).cuda()
     with torch.no_grad():
         la, lb = a(ids).logits, b(ids).logits

@@ -90,3 +90,6 @@ for chunk in (4, 8, 16):
 PYEOF
 fi
 log done
+# At most 8 files come back from the device tool: the small logs go into one.
+(cd "$OUTD" && for f in machine.txt tests.log torch.log llama.log big.log block.log sweep.log bench_llama.err; do
+   [ -e $f ] && { echo "### $f"; cat $f; rm -f $f; }; done > details.txt)

@@ -25,10 +25,12 @@
 
 static struct umi_cuda cu;
 
-/* Threads that fault an unpinned Block in for a map (see register_pieces());
- * UNIMEM_GPU_MAP_THREADS (1..16, read once) overrides. */
+/* Threads that fault an unpinned Block in for a map (see register_pieces()): 0, the
+ * machine's idle CPUs, at most PIECE_THREADS_AUTO; UNIMEM_GPU_MAP_THREADS (1..16, read
+ * once) sets it. */
 #define PIECE_THREADS_MAX 16
-static size_t piece_threads = 4;
+#define PIECE_THREADS_AUTO 8
+static size_t piece_threads;
 static bool prefault = true; /* UNIMEM_GPU_MAP_PREFAULT=0: the driver faults pages in */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -65,39 +67,10 @@ static const char *driver_text(CUresult r)
 	return buf;
 }
 
-static int errno_of(CUresult r)
-{
-	switch (r) {
-	case CUDA_ERROR_INVALID_VALUE:
-	case CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED:
-		return EINVAL;
-	case CUDA_ERROR_OUT_OF_MEMORY:
-		return ENOMEM;
-	case CUDA_ERROR_NOT_INITIALIZED:
-	case CUDA_ERROR_DEINITIALIZED:
-	case CUDA_ERROR_STUB_LIBRARY:
-	case CUDA_ERROR_INSUFFICIENT_DRIVER:
-	case CUDA_ERROR_NO_DEVICE:
-	case CUDA_ERROR_INVALID_DEVICE:
-	case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
-	case CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE:
-		return ENODEV;
-	case CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED:
-	case CUDA_ERROR_CONTEXT_ALREADY_IN_USE:
-		return EBUSY;
-	case CUDA_ERROR_NOT_PERMITTED:
-		return EPERM;
-	case CUDA_ERROR_NOT_SUPPORTED:
-		return EOPNOTSUPP;
-	default:
-		return EIO;
-	}
-}
-
 /* Note a driver failure of `call` for this thread and return its negative errno. */
 int umi_cuda_fail(CUresult r, const char *call)
 {
-	last_err = errno_of(r);
+	last_err = umi_cuda_errno(r);
 	snprintf(last_msg, sizeof last_msg, "CUDA driver, %s: %s", call, driver_text(r));
 	return -last_err;
 }
@@ -244,8 +217,10 @@ static CUresult unregister_chunks(const unimem_block *b, size_t chunk, size_t up
 /* Registering an unpinned Block: the pages are faulted in from a few threads (the driver
  * would fault them one by one in one thread, several times slower), piece by piece, and
  * each thread registers the piece it has just faulted in, so that registering overlaps
- * faulting. Measured on the H100 host for 1 GiB: fault-in 357 ms in 1 thread, 172 in 4,
- * 194 in 8 (more threads contend); registering populated memory 34 ms. */
+ * faulting. Measured for 1 GiB on the H100 host: fault-in 357 ms in 1 thread, 172 in 4,
+ * 194 in 8; registering populated memory 34 ms. For 16 GiB on the H200 host: 4.3/3.3 s
+ * in 4 threads, 3.4 in 8, 3.5 in 16, 6.7 with the driver faulting (docs/BENCHMARKS_GPU.md):
+ * the first touch of the VM's memory, not the threads, sets the pace past 8. */
 #define PIECE_MIN ((size_t)4 << 20)
 #define PIECE_MAX ((size_t)64 << 20)
 
@@ -326,9 +301,12 @@ static void *pieces_thread(void *arg)
 static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcontext ctx)
 {
 	struct pieces j = { .b = b, .ctx = ctx, .populate = !b->pinned };
+	long idle = umi_idle_cpus() + 1; /* this thread works too */
+	size_t want = piece_threads ? piece_threads :
+		      idle > PIECE_THREADS_AUTO ? PIECE_THREADS_AUTO : (size_t)(idle > 1 ? idle : 1);
 	size_t piece = b->size;
 	if (j.populate) {
-		piece = b->size / (2 * piece_threads);
+		piece = b->size / (2 * want);
 		piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
 		piece = umi_round_up(piece, b->page);
 	}
@@ -341,12 +319,9 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 		return -ENOMEM;
 	pthread_mutex_init(&j.lock, NULL);
 
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t threads = j.populate ? piece_threads : 1;
+	size_t threads = j.populate ? want : 1;
 	if (threads > j.count)
 		threads = j.count;
-	if (cpus > 0 && threads > (size_t)cpus)
-		threads = (size_t)cpus;
 	pthread_t tid[PIECE_THREADS_MAX];
 	size_t started = 0;
 	while (started + 1 < threads &&

@@ -123,6 +123,9 @@ struct umi_cuda;
 const struct umi_cuda *umi_cuda_driver(void);
 int umi_cuda_fail(int r, const char *call);
 
+/* The positive errno of a CUDA driver result (gpu_cuda_errno.c). */
+int umi_cuda_errno(int r);
+
 /* One tensor of a safetensors header, in data order: [begin, end) from the data's start. */
 struct umi_st_tensor {
 	const char *name;

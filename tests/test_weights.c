@@ -122,7 +122,7 @@ Test(weights, into_a_callers_buffer_and_its_limits)
 	cr_assert_eq(bytes % UNIMEM_WEIGHTS_ALIGN, 0);
 	cr_assert_null(unimem_weights_ptr(w, 0)); /* not uploaded yet */
 	cr_assert_eq(unimem_weights_device(w), -2);
-	unsigned char *buf = aligned_alloc(4096, bytes + 4096);
+	unsigned char *buf = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
 	cr_assert_not_null(buf);
 	cr_assert_eq(unimem_weights_upload(w, UNIMEM_WEIGHTS_CPU, buf, bytes - 1), -ENOSPC);
 	cr_assert_eq(unimem_weights_upload(w, UNIMEM_WEIGHTS_CPU, buf + 8, bytes), -EINVAL);
@@ -179,8 +179,8 @@ static int load_index(const char *text)
 	unimem_weights *w = (unimem_weights *)1;
 	int fds = count_fds();
 	int err = unimem_weights_load(&w, at_dir("bad.index.json"), UNIMEM_WEIGHTS_CPU, NULL, 0, 0);
-	cr_assert_null(w);
-	cr_assert_eq(count_fds(), fds);
+	cr_assert_null(w, "%s", text);
+	cr_assert_eq(count_fds(), fds, "%s: %d fds, %d before", text, count_fds(), fds);
 	return err;
 }
 
@@ -192,19 +192,19 @@ Test(weights, bad_indexes_and_missing_shards_are_refused)
 	/* A shard missing. */
 	snprintf(text, sizeof text, "{\"weight_map\": {\"layers.0.w\": %s, \"layers.0.b\": %s, "
 		 "\"x\": \"model-00003-of-00003.safetensors\"}}", s1, s1);
-	cr_assert_eq(load_index(text), -ENOENT);
+	cr_assert_eq(load_index(text), -ENOENT, "%s", text);
 	/* A tensor named in the wrong shard; one left out; one not in any shard. */
 	snprintf(text, sizeof text, "{\"weight_map\": {\"layers.0.w\": %s, \"layers.0.b\": %s}}", s2, s1);
-	cr_assert_eq(load_index(text), -EBADMSG);
+	cr_assert_eq(load_index(text), -EBADMSG, "%s", text);
 	snprintf(text, sizeof text, "{\"weight_map\": {\"layers.0.w\": %s}}", s1);
-	cr_assert_eq(load_index(text), -EBADMSG);
+	cr_assert_eq(load_index(text), -EBADMSG, "%s", text);
 	snprintf(text, sizeof text, "{\"weight_map\": {\"layers.0.w\": %s, \"layers.0.b\": %s, "
 		 "\"ghost\": %s}}", s1, s1, s1);
-	cr_assert_eq(load_index(text), -EBADMSG);
+	cr_assert_eq(load_index(text), -EBADMSG, "%s", text);
 	/* Paths out of the directory. */
-	cr_assert_eq(load_index("{\"weight_map\": {\"a\": \"/etc/passwd\"}}"), -EBADMSG);
-	cr_assert_eq(load_index("{\"weight_map\": {\"a\": \"../x.safetensors\"}}"), -EBADMSG);
-	cr_assert_eq(load_index("{\"weight_map\": {\"a\": \"\"}}"), -EBADMSG);
+	cr_assert_eq(load_index("{\"weight_map\": {\"a\": \"/etc/passwd\"}}"), -EBADMSG, "{\"weight_map\": {\"a\": \"/etc/passwd\"}}");
+	cr_assert_eq(load_index("{\"weight_map\": {\"a\": \"../x.safetensors\"}}"), -EBADMSG, "{\"weight_map\": {\"a\": \"../x.safetensors\"}}");
+	cr_assert_eq(load_index("{\"weight_map\": {\"a\": \"\"}}"), -EBADMSG, "{\"weight_map\": {\"a\": \"\"}}");
 	/* Not JSON, or no weight map. */
 	static const char *bad[] = {
 		"", "{", "[]", "{\"weight_map\": {}} x", "{\"metadata\": {}}",
@@ -221,7 +221,7 @@ Test(weights, bad_indexes_and_missing_shards_are_refused)
 	cr_assert_gt(wf_write(at_dir("dup.safetensors"), dup, 1, NULL, 1), 0);
 	snprintf(text, sizeof text, "{\"weight_map\": {\"layers.0.w\": %s, \"layers.0.b\": %s, "
 		 "\"layers.0.b\": \"dup.safetensors\"}}", s1, s1);
-	cr_assert_eq(load_index(text), -EBADMSG);
+	cr_assert_eq(load_index(text), -EBADMSG, "%s", text);
 	/* An empty map is an empty model. */
 	unimem_weights *w = NULL;
 	cr_assert_eq(wf_write_text(at_dir("empty.index.json"), "{\"weight_map\": {}}"), 0);
