@@ -29,6 +29,9 @@
 #define CHUNK_MIN ((size_t)64 << 10)
 #define CHUNK_MAX ((size_t)1 << 30)
 #define THREADS_DEFAULT 12
+/* Uncached chunks keep a worker waiting on the device, not on a CPU: at least this many
+ * reads in flight however busy the CPUs are. */
+#define THREADS_MIN 4
 #define THREADS_MAX 64
 #define SLOTS 2
 
@@ -366,7 +369,8 @@ int umi_weights_stream(unimem_weights *w, int device, unsigned char *base)
 	if (!err && j.nchunks) {
 		long idle = idle_cpus() + 1; /* this thread waits: its CPU is free too */
 		threads = env_size("UNIMEM_WEIGHTS_THREADS",
-				   idle < 1 ? 1 : idle > THREADS_DEFAULT ? THREADS_DEFAULT : (size_t)idle,
+				   idle < THREADS_MIN ? THREADS_MIN :
+				   idle > THREADS_DEFAULT ? THREADS_DEFAULT : (size_t)idle,
 				   1, THREADS_MAX);
 		if (threads > (j.nchunks + SLOTS - 1) / SLOTS)
 			threads = (j.nchunks + SLOTS - 1) / SLOTS;

@@ -6,7 +6,7 @@
  * How a load goes: the headers are parsed (strictly, as unimem_safetensors_load() does)
  * and the tensors are laid out one after the other in one destination buffer, each at a
  * multiple of UNIMEM_WEIGHTS_ALIGN bytes from its start. The data sections are cut in
- * chunks; a few threads (as many as the machine has idle CPUs, at most 12) each own two
+ * chunks; a few threads (as many as the machine has idle CPUs, 4 to 12) each own two
  * chunks of a small staging ring (a Block registered with the CUDA driver, so that copies
  * from it run at copy-engine speed) and loop: read a chunk (pread from the page cache, or
  * O_DIRECT when it is not cached, as unimem_tape_read_fd() reads), queue its host-to-
@@ -15,7 +15,7 @@
  * buffer the caller owns (a torch.empty(uint8) tensor, say).
  *
  * Environment (read at each load): UNIMEM_WEIGHTS_THREADS (1..64), UNIMEM_WEIGHTS_CHUNK
- * (bytes, a multiple of 4096, 64 KiB..1 GiB) override the defaults (idle CPUs up to 12;
+ * (bytes, a multiple of 4096, 64 KiB..1 GiB) override the defaults (idle CPUs, 4 to 12;
  * 4 MiB: a ring of 96 MiB at most). */
 #ifndef UNIMEM_WEIGHTS_H
 #define UNIMEM_WEIGHTS_H
