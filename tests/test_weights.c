@@ -309,3 +309,46 @@ Test(weights, bad_arguments_and_accessors_of_null)
 	cr_assert_eq(unimem_weights_upload(w, 1 << 20, NULL, 0), -ENODEV);
 	unimem_weights_close(w);
 }
+
+/* Hostile indexes: every truncation of a good one and 2000 mutations (bytes flipped,
+ * structural characters thrown in) give an error the contract names, or a model that
+ * agrees with its shards; never a crash, never an fd left open. */
+Test(weights, truncated_and_mutated_indexes_never_crash)
+{
+	write_shards(7);
+	size_t n = strlen(good_index);
+	char *text = malloc(n + 1);
+	cr_assert_not_null(text);
+	const char *ix = at_dir("m.index.json");
+	int fds = count_fds();
+	unsigned seed = 12345;
+	for (size_t round = 0; round < n + 2000; round++) {
+		memcpy(text, good_index, n + 1);
+		if (round < n) {
+			text[round] = '\0'; /* a truncation */
+		} else {
+			int flips = 1 + rand_r(&seed) % 4;
+			for (int f = 0; f < flips; f++) {
+				static const char pick[] = "{}[]:,\"\\ 0u-.e/";
+				size_t at = (size_t)rand_r(&seed) % n;
+				text[at] = rand_r(&seed) % 2 ? pick[rand_r(&seed) % (sizeof pick - 1)]
+							   : (char)(rand_r(&seed) % 256);
+			}
+		}
+		cr_assert_eq(wf_write_text(ix, text), 0);
+		unimem_weights *w = NULL;
+		int err = unimem_weights_open(&w, ix, 0);
+		if (err) {
+			cr_assert_null(w);
+			cr_assert(err == -EBADMSG || err == -ENOENT || err == -EINVAL ||
+				  err == -ENAMETOOLONG || err == -ENOTDIR || err == -EISDIR,
+				  "%d for %s", err, text);
+		} else {
+			/* Accepted: it names these shards' tensors exactly. */
+			cr_assert_eq(unimem_weights_count(w), 5, "%s", text);
+			unimem_weights_close(w);
+		}
+	}
+	cr_assert_eq(count_fds(), fds);
+	free(text);
+}
