@@ -2,22 +2,19 @@
 /* GPU benchmark, one run on one card: zero-copy kernel bandwidth on a mapped Block beside
  * pinned and pageable cuMemcpy; open+map and unmap+close beside cuMemHostAlloc and
  * cuMemFreeHost. Exits 77 (skipped) where there is no GPU.
- * Usage: bench_gpu [--quick] [--experiments]
- *   --quick: fewer repetitions, no 1 GiB; --experiments: also time the parts of open+map
- *   and unmap+close and their alternatives (1 GiB), to choose the fastest path. */
+ * Usage: bench_gpu [--quick]
+ *   --quick: fewer repetitions, no 1 GiB. (The experiments that chose the open+map path,
+ *   once --experiments, are in docs/BENCHMARKS.md, and in bench/bench_gpu.c at 22a2180.) */
 #include <unimem/unimem.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cuda_driver.h"
+#include "harness.h"
 
 static struct cuda_driver cu;
 
@@ -39,25 +36,6 @@ static struct cuda_driver cu;
 			exit(1);                                                           \
 		}                                                                          \
 	} while (0)
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static CUfunction k_rd, k_wr;
 static CUevent e0, e1;
@@ -87,7 +65,7 @@ static double kernel_ms(bool write, void *p, size_t n, unsigned blocks, int reps
 		if (i >= 0)
 			t[i] = ms;
 	}
-	return median(t, reps);
+	return umb_median(t, reps);
 }
 
 /* Best GB/s over a few grid sizes; *grid says which. */
@@ -121,7 +99,7 @@ static double copy_gbs(bool htod, CUdeviceptr d, void *h, size_t n, int reps)
 		if (i >= 0)
 			t[i] = ms;
 	}
-	return n / median(t, reps) / 1e6;
+	return n / umb_median(t, reps) / 1e6;
 }
 
 static void fill(void *p, size_t n)
@@ -145,139 +123,6 @@ static void check_written(const void *p, size_t n)
 		}
 }
 
-
-/* --- experiments: the parts of open+map and unmap+close, and alternatives --- */
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-static CUcontext exp_ctx;
-
-struct part {
-	unsigned char *p;
-	size_t len;
-	int fd;
-	size_t off;
-	int what; /* 0 populate, 1 register, 2 unregister, 3 punch */
-	int rc;
-};
-
-static void *do_part(void *arg)
-{
-	struct part *w = arg;
-	CUcontext c;
-	switch (w->what) {
-	case 0:
-		w->rc = madvise(w->p, w->len, MADV_POPULATE_WRITE);
-		break;
-	case 1:
-		cu.cuCtxPushCurrent(exp_ctx);
-		w->rc = cu.cuMemHostRegister(w->p, w->len,
-					     CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP);
-		cu.cuCtxPopCurrent(&c);
-		break;
-	case 2:
-		cu.cuCtxPushCurrent(exp_ctx);
-		w->rc = cu.cuMemHostUnregister(w->p);
-		cu.cuCtxPopCurrent(&c);
-		break;
-	case 3:
-		w->rc = fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)w->off,
-				  (off_t)w->len);
-		break;
-	}
-	return NULL;
-}
-
-/* Run `what` over [p, p + n) split into t equal parts, one thread each; ms. */
-static double split(int what, unsigned char *p, int fd, size_t n, int t)
-{
-	struct part w[32];
-	pthread_t tid[32];
-	size_t per = n / (size_t)t;
-	double a = now_ms();
-	for (int i = 0; i < t; i++) {
-		w[i] = (struct part){ p + i * per, per, fd, i * per, what, 0 };
-		if (t == 1)
-			do_part(&w[i]);
-		else
-			pthread_create(&tid[i], NULL, do_part, &w[i]);
-	}
-	if (t > 1)
-		for (int i = 0; i < t; i++)
-			pthread_join(tid[i], NULL);
-	double z = now_ms();
-	for (int i = 0; i < t; i++)
-		if (w[i].rc) {
-			fprintf(stderr, "bench_gpu: experiment %d part %d: %d\n", what, i, w[i].rc);
-			exit(1);
-		}
-	return z - a;
-}
-
-static void experiments(size_t n, int reps)
-{
-	static const int threads[] = { 1, 4, 8, 16 };
-	enum { NTH = 4 };
-	double pop[NTH][9], reg[NTH][9], unreg[NTH][9], direct[9], unreg1[9], munmap_close[9],
-		punch[NTH][9], close_after_punch[NTH][9], only_munmap[9], last_close[9];
-	CK(cu.cuCtxGetCurrent(&exp_ctx));
-	for (int r = 0; r < reps; r++) {
-		unimem_block *b;
-		/* The driver faults a never-touched Block itself. */
-		UK(unimem_block_open(&b, n, UNIMEM_BLOCK_UNPINNED));
-		unsigned char *p = unimem_block_ptr(b);
-		direct[r] = split(1, p, -1, n, 1);
-		unreg1[r] = split(2, p, -1, n, 1);
-		unimem_block_close(b);
-		for (int k = 0; k < NTH; k++) {
-			UK(unimem_block_open(&b, n, UNIMEM_BLOCK_UNPINNED));
-			p = unimem_block_ptr(b);
-			pop[k][r] = split(0, p, -1, n, threads[k]);
-			reg[k][r] = split(1, p, -1, n, threads[k]);
-			unreg[k][r] = split(2, p, -1, n, threads[k]);
-			punch[k][r] = split(3, p, unimem_block_fd(b), n, threads[k]);
-			double a = now_ms();
-			unimem_block_close(b);
-			close_after_punch[k][r] = now_ms() - a;
-		}
-		UK(unimem_block_open(&b, n, UNIMEM_BLOCK_UNPINNED));
-		split(0, unimem_block_ptr(b), -1, n, 8);
-		double a = now_ms();
-		unimem_block_close(b);
-		munmap_close[r] = now_ms() - a;
-		/* The two halves of close: munmap (a dup keeps the pages), then the last close. */
-		UK(unimem_block_open(&b, n, UNIMEM_BLOCK_UNPINNED));
-		split(0, unimem_block_ptr(b), -1, n, 8);
-		int fd = dup(unimem_block_fd(b));
-		a = now_ms();
-		unimem_block_close(b);
-		double m = now_ms();
-		close(fd);
-		only_munmap[r] = m - a;
-		last_close[r] = now_ms() - m;
-	}
-	printf("\n## experiments, %zu MiB, ms (median of %d)\n\n", n >> 20, reps);
-	printf("| step | 1 thread | 4 threads | 8 threads | 16 threads |\n|---|---:|---:|---:|---:|\n");
-	printf("| cuMemHostRegister of a never-touched Block (driver faults) | %.1f | | | |\n",
-	       median(direct, reps));
-	printf("| cuMemHostUnregister of it | %.1f | | | |\n", median(unreg1, reps));
-	const char *names[] = { "MADV_POPULATE_WRITE", "cuMemHostRegister (populated), parts",
-				"cuMemHostUnregister, parts", "fallocate PUNCH_HOLE, parts",
-				"munmap + close after punch" };
-	double (*cols[])[9] = { pop, reg, unreg, punch, close_after_punch };
-	for (int i = 0; i < 5; i++) {
-		printf("| %s |", names[i]);
-		for (int k = 0; k < NTH; k++)
-			printf(" %.1f |", median(cols[i][k], reps));
-		printf("\n");
-	}
-	printf("| munmap + close of a populated Block (no punch) | %.1f | | | |\n",
-	       median(munmap_close, reps));
-	printf("| of which munmap | %.1f | | | |\n", median(only_munmap, reps));
-	printf("| of which the last close (frees the pages) | %.1f | | | |\n", median(last_close, reps));
-}
 
 /* Read-kernel variants, each its own module (an older card may refuse a qualifier):
  * the load instruction and whether four independent loads are in flight per thread. */
@@ -406,10 +251,9 @@ static const unsigned path_flags[NPATHS] = { 0, UNIMEM_BLOCK_UNPINNED, 0,
 
 int main(int argc, char **argv)
 {
-	bool quick = false, exps = false;
+	bool quick = false;
 	for (int i = 1; i < argc; i++) {
 		quick |= !strcmp(argv[i], "--quick");
-		exps |= !strcmp(argv[i], "--experiments");
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (unimem_gpu_count() < 1) {
@@ -556,22 +400,22 @@ int main(int argc, char **argv)
 				double t0, t1, t2, t3, t4;
 				if (pth == HOSTALLOC) {
 					void *p;
-					t0 = now_ms();
+					t0 = umb_now_ms();
 					CK(cu.cuMemHostAlloc(&p, sizes[s], CU_MEMHOSTALLOC_PORTABLE |
 										  CU_MEMHOSTALLOC_DEVICEMAP));
-					t1 = t2 = t3 = now_ms();
+					t1 = t2 = t3 = umb_now_ms();
 					CK(cu.cuMemFreeHost(p));
-					t4 = now_ms();
+					t4 = umb_now_ms();
 				} else {
-					t0 = now_ms();
+					t0 = umb_now_ms();
 					UK(unimem_block_open(&b, sizes[s], path_flags[pth]));
-					t1 = now_ms();
+					t1 = umb_now_ms();
 					UK(unimem_gpu_map(b, &d));
-					t2 = now_ms();
+					t2 = umb_now_ms();
 					UK(unimem_gpu_unmap(b));
-					t3 = now_ms();
+					t3 = umb_now_ms();
 					unimem_block_close(b);
-					t4 = now_ms();
+					t4 = umb_now_ms();
 				}
 				if (i >= 0) {
 					t[pth][OPEN][i] = t1 - t0;
@@ -583,11 +427,8 @@ int main(int argc, char **argv)
 		}
 		for (int pth = 0; pth < NPATHS; pth++)
 			for (int k = 0; k < NT; k++)
-				res[s][pth][k] = median(t[pth][k], r);
+				res[s][pth][k] = umb_median(t[pth][k], r);
 	}
-
-	if (exps)
-		experiments(quick ? (size_t)256 << 20 : (size_t)1 << 30, quick ? 3 : 5);
 
 	/* --- the tables, last --- */
 	printf("\n## bandwidth, %zu MiB, median of %d; kernels: best of %d grid sizes x 256 threads\n\n",

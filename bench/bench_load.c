@@ -25,6 +25,7 @@
  * round; the median of the rounds is reported, with min and max.
  *
  * Usage: bench_load [--mib N] [--rounds N] [--file PATH] [--keep] [--warm-only]
+ *                   [--safetensors] (see bench_safetensors())
  * The file defaults to $UNIMEM_BENCH_DIR (else the current directory)/unimem-bench-load.bin
  * and is removed at the end unless --keep. The pinned Block needs N MiB of locked memory
  * (root, or RLIMIT_MEMLOCK). */
@@ -257,11 +258,104 @@ static double load(int method)
 	return (umb_now_ns() - t0) / 1e9;
 }
 
+/* --safetensors (issue 13): a checkpoint-like file (4 MiB bf16 tensors and 8 KiB norms,
+ * every tensor at a 256-aligned offset of the data, as real checkpoints), its header
+ * padded so that the data starts at 8 mod 16 (as the safetensors library writes), loaded
+ * with align 1 (the file-offset placement, what align 0 did before) and align 0 (every
+ * tensor 256-aligned), alternating, cold and warm. */
+static int bench_safetensors(size_t mib, int rounds)
+{
+	size_t nbig = mib / 4 ? mib / 4 : 1, n = 2 * nbig, at = 0, cap = 128 * n + 64;
+	char *hdr = malloc(cap);
+	if (!hdr)
+		die("malloc", ENOMEM);
+	size_t w = (size_t)snprintf(hdr, cap, "{");
+	for (size_t i = 0; i < n; i++) {
+		size_t bytes = i % 2 ? (size_t)4 << 20 : 8192;
+		w += (size_t)snprintf(hdr + w, cap - w,
+				      "%s\"t%zu\":{\"dtype\":\"BF16\",\"shape\":[%zu],"
+				      "\"data_offsets\":[%zu,%zu]}",
+				      i ? "," : "", i, bytes / 2, at, at + bytes);
+		at += bytes;
+	}
+	hdr[w++] = '}';
+	size_t hlen = (w + 15) & ~(size_t)15; /* 8 + hlen = 8 mod 16 */
+	memset(hdr + w, ' ', hlen - w);
+	size = 8 + hlen + at;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die(path, errno);
+	unsigned char len8[8];
+	for (int i = 0; i < 8; i++)
+		len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+	if (write(fd, len8, 8) != 8 || write(fd, hdr, hlen) != (ssize_t)hlen)
+		die("write", errno);
+	size_t chunk = 8 << 20;
+	uint64_t *buf = malloc(chunk);
+	for (size_t off = 0; off < at; off += chunk) {
+		size_t k = at - off < chunk ? at - off : chunk;
+		for (size_t i = 0; i < k / 8; i++)
+			buf[i] = word(off / 8 + i);
+		if (write(fd, buf, k) != (ssize_t)k)
+			die("write", errno);
+	}
+	free(buf);
+	free(hdr);
+	if (fsync(fd) != 0)
+		die("fsync", errno);
+	close(fd);
+	int err = unimem_tape_start(&tape, size + (8 << 20));
+	if (err)
+		die("unimem_tape_start", err);
+	printf("# bench_load --safetensors: %zu tensors, %.0f MiB, data at %zu (mod 16: %zu), "
+	       "%d rounds, cold by %s\n", n, at / 1048576.0, 8 + hlen, (8 + hlen) % 16, rounds,
+	       drop_all ? "drop_caches" : "posix_fadvise(DONTNEED)");
+	static const size_t aligns[2] = {1, 0};
+	static const char *what[2] = {"align 1 (file placement)", "align 0 (256, default)"};
+	double samples[2][2][50];
+	for (int phase = 0; phase < 2; phase++)
+		for (int r = 0; r < rounds; r++)
+			for (int k = 0; k < 2; k++) {
+				int m = (k + r) % 2;
+				if (phase == 0)
+					make_cold();
+				else
+					make_warm();
+				unimem_tape_clear(tape);
+				unimem_safetensors *st;
+				double t0 = umb_now_ns();
+				err = unimem_safetensors_load(&st, tape, path, aligns[m], 0);
+				double s = (umb_now_ns() - t0) / 1e9;
+				if (err)
+					die("unimem_safetensors_load", err);
+				const unsigned char *p = unimem_view_ptr(unimem_safetensors_view(st, 1));
+				uint64_t v;
+				memcpy(&v, p, 8);
+				if (v != word(8192 / 8) || (m == 1 && (uintptr_t)p % 256))
+					die("a tensor loaded wrong or misaligned", EIO);
+				samples[phase][m][r] = s;
+				unimem_safetensors_close(st);
+			}
+	printf("%-26s %22s %22s\n", "", "cold s (min-max)", "warm s (min-max)");
+	struct umb_stats st[2][2];
+	for (int m = 0; m < 2; m++) {
+		for (int p = 0; p < 2; p++)
+			st[p][m] = umb_stats_of(samples[p][m], rounds);
+		printf("%-26s %8.3f (%.3f-%.3f) %8.3f (%.3f-%.3f)\n", what[m], st[0][m].median,
+		       st[0][m].min, st[0][m].max, st[1][m].median, st[1][m].min, st[1][m].max);
+	}
+	printf("%-26s %22.3f %22.3f\n", "ratio default / align 1", st[0][1].median / st[0][0].median,
+	       st[1][1].median / st[1][0].median);
+	unimem_tape_close(tape);
+	unlink(path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	size_t mib = 1024;
 	int rounds = 5;
-	bool keep = false, warm_only = false;
+	bool keep = false, warm_only = false, safetensors = false;
 	char defpath[4096];
 	path = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -275,9 +369,11 @@ int main(int argc, char **argv)
 			keep = true;
 		else if (!strcmp(argv[i], "--warm-only"))
 			warm_only = true;
+		else if (!strcmp(argv[i], "--safetensors"))
+			safetensors = true;
 		else {
 			fprintf(stderr, "usage: bench_load [--mib N] [--rounds N] [--file PATH] "
-					"[--keep] [--warm-only]\n");
+					"[--keep] [--warm-only] [--safetensors]\n");
 			return 2;
 		}
 	}
@@ -290,6 +386,8 @@ int main(int argc, char **argv)
 		path = defpath;
 	}
 	drop_all = access("/proc/sys/vm/drop_caches", W_OK) == 0;
+	if (safetensors)
+		return bench_safetensors(mib, rounds);
 	make_file();
 	int err = unimem_tape_start(&tape, size);
 	if (err)

@@ -1,38 +1,92 @@
 /* SPDX-License-Identifier: MIT */
-/* unimem_strerror and unimem_version. */
-#define _GNU_SOURCE
-#include "internal.h"
+/* unimem_strerror, the error-detail channel, and unimem_version. A sink: calls no other
+ * file of unimem. */
+#define _POSIX_C_SOURCE 200809L /* XSI strerror_r, on glibc as on macOS */
+#include "base.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
-#if defined(__APPLE__) || defined(__linux__)
 _Static_assert(UNIMEM_EINVAL == EINVAL, "UNIMEM_EINVAL must match <errno.h>");
 _Static_assert(UNIMEM_EALREADY == EALREADY, "UNIMEM_EALREADY must match <errno.h>");
-#endif
 
 #ifndef UNIMEM_VERSION_STRING
 #error "the build defines UNIMEM_VERSION_STRING"
 #endif
 
-static _Thread_local size_t memlock_asked;
+/* This thread's last recorded failure: its code (positive; 0: none) and what went wrong. */
+static _Thread_local int detail_err;
+static _Thread_local char detail[320];
 static _Thread_local char message[512];
 
-void umi_note_memlock_refusal(size_t asked)
+int umi_fail(int err, const char *fmt, ...)
 {
-	memlock_asked = asked;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	detail_err = err == INT_MIN ? 0 : err < 0 ? -err : err;
+	return err;
 }
 
-static void limit_text(char *buf, size_t len, rlim_t v)
+void umi_fail_clear(void)
 {
-	if (v == RLIM_INFINITY)
-		snprintf(buf, len, "unlimited");
-	else
-		snprintf(buf, len, "%llu bytes", (unsigned long long)v);
+	detail_err = 0;
 }
+
+/* What a code is, and every cause unimem has for it (said when no detail was recorded). */
+struct text {
+	int err;
+	const char *what, *causes;
+};
+
+static const struct text texts[] = {
+	{ EPERM, "operation not permitted",
+	  "pinning was refused: the locked-memory limit RLIMIT_MEMLOCK is too small (raise it: "
+	  "ulimit -l, limits.conf, systemd LimitMEMLOCK=), or on macOS the IOSurface lock was "
+	  "refused; or open the Block with UNIMEM_BLOCK_UNPINNED" },
+	{ EINVAL, "invalid argument",
+	  "a NULL or foreign pointer, a size of 0, a size whose rounding overflows, or an "
+	  "unknown flag" },
+	{ ENOMEM, "out of memory",
+	  "the system cannot back a Block of this size (at open, or the size a peer announced "
+	  "to unimem_block_recv/_lookup, refused before any page was touched)" },
+	{ ENOENT, "no such Block", "no Block has this id" },
+	{ EACCES, "permission denied",
+	  "the Block belongs to another user (or its process is not dumpable: it changed its "
+	  "uid, runs set-uid, or set PR_SET_DUMPABLE 0)" },
+	{ EBADMSG, "bad message",
+	  "what came over the socket is not a Block sent by unimem_block_send (no fd or "
+	  "several, not a memfd sealed against shrink and grow, neither writable nor sealed "
+	  "read-only by unimem_block_seal, or a size that does not match), or the file is not "
+	  "a well-formed safetensors file (header length, JSON, fields, dtype, offsets, or data "
+	  "that the tensors do not cover exactly)" },
+	{ ENOSPC, "no space", "no space left in the Tape for what is loaded into it" },
+	{ ERANGE, "out of range", "the view reaches outside its Block (offset, shape and strides)" },
+	{ ECONNRESET, "connection closed", "the peer closed the socket before a Block came" },
+	{ EFBIG, "too big",
+	  "the Block is larger than the max_bytes given to unimem_block_recv_max/_lookup_max "
+	  "(refused before any page was touched)" },
+	{ ETIMEDOUT, "timed out",
+	  "a Block message began on a blocking socket and its rest did not come within 2 s (the "
+	  "peer stalled); the stream is out of step, close it" },
+	{ EBUSY, "busy",
+	  "the Block cannot be sealed any more (another holder of its fd added F_SEAL_SEAL)" },
+	{ EAGAIN, "try again",
+	  "the non-blocking socket is not ready (send: full; recv: no Block message yet, or "
+	  "only part of one, and then what came is consumed: close the stream)" },
+	{ ENODEV, "no GPU", "no CUDA driver or no device" },
+	{ ENXIO, "not mapped", "the Block is not mapped to a GPU: call unimem_gpu_map() first" },
+	{ EALREADY, "already given", "the cell is already in the pool (given twice)" },
+	{ ENOTSUP, "not supported",
+	  "on macOS, Blocks go by IOSurface, not over sockets; a DLPack export of an element "
+	  "type DLPack 0.8 has no code for (8-bit floats); a tensor of more than 8 dimensions; "
+	  "or O_DIRECT refused by the file system (UNIMEM_READ_DIRECT)" },
+	{ EMFILE, "too many open files", "no file descriptor left for the Block" },
+};
 
 const char *unimem_strerror(int err)
 {
@@ -42,80 +96,26 @@ const char *unimem_strerror(int err)
 	}
 	if (err < 0)
 		err = -err;
-	const char *gpu = umi_gpu_strerror(err);
-	if (gpu)
-		return gpu;
-	switch (err) {
-	case 0:
+	if (err == 0)
 		return "success";
-#if defined(__APPLE__)
-	case EPERM:
-		return "operation not permitted: the IOSurface lock (pinning) was refused; "
-		       "open the Block with UNIMEM_BLOCK_UNPINNED";
-#else
-	case EPERM: {
-		struct rlimit rl;
-		char cur[48] = "unknown", asked[64] = "";
-		if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0)
-			limit_text(cur, sizeof cur, rl.rlim_cur);
-		if (memlock_asked)
-			snprintf(asked, sizeof asked, " to pin %zu bytes", memlock_asked);
-		snprintf(message, sizeof message,
-			 "operation not permitted: the locked-memory limit RLIMIT_MEMLOCK (%s) is "
-			 "too small%s; raise it (ulimit -l, limits.conf, systemd LimitMEMLOCK=) or "
-			 "open the Block with UNIMEM_BLOCK_UNPINNED",
-			 cur, asked);
-		return message;
+	const struct text *t = NULL;
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0] && !t; i++)
+		if (texts[i].err == err)
+			t = &texts[i];
+	bool said = detail_err == err && detail[0];
+	if (t && !said)
+		snprintf(message, sizeof message, "%s: %s", t->what, t->causes);
+	else if (t)
+		snprintf(message, sizeof message, "%s: %s", t->what, detail);
+	else {
+		char sys[128];
+		if (strerror_r(err, sys, sizeof sys) != 0)
+			snprintf(sys, sizeof sys, "unknown error %d", err);
+		if (said)
+			snprintf(message, sizeof message, "%s: %s", sys, detail);
+		else
+			snprintf(message, sizeof message, "%s", sys);
 	}
-#endif
-	case EINVAL:
-		return "invalid argument: a NULL or foreign pointer, a size of 0, a size whose "
-		       "rounding overflows, or an unknown flag";
-	case ENOMEM:
-		return "out of memory: the system cannot back a Block of this size";
-	case ENOSYS:
-		return "not implemented on this platform or in this version of unimem";
-	case ENOENT:
-		return "no Block has this id";
-	case EACCES:
-		return "permission denied: the Block belongs to another user (or its process is "
-		       "not dumpable: it changed its uid, runs set-uid, or set PR_SET_DUMPABLE 0)";
-	case EBADMSG:
-		return "bad message: what came over the socket is not a Block sent by "
-		       "unimem_block_send (no fd or several, not a memfd sealed against shrink "
-		       "and grow, not writable, or a size that does not match), or the file is "
-		       "not a well-formed safetensors file (header length, JSON, fields, dtype, "
-		       "offsets, or data that the tensors do not cover exactly)";
-	case ENOSPC:
-		return "no space left in the Tape for what is loaded into it";
-	case ERANGE:
-		return "the view reaches outside its Block (offset, shape and strides)";
-	case ECONNRESET:
-		return "connection closed: the peer closed the socket before a Block came";
-	case ENODEV:
-		return "no GPU: no CUDA driver or no device";
-	case EALREADY:
-		return "the cell is already in the pool (given twice)";
-	case ENOTSUP:
-		return "not supported: on macOS, Blocks go by IOSurface, not over sockets; "
-		       "a DLPack export of an element type DLPack 0.8 has no code for (8-bit "
-		       "floats); a tensor of more than 8 dimensions; or O_DIRECT refused by the "
-		       "file system (UNIMEM_READ_DIRECT)";
-	case EMFILE:
-		return "too many open files: no file descriptor left for the Block";
-	default:
-		break;
-	}
-#if defined(__APPLE__)
-	/* XSI strerror_r: returns an int. */
-	if (strerror_r(err, message, sizeof message) != 0)
-		snprintf(message, sizeof message, "unknown error %d", err);
-#else
-	/* GNU strerror_r: returns the message, not always in our buffer. */
-	const char *s = strerror_r(err, message, sizeof message);
-	if (s != message)
-		snprintf(message, sizeof message, "%s", s);
-#endif
 	return message;
 }
 

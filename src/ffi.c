@@ -8,4 +8,15 @@
  * to keep in step, and libunimem's ABI stays exactly its UNIMEM_API names.
  * C and C++ programs link libunimem and inline; an FFI call costs a call more. */
 #define UNIMEM_INLINE UNIMEM_API
-#include <unimem/unimem.h>
+/* The fixed headers only, not <unimem/unimem.h>: the generated types.h and grids.h stay
+ * inline for every consumer, so that this library exports the same names for every
+ * -Dgrids and -Dblock_types (src/unimem-ffi.map lists them). */
+#include <unimem/common.h>
+#include <unimem/block.h>
+#include <unimem/bf16.h>
+#include <unimem/tape.h>
+#include <unimem/grid.h>
+#include <unimem/layout.h>
+#include <unimem/gpu.h>
+#include <unimem/view.h>
+#include <unimem/load.h>

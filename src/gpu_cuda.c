@@ -3,8 +3,10 @@
  * loaded at run time with dlopen("libcuda.so.1"). Building needs no CUDA header or
  * library; without a driver or a device everything answers "no GPU", silently. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "gpu_pvt.h"
+#include "os/os.h"
 #include "cuda_decls.h"
+#include "weights_pvt.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -27,11 +29,11 @@ static struct umi_cuda cu;
 
 /* Threads that fault an unpinned Block in for a map (see register_pieces()): 0, the
  * machine's idle CPUs, at most PIECE_THREADS_AUTO; UNIMEM_GPU_MAP_THREADS (1..16, read
- * once) sets it. */
+ * once) sets it. UNIMEM_GPU_MAP_PREFAULT=0: the driver faults the pages in. */
 #define PIECE_THREADS_MAX 16
 #define PIECE_THREADS_AUTO 8
 static size_t piece_threads;
-static bool prefault = true; /* UNIMEM_GPU_MAP_PREFAULT=0: the driver faults pages in */
+static bool prefault = true;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int gpus;              /* devices, set once by load(); 0: no GPU */
@@ -39,11 +41,6 @@ static size_t chunk_max;      /* bytes per registration */
 static char no_gpu_why[192];  /* why gpus is 0, for unimem_strerror(-ENODEV) */
 static atomic_bool loaded;    /* load() has run: the three above are final */
 
-/* The last driver failure of this thread: the errno returned for it and what the
- * driver said. unimem_strerror() adds the text to the message of that code. */
-static _Thread_local int last_err;
-static _Thread_local char last_msg[224];
-static _Thread_local char message[384];
 
 struct umi_gpu_state {
 	pthread_mutex_t lock;      /* serialises register and unregister */
@@ -67,12 +64,17 @@ static const char *driver_text(CUresult r)
 	return buf;
 }
 
-/* Note a driver failure of `call` for this thread and return its negative errno. */
+/* Record a driver failure of `call` for this thread (unimem_strerror() says it) and
+ * return its negative errno. */
 int umi_cuda_fail(CUresult r, const char *call)
 {
-	last_err = umi_cuda_errno(r);
-	snprintf(last_msg, sizeof last_msg, "CUDA driver, %s: %s", call, driver_text(r));
-	return -last_err;
+	return umi_fail(-umi_cuda_errno(r), "CUDA driver, %s: %s", call, driver_text(r));
+}
+
+/* -ENODEV, with why there is no GPU where that is known. */
+static int no_gpu(void)
+{
+	return no_gpu_why[0] ? umi_fail(-ENODEV, "%s", no_gpu_why) : -ENODEV;
 }
 
 static void *sym(void *h, const char *name, const char *fallback)
@@ -140,7 +142,7 @@ static void load(void)
 			 r != CUDA_SUCCESS ? driver_text(r) : "no device");
 		return;
 	}
-	size_t page = umi_page_size();
+	size_t page = umi_os_page_size();
 	chunk_max = DEFAULT_CHUNK;
 	const char *env = secure_getenv("UNIMEM_GPU_REGISTER_CHUNK");
 	if (env && *env) {
@@ -301,7 +303,7 @@ static void *pieces_thread(void *arg)
 static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcontext ctx)
 {
 	struct pieces j = { .b = b, .ctx = ctx, .populate = !b->pinned };
-	long idle = umi_idle_cpus() + 1; /* this thread works too */
+	long idle = umi_os_idle_cpus() + 1; /* this thread works too */
 	size_t want = piece_threads ? piece_threads :
 		      idle > PIECE_THREADS_AUTO ? PIECE_THREADS_AUTO : (size_t)(idle > 1 ? idle : 1);
 	size_t piece = b->size;
@@ -336,13 +338,11 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 		err = umi_cuda_fail(j.r, j.call);
 	for (size_t i = 1; !err && i < j.count; i++) {
 		if (j.dev[i] != j.dev[0] + i * piece) {
-			last_err = EOPNOTSUPP;
-			snprintf(last_msg, sizeof last_msg,
-				 "CUDA driver: the registrations of the Block got device ranges that "
-				 "are not contiguous (%#llx at offset %zu after %#llx)",
-				 (unsigned long long)j.dev[i], i * piece,
-				 (unsigned long long)j.dev[0]);
-			err = -EOPNOTSUPP;
+			err = umi_fail(-EOPNOTSUPP,
+				       "CUDA driver: the registrations of the Block got device ranges "
+				       "that are not contiguous (%#llx at offset %zu after %#llx)",
+				       (unsigned long long)j.dev[i], i * piece,
+				       (unsigned long long)j.dev[0]);
 		}
 	}
 	if (err) {
@@ -414,9 +414,9 @@ int unimem_gpu_map(const unimem_block *b, void **device_ptr)
 		*device_ptr = NULL;
 	if (!b || !device_ptr)
 		return -EINVAL;
-	last_err = 0;
+	umi_fail_clear();
 	if (!have_gpu())
-		return -ENODEV;
+		return no_gpu();
 	struct umi_gpu_state *s = state_of(b, true);
 	if (!s)
 		return -ENOMEM;
@@ -435,9 +435,9 @@ int unimem_gpu_unmap(const unimem_block *b)
 {
 	if (!b)
 		return -EINVAL;
-	last_err = 0;
+	umi_fail_clear();
 	if (!have_gpu())
-		return -ENODEV;
+		return no_gpu();
 	struct umi_gpu_state *s = state_of(b, false);
 	if (!s)
 		return 0;
@@ -463,7 +463,7 @@ int unimem_gpu_ptr(const unimem_block *b, const void *host, void **device)
 		return -EINVAL;
 	struct umi_gpu_state *s = state_of(b, false);
 	if (!s || !atomic_load_explicit(&s->refs, memory_order_acquire))
-		return have_gpu() ? -ENXIO : -ENODEV;
+		return have_gpu() ? -ENXIO : no_gpu();
 	*device = (void *)(atomic_load_explicit(&s->dev, memory_order_relaxed) + (h - base));
 	return 0;
 }
@@ -478,22 +478,4 @@ void umi_gpu_release(unimem_block *b)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	atomic_store_explicit(&b->gpu, NULL, memory_order_relaxed);
-}
-
-const char *umi_gpu_strerror(int err)
-{
-	if (err == ENXIO)
-		return "the Block is not mapped to a GPU: call unimem_gpu_map() first";
-	if (err == ENODEV && !last_err && atomic_load_explicit(&loaded, memory_order_acquire) &&
-	    no_gpu_why[0]) {
-		snprintf(message, sizeof message, "no GPU: no CUDA driver or no device (%s)",
-			 no_gpu_why);
-		return message;
-	}
-	if (!last_err || err != last_err)
-		return NULL;
-	char base[128];
-	const char *s = strerror_r(err, base, sizeof base);
-	snprintf(message, sizeof message, "%s (%s)", s, last_msg);
-	return message;
 }

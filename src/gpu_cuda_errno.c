@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The errno unimem returns for a CUDA driver result (for umi_cuda_fail, gpu_cuda.c). */
-#include "internal.h"
+#include "weights_pvt.h"
 #include "cuda_decls.h"
 
 #include <errno.h>

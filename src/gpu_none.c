@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* GPU, for builds without a GPU backend: no device, nothing mapped. */
-#include "internal.h"
+#include "gpu_pvt.h"
+#include "weights_pvt.h"
 
 #include <errno.h>
 
@@ -35,12 +36,6 @@ int unimem_gpu_ptr(const unimem_block *b, const void *host, void **device)
 void umi_gpu_release(unimem_block *b)
 {
 	(void)b;
-}
-
-const char *umi_gpu_strerror(int err)
-{
-	(void)err;
-	return NULL;
 }
 
 const struct umi_cuda *umi_cuda_driver(void)

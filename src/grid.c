@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Grid: the out-of-line part (take and give are inline in <unimem/grid.h>). */
-#include "internal.h"
+#include "base.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +16,9 @@ static uint64_t odd_inverse(uint64_t d)
 	return x;
 }
 
-int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags)
+/* Set up g over a new Block opened with `flags`; 0 or a negative errno (g is then left
+ * without a Block). */
+static int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags)
 {
 	memset(g, 0, sizeof *g);
 	if (cell_size == 0 || cells == 0)
@@ -67,7 +69,7 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 	return 0;
 }
 
-void umi_grid_fini(unimem_grid *g)
+static void umi_grid_fini(unimem_grid *g)
 {
 	unimem_block_close(g->block);
 	g->block = NULL;

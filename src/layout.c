@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Layout: weights, scratch and history Tapes at page-aligned offsets of ONE Block. */
-#include "internal.h"
+#include "os/os.h"
+#include "tape_pvt.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ int unimem_layout_open_flags(unimem_layout **out, size_t weights, size_t scratch
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	size_t page = umi_page_size();
+	size_t page = umi_os_page_size();
 	size_t w = umi_round_up(weights, page), s = umi_round_up(scratch, page);
 	size_t h = umi_round_up(history, page);
 	if ((weights && !w) || (scratch && !s) || (history && !h))

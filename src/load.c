@@ -2,12 +2,13 @@
 /* Files read straight into a Tape: page-cached pieces with pread, the others with
  * O_DIRECT into the Tape's own pages; no bounce buffer anywhere. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "load_pvt.h"
+#include "os/os.h"
+#include "tape_pvt.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,26 +55,27 @@ static int pread_direct(int dfd, unsigned char *dst, size_t len, uint64_t off)
 	return err == -EINVAL ? -EOPNOTSUPP : err;
 }
 
-/* A second open of fd's file with O_DIRECT, or -1 where that is refused. */
+/* A second open of fd's file with O_DIRECT; -EMFILE, -ENFILE or -ENOMEM when the process
+ * or the system is out of descriptors, -EOPNOTSUPP where O_DIRECT is refused. */
 static int open_direct(int fd)
 {
 #ifdef O_DIRECT
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	int dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	int dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK);
 	if (dfd < 0)
-		return -1;
+		return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -errno : -EOPNOTSUPP;
 	struct stat a, b;
 	/* The same file (not something else at a reused path). */
 	if (fstat(fd, &a) != 0 || fstat(dfd, &b) != 0 || a.st_dev != b.st_dev ||
 	    a.st_ino != b.st_ino) {
 		close(dfd);
-		return -1;
+		return -EOPNOTSUPP;
 	}
 	return dfd;
 #else
 	(void)fd;
-	return -1;
+	return -EOPNOTSUPP;
 #endif
 }
 
@@ -85,9 +87,8 @@ struct job {
 	unsigned flags;
 	unsigned char *dst;  /* where a0 goes */
 	uint64_t a0, a1;
-	unsigned char *map;  /* read-only mapping of [a0, a1) for mincore, or MAP_FAILED */
-	uint64_t next;       /* next piece's offset from a0 (atomic) */
-	int err;             /* first error (atomic) */
+	unsigned char *map;  /* read-only mapping of [a0, a1) for the residency query, or
+				MAP_FAILED */
 	int no_direct;       /* O_DIRECT was turned down midway (atomic) */
 };
 
@@ -95,14 +96,9 @@ struct job {
  * -1 when that cannot be told. */
 static int cached_at(struct job *j, uint64_t at)
 {
-#ifdef __linux__
 	unsigned char v;
-	if (j->map != MAP_FAILED && mincore(j->map + at, (size_t)DIO_ALIGN, &v) == 0)
+	if (j->map != MAP_FAILED && umi_os_resident(j->map + at, (size_t)DIO_ALIGN, &v) == 0)
 		return v & 1;
-#else
-	(void)j;
-	(void)at;
-#endif
 	return -1;
 }
 
@@ -139,9 +135,7 @@ static int read_piece(struct job *j, uint64_t off, size_t n)
 	if (first == mid && mid == last)
 		return read_run(j, d, n, pos, first == 1);
 	unsigned char vec[PIECE / 4096];
-#ifdef __linux__
-	if (mincore(j->map + off, n, vec) != 0)
-#endif
+	if (umi_os_resident(j->map + off, n, vec) != 0)
 		memset(vec, 0, pages);
 	int err = 0;
 	for (size_t i = 0; i < pages && !err;) {
@@ -156,23 +150,13 @@ static int read_piece(struct job *j, uint64_t off, size_t n)
 	return err;
 }
 
-static void *read_worker(void *arg)
+/* Piece `piece` of the job, for umi_parallel(). */
+static int read_one(void *arg, size_t piece, unsigned worker)
 {
+	(void)worker;
 	struct job *j = arg;
-	uint64_t total = j->a1 - j->a0;
-	while (!__atomic_load_n(&j->err, __ATOMIC_RELAXED)) {
-		uint64_t off = __atomic_fetch_add(&j->next, PIECE, __ATOMIC_RELAXED);
-		if (off >= total)
-			break;
-		size_t n = (size_t)(total - off < PIECE ? total - off : PIECE);
-		int err = read_piece(j, off, n);
-		if (err) {
-			int none = 0;
-			__atomic_compare_exchange_n(&j->err, &none, err, false, __ATOMIC_RELAXED,
-						    __ATOMIC_RELAXED);
-		}
-	}
-	return NULL;
+	uint64_t total = j->a1 - j->a0, off = (uint64_t)piece * PIECE;
+	return read_piece(j, off, (size_t)(total - off < PIECE ? total - off : PIECE));
 }
 
 /* Most helper threads a read starts, and the least it splits. Helpers copy pages that
@@ -202,29 +186,19 @@ static int read_aligned(int fd, int dfd, unsigned char *dst, uint64_t a0, uint64
 {
 	struct job j = {.fd = fd, .dfd = dfd, .flags = flags, .dst = dst, .a0 = a0, .a1 = a1,
 			.map = MAP_FAILED};
-#ifdef __linux__
-	/* Only to ask mincore() which pages are cached: never touched. Where the system
-	 * page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping; the
-	 * default read then sends every piece O_DIRECT. */
-	if (!(flags & UNIMEM_READ_DIRECT) && umi_page_size() == DIO_ALIGN)
+	/* Only to ask which pages are cached (umi_os_resident): never touched. Where the
+	 * system page is not DIO_ALIGN a page does not map onto one O_DIRECT unit: no mapping;
+	 * the default read then sends every piece O_DIRECT. */
+	if (!(flags & UNIMEM_READ_DIRECT) && umi_os_page_size() == DIO_ALIGN)
 		j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
-	pthread_t tids[READ_HELPERS_MAX];
-	size_t helpers = 0;
-	if (a1 - a0 >= READ_PARALLEL_MIN && j.map != MAP_FAILED && all_cached(&j)) {
-		long idle = umi_idle_cpus();
-		size_t want = idle > READ_HELPERS_MAX ? READ_HELPERS_MAX : (size_t)(idle > 0 ? idle : 0);
-		while (helpers < want && pthread_create(&tids[helpers], NULL, read_worker, &j) == 0)
-			helpers++;
-	}
-	read_worker(&j);
-	for (size_t i = 0; i < helpers; i++)
-		pthread_join(tids[i], NULL);
+	unsigned helpers = 0;
+	if (a1 - a0 >= READ_PARALLEL_MIN && j.map != MAP_FAILED && all_cached(&j))
+		helpers = READ_HELPERS_MAX;
+	size_t pieces = (size_t)((a1 - a0 + PIECE - 1) / PIECE);
+	int err = umi_parallel(pieces, read_one, &j, helpers);
 	if (j.map != MAP_FAILED)
 		munmap(j.map, (size_t)(a1 - a0));
-#else
-	read_worker(&j);
-#endif
-	return j.err;
+	return err;
 }
 
 /* Read [off, off + len) of fd's file to dst, where dst - off is a multiple of DIO_ALIGN. */
@@ -242,7 +216,7 @@ int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigne
 	if (!(flags & UNIMEM_READ_BUFFERED)) {
 		dfd = open_direct(fd);
 		if (dfd < 0 && (flags & UNIMEM_READ_DIRECT))
-			return -EOPNOTSUPP;
+			return dfd;
 	}
 	/* Head and tail, under 4 KiB each, through the page cache. */
 	int err = pread_full(fd, dst, (size_t)(a0 - off), off);
@@ -253,23 +227,6 @@ int umi_read_range(int fd, unsigned char *dst, uint64_t off, size_t len, unsigne
 	if (dfd >= 0)
 		close(dfd);
 	return err;
-}
-
-/* Take [old cursor, ...) room for `len` bytes at 4096 alignment; on failure later, give
- * it back while nothing was taken after it. */
-void *umi_tape_take_room(unimem_tape *t, size_t len)
-{
-	return unimem_tape_take(t, len, (size_t)DIO_ALIGN);
-}
-
-void umi_tape_give_back(unimem_tape *t, void *room, size_t len)
-{
-	uint64_t start = (uint64_t)((unsigned char *)room - t->base);
-	uint64_t end = start + len;
-	/* Padding before the room (alignment) stays taken: the cursor goes back to the
-	 * room's start only, and only if it still ends with this room. */
-	__atomic_compare_exchange_n(&t->cursor, &end, start, false, __ATOMIC_RELAXED,
-				    __ATOMIC_RELAXED);
 }
 
 int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
@@ -286,6 +243,17 @@ int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return -errno;
+	/* Not opened for reading (write-only, O_PATH): the O_DIRECT reopen must not read
+	 * through it either. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_ACCMODE) == O_WRONLY
+#ifdef O_PATH
+	    || (fl & O_PATH)
+#endif
+	)
+		return -EBADF;
 	if (offset > (uint64_t)st.st_size || length > (uint64_t)st.st_size - offset)
 		return -EINVAL;
 	if (length == 0)
@@ -294,12 +262,14 @@ int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
 	if (length > SIZE_MAX - head)
 		return -ENOSPC;
 	size_t room_len = (size_t)head + length;
-	unsigned char *room = umi_tape_take_room(t, room_len);
+	uint64_t before;
+	unsigned char *room = umi_tape_take_room(t, room_len, (size_t)DIO_ALIGN, &before);
 	if (!room)
 		return -ENOSPC;
-	int err = umi_read_range(fd, room + head, offset, length, flags);
+	/* From the 4 KiB boundary: the bytes before `offset` hold the file's too. */
+	int err = umi_read_range(fd, room, offset - head, room_len, flags);
 	if (err) {
-		umi_tape_give_back(t, room, room_len);
+		umi_tape_give_back(t, before, (uint64_t)(room - t->base) + room_len);
 		return err;
 	}
 	*out = room + head;
@@ -316,15 +286,13 @@ int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags, void
 	*out = NULL;
 	if (!t || !path)
 		return -EINVAL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = umi_open_regular(path);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
 	int err = 0;
 	if (fstat(fd, &st) != 0)
 		err = -errno;
-	else if (!S_ISREG(st.st_mode))
-		err = -EINVAL;
 	else if ((uint64_t)st.st_size > SIZE_MAX)
 		err = -ENOSPC;
 	if (!err)
@@ -333,4 +301,96 @@ int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags, void
 		*length = (size_t)st.st_size;
 	close(fd);
 	return err;
+}
+
+/* open(path) for reading without blocking (a FIFO with no writer would block open()),
+ * refusing what is not a regular file with -EINVAL; then blocking reads again. */
+int umi_open_regular(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int err = 0, fl;
+	if (fstat(fd, &st) != 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	else if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Move [p, p + len) down by s bytes (to p - s), s < 4096: the range is cut in chunks of
+ * SHIFT_CHUNK or more (the last takes the rest); each saves its first s bytes, moves the
+ * rest down inside itself, and the saved bytes go to the previous chunk's tail once all
+ * have moved. Chunks run on helper threads where CPUs are idle. */
+struct shift {
+	unsigned char *p;
+	size_t len, s, chunk, chunks;
+	unsigned char *saved;    /* s bytes per chunk */
+};
+
+/* Chunk k, for umi_parallel(). */
+static int shift_one(void *arg, size_t k, unsigned worker)
+{
+	(void)worker;
+	struct shift *sh = arg;
+	unsigned char *c = sh->p + k * sh->chunk;
+	size_t n = k + 1 == sh->chunks ? sh->len - k * sh->chunk : sh->chunk;
+	if (k == 0) {
+		memmove(c - sh->s, c, n);
+	} else {
+		memcpy(sh->saved + k * sh->s, c, sh->s);
+		memmove(c, c + sh->s, n - sh->s);
+	}
+	return 0;
+}
+
+#define SHIFT_CHUNK ((size_t)8 << 20)
+
+void umi_shift_down(unsigned char *p, size_t len, size_t s)
+{
+	if (s == 0 || len == 0)
+		return;
+	size_t chunks = len / SHIFT_CHUNK;
+	unsigned char *saved = chunks > 1 ? malloc(chunks * s) : NULL;
+	if (!saved) { /* small, or no memory for the saved heads: one move */
+		memmove(p - s, p, len);
+		return;
+	}
+	struct shift sh = {.p = p, .len = len, .s = s, .chunk = SHIFT_CHUNK, .chunks = chunks,
+			   .saved = saved};
+	umi_parallel(chunks, shift_one, &sh, READ_HELPERS_MAX);
+	for (size_t k = 1; k < chunks; k++)
+		memcpy(p + k * SHIFT_CHUNK - s, saved + k * s, s);
+	free(saved);
+}
+
+/* Whether every sampled page of [off, off + len) of fd's file is in the page cache (as
+ * the reads above decide: such a range is read with pread alone, at any address). */
+bool umi_range_cached(int fd, uint64_t off, size_t len)
+{
+#ifdef O_DIRECT
+	uint64_t a0 = off & ~(DIO_ALIGN - 1), a1 = (off + len) & ~(DIO_ALIGN - 1);
+	if (a1 <= a0)
+		return true;
+	if (umi_os_page_size() != DIO_ALIGN)
+		return false;
+	struct job j = {.fd = fd, .dfd = -1, .a0 = a0, .a1 = a1};
+	j.map = mmap(NULL, (size_t)(a1 - a0), PROT_READ, MAP_SHARED, fd, (off_t)a0);
+	if (j.map == MAP_FAILED)
+		return false;
+	bool all = all_cached(&j);
+	munmap(j.map, (size_t)(a1 - a0));
+	return all;
+#else
+	/* No O_DIRECT here: every read is a pread, at any address. */
+	(void)fd; (void)off; (void)len;
+	return true;
+#endif
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Tape: the out-of-line part (take and clear are inline in <unimem/tape.h>). */
-#include "internal.h"
+#include "tape_pvt.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -122,4 +122,34 @@ void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t 
 						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 			return (void *)(at + p);
 	}
+}
+
+/* Take room for `len` bytes at `align` (a power of two): one compare-exchange from the
+ * cursor as it was (*before) to the room's end, so that a failure later can give back
+ * exactly this take, padding included. NULL when it does not fit. */
+void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before)
+{
+	const uint64_t cap = t->capacity;
+	const uintptr_t base = (uintptr_t)t->base, mask = (uintptr_t)align - 1;
+	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	for (;;) {
+		if (cur > cap)
+			return NULL;
+		uint64_t pad = (uint64_t)(((base + cur + mask) & ~mask) - (base + cur));
+		if (pad > cap - cur || len > cap - cur - pad)
+			return NULL;
+		if (__atomic_compare_exchange_n(&t->cursor, &cur, cur + pad + len, true,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			*before = cur;
+			return (void *)(base + cur + pad);
+		}
+	}
+}
+
+/* Give back the take that moved the cursor from `before` to `end`, only while it is still
+ * the last one (nobody took after it); otherwise it stays taken, unused. */
+void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end)
+{
+	__atomic_compare_exchange_n(&t->cursor, &end, before, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
 }

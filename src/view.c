@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Views of Blocks as tensors, and their DLPack export. */
-#include "internal.h"
+#include "block_pvt.h"
+#include "view_pvt.h"
 #include "dlpack_abi.h"
 
 #include <errno.h>

@@ -38,6 +38,60 @@ void unimem_weights_close(unimem_weights *w)
 	free(w);
 }
 
+#define HEADER_MAX ((uint64_t)100000000) /* as safetensors.c */
+
+/* The header of the open file fd, parsed as unimem_safetensors_load() parses it
+ * (umi_st_parse), with the tensors' offsets handed out instead of views placed. */
+static int parse_fd(int fd, uint64_t fsize, unimem_safetensors **out,
+		    struct umi_st_tensor **tensors, uint64_t *data_at)
+{
+	*out = NULL;
+	*tensors = NULL;
+	unsigned char lenbuf[8];
+	if (fsize < 8)
+		return umi_fail(-EBADMSG, "safetensors: the file is %llu bytes, under 8",
+				(unsigned long long)fsize);
+	int err = umi_read_range(fd, lenbuf, 0, 8, UNIMEM_READ_BUFFERED);
+	if (err)
+		return err;
+	uint64_t hlen = 0;
+	for (int i = 7; i >= 0; i--)
+		hlen = hlen << 8 | lenbuf[i];
+	if (hlen < 2 || hlen > HEADER_MAX || hlen > fsize - 8)
+		return umi_fail(-EBADMSG, "safetensors: a header length of %llu in a file of %llu",
+				(unsigned long long)hlen, (unsigned long long)fsize);
+	unsigned char *hdr = malloc((size_t)hlen);
+	if (!hdr)
+		return -ENOMEM;
+	err = umi_read_range(fd, hdr, 8, (size_t)hlen, UNIMEM_READ_BUFFERED);
+	struct entry *entries = NULL;
+	unimem_safetensors *st = NULL;
+	if (!err)
+		err = umi_st_parse(&st, &entries, hdr, (size_t)hlen, fsize - 8 - hlen);
+	free(hdr);
+	if (err)
+		return err;
+	struct umi_st_tensor *t = calloc(st->count ? st->count : 1, sizeof *t);
+	if (!t) {
+		free(entries);
+		unimem_safetensors_close(st);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < st->count; i++) {
+		t[i].name = entries[i].name;
+		t[i].dtype = entries[i].dtype;
+		t[i].ndim = entries[i].ndim;
+		memcpy(t[i].shape, entries[i].shape, sizeof t[i].shape);
+		t[i].begin = entries[i].begin;
+		t[i].end = entries[i].end;
+	}
+	free(entries);
+	*out = st;
+	*tensors = t;
+	*data_at = 8 + hlen;
+	return 0;
+}
+
 /* Open and parse one shard. */
 static int open_shard(struct w_shard *s, const char *path)
 {
@@ -50,7 +104,7 @@ static int open_shard(struct w_shard *s, const char *path)
 	if (!S_ISREG(sb.st_mode))
 		return -EINVAL;
 	s->size = (uint64_t)sb.st_size;
-	int err = umi_safetensors_parse_fd(s->fd, s->size, &s->st, &s->t, &s->data_at);
+	int err = parse_fd(s->fd, s->size, &s->st, &s->t, &s->data_at);
 	if (!err)
 		s->count = unimem_safetensors_count(s->st);
 	return err;

@@ -4,7 +4,19 @@
 #ifndef UNIMEM_WEIGHTS_INTERNAL_H
 #define UNIMEM_WEIGHTS_INTERNAL_H
 
-#include "internal.h"
+#include "weights_pvt.h"
+#include "load_pvt.h"
+#include "safetensors_pvt.h"
+#include "os/os.h"
+
+/* One tensor of a safetensors header, in data order: [begin, end) from the data's start. */
+struct umi_st_tensor {
+	const char *name;
+	int dtype;
+	int ndim;
+	int64_t shape[UNIMEM_VIEW_MAX_DIMS];
+	uint64_t begin, end;
+};
 
 struct w_shard {
 	int fd;                   /* open until the upload is done */

@@ -219,7 +219,7 @@ static void *worker_main(void *arg)
 static long idle_cpus(void)
 {
 #ifdef __linux__
-	return umi_idle_cpus();
+	return umi_os_idle_cpus();
 #else
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 1 ? n - 1 : 0;

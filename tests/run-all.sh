@@ -42,4 +42,4 @@ for pass in $passes; do
 	*) echo "run-all.sh: unknown pass $pass" >&2 ;;
 	esac
 done
-python3 tests/summary.py $passes
+python3 tests/checks/summary.py $passes

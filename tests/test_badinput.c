@@ -120,6 +120,20 @@ Test(badinput, block_recv)
 	cr_assert_null(b);
 }
 
+Test(badinput, block_recv_max_lookup_max_seal_writable)
+{
+	unimem_block *b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_recv_max(NULL, 0, 0), -EINVAL, "out NULL");
+	cr_assert_eq(unimem_block_recv_max(&b, -1, 4096), -EBADF, "fd -1");
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_lookup_max(NULL, 1, 0), -EINVAL, "out NULL");
+	b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_lookup_max(&b, 0, 4096), -ENOENT, "id 0");
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_seal(NULL), -EINVAL);
+	cr_assert_not(unimem_block_writable(NULL));
+}
+
 /* ---- typed accessors and takes (generated) -------------------------------------------- */
 
 Test(badinput, block_as_T_and_len_T_of_null)

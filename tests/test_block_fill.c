@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The pinned open's fill (src/block_linux.c): every page resident, locked and zero, for
- * sizes around the chunk and thread thresholds, with helper threads and without. */
+/* The pinned open's fill (src/os/linux/populate.c): every page resident, locked and zero,
+ * for sizes around the chunk and thread thresholds, with helper threads and without. */
 #include <unimem/unimem.h>
 
 #include "helpers.h"

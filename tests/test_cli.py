@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The unimem command: `info` and `bench --quick --json` run and print well-formed output.
+"""The unimem command: `info` and `bench --quick --json` run and print well-formed output;
+bench/targets.py judges the targets on a `--json` run (the command itself has none).
 
-Usage: test_cli.py UNIMEM VERSION. The numbers are not checked (they belong to the machine),
-only the shape. Prints to stderr only; exits 0 (pass) or 1 (fail).
+Usage: test_cli.py UNIMEM VERSION TARGETS_PY. The numbers are not checked (they belong to the
+machine), only the shape. Prints to stderr only; exits 0 (pass) or 1 (fail).
 """
 
 import json
@@ -80,17 +81,13 @@ def test_bench_json(exe, version):
                     check(m['min'] <= m['median'] <= m['max'], f"{g['id']}/{r['name']}: order")
             if g['base'] is not None:
                 check(all(is_number_or_null(v) for v in r['ratio'].values()), 'ratio')
-    check(d['targets'], 'bench: no targets')
-    for t in d['targets']:
-        check(t['compare'] in ('<=', '>='), t)
-        check(is_number_or_null(t['value']) and is_number_or_null(t['limit']), t)
-        check(t['met'] in (True, False, None), t)
+    check('targets' not in d, 'bench --json: pass/fail targets belong to bench/targets.py')
 
 
 def test_bench_text_and_usage(exe):
     rc, out, err = run(exe, 'bench', '--quick', '--only', 'clear,tape')
     check(rc == 0, f'bench --quick --only: exit {rc}: {err}')
-    check('Tape clear' in out and 'Targets' in out, out)
+    check('Tape clear' in out and 'Targets' not in out, out)
     check('Block open' not in out, '--only ignored')
     for bad in (['frobnicate'], ['bench', '--nope'], ['bench', '--only', 'nope'],
                 ['info', '--nope'], []):
@@ -101,12 +98,85 @@ def test_bench_text_and_usage(exe):
     check(rc == 0 and 'usage' in out, 'help')
 
 
+def targets(script, *args, stdin=None):
+    p = subprocess.run([sys.executable, script, *args], input=stdin, capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def target_line(out, what):
+    lines = [line for line in out.splitlines() if line.strip().startswith(what)]
+    check(len(lines) == 1, f'targets: {len(lines)} lines for "{what}" in:\n{out}')
+    return lines[0]
+
+
+def test_targets_of_a_run(exe, script):
+    rc, run_json, err = run(exe, 'bench', '--quick', '--json', '-q', '--only', 'clear,grid')
+    check(rc == 0, f'bench --quick --json --only clear,grid: exit {rc}: {err}')
+    rc, out, err = targets(script, stdin=run_json)
+    check(rc == 0, f'targets.py < run: exit {rc}: {err}')
+    check(out.startswith('Targets (this run)\n'), out)
+    for what in ('Tape clear', 'Grid take+give, one thread'):
+        line = target_line(out, what)
+        check(line.rstrip().endswith(('met', 'not measured')) or 'MISSED, gap' in line, line)
+    check('Block' not in out and 'take (unimem_tape_take)' not in out,
+          f'targets of groups that did not run:\n{out}')
+    rc, out, err = targets(script, '--json', '-', stdin=run_json)
+    check(rc == 0, f'targets.py --json: exit {rc}: {err}')
+    ts = json.loads(out)
+    check([t['what'] for t in ts] == ['Tape clear', 'Grid take+give, one thread'], ts)
+    for t in ts:
+        check(t['compare'] in ('<=', '>=') and t['met'] in (True, False, None), t)
+        check(is_number_or_null(t['value']) and is_number_or_null(t['limit']), t)
+
+
+def hand_made_run():
+    """A run whose Tape clear takes 1 ns (target <= 0.3) and whose Grid row is skipped."""
+    def row(name, median, skipped=False):
+        r = {'name': name, 'skipped': skipped}
+        if skipped:
+            r['note'] = 'unimem_grid_open failed: out of memory'
+        else:
+            r['metrics'] = {'time': {'median': median, 'min': median, 'max': median,
+                                     'q1': median, 'q3': median, 'n': 1}}
+            r['ratio'] = {'time': median / 1.0}
+        return r
+    return {'tool': 'unimem bench', 'version': '0', 'mode': 'quick', 'groups': [
+        {'id': 'clear', 'title': 'Tape clear, per clear', 'unit': 'ns', 'skipped': False,
+         'base': 'unimem_tape_clear (inline)',
+         'rows': [row('unimem_tape_clear (inline)', 1.0), row('release store of 0', 0.2)]},
+        {'id': 'grid', 'title': 'Grid', 'unit': 'ns', 'skipped': False,
+         'base': 'unimem_grid_take + give (generic)',
+         'rows': [row('unimem_grid_take + give (generic)', 0, skipped=True)]}]}
+
+
+def test_targets_missed(script):
+    doc = json.dumps(hand_made_run())
+    rc, out, err = targets(script, stdin=doc)
+    check(rc == 0, f'targets.py: exit {rc} without --strict: {err}')
+    line = target_line(out, 'Tape clear')
+    check('1.00 ns' in line and '(<= 0.300)' in line and 'MISSED, gap 3.33x' in line, line)
+    line = target_line(out, 'Grid take+give, one thread')
+    check('not measured' in line and '[the Grid is not in this build]' in line, line)
+    rc, out, err = targets(script, '--strict', stdin=doc)
+    check(rc == 1, f'targets.py --strict on a missed target: exit {rc}, expected 1')
+    rc, out, err = targets(script, '--json', stdin=doc)
+    ts = {t['what']: t for t in json.loads(out)}
+    check(ts['Tape clear']['met'] is False and ts['Tape clear']['value'] == 1.0, ts)
+    check(ts['Grid take+give, one thread']['met'] is None, ts)
+    for bad in ('{"tool": "something else"}', 'not json'):
+        rc, out, err = targets(script, stdin=bad)
+        check(rc == 2 and out == '' and 'targets.py' in err, f'bad input {bad!r}: exit {rc}')
+
+
 def main():
-    exe, version = sys.argv[1], sys.argv[2]
+    exe, version, script = sys.argv[1], sys.argv[2], sys.argv[3]
     failed = 0
     tests = [lambda: test_info_text(exe, version), lambda: test_info_json(exe, version),
-             lambda: test_bench_json(exe, version), lambda: test_bench_text_and_usage(exe)]
-    names = ['info text', 'info --json', 'bench --quick --json', 'bench text and usage']
+             lambda: test_bench_json(exe, version), lambda: test_bench_text_and_usage(exe),
+             lambda: test_targets_of_a_run(exe, script), lambda: test_targets_missed(script)]
+    names = ['info text', 'info --json', 'bench --quick --json', 'bench text and usage',
+             'targets of a run', 'targets missed']
     for name, t in zip(names, tests):
         try:
             t()

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The macOS Block backend (src/block_darwin.c), run on Linux against the fake IOSurface
- * and CoreFoundation of fake_iosurface.c. The executable does not link libunimem: it is
- * block_darwin.c (compiled with calloc/free renamed to the fake's counting ones),
- * gpu_none.c, the fake, and this file. Error codes are macOS's (DARWIN_E*). */
+/* The macOS Block backend (src/block.c over src/os/darwin/), run on Linux against the fake
+ * IOSurface and CoreFoundation of fake_iosurface.c. The executable does not link libunimem:
+ * it is block.c and os/darwin/iosurface.c (compiled with calloc/free renamed to the fake's
+ * counting ones), errors.c, gpu_none.c, the fake, and this file. Error codes are macOS's
+ * (DARWIN_E*). */
 #include <criterion/criterion.h>
 
 #include <string.h>
@@ -13,7 +14,7 @@
 
 #define PAGE ((size_t)16 << 10)
 
-size_t umi_page_size(void); /* src/internal.h */
+size_t umi_os_page_size(void); /* src/os/os.h */
 
 TestSuite(darwin, .init = fake_reset);
 
@@ -104,7 +105,7 @@ Test(darwin, sizes_round_up_to_16k)
 		cr_assert_eq(unimem_block_size(b), cases[i].got, "asked %zu", cases[i].asked);
 		unimem_block_close(b);
 	}
-	cr_assert_eq(umi_page_size(), PAGE);
+	cr_assert_eq(umi_os_page_size(), PAGE);
 	assert_clean();
 }
 
@@ -382,6 +383,23 @@ Test(darwin, send_recv_are_not_supported_and_fd_is_minus_one)
 	cr_assert_null(b);
 	cr_assert_eq(unimem_block_recv(NULL, 3), -DARWIN_EINVAL);
 	cr_assert_eq(unimem_block_fd(a), -1);
+	unimem_block_close(a);
+	assert_clean();
+}
+
+Test(darwin, seal_and_the_max_forms_are_stubs)
+{
+	unimem_block *a;
+	cr_assert_eq(unimem_block_open(&a, PAGE, 0), 0);
+	cr_assert_eq(unimem_block_seal(a), -DARWIN_ENOTSUP);
+	cr_assert_eq(unimem_block_seal(NULL), -DARWIN_EINVAL);
+	cr_assert(unimem_block_writable(a));
+	cr_assert_not(unimem_block_writable(NULL));
+	unimem_block *b = (unimem_block *)&b;
+	cr_assert_eq(unimem_block_recv_max(&b, 3, 1), -DARWIN_ENOTSUP);
+	cr_assert_null(b);
+	cr_assert_eq(unimem_block_recv_max(NULL, 3, 1), -DARWIN_EINVAL);
+	cr_assert_eq(unimem_block_lookup_max(NULL, 1, 1), -DARWIN_EINVAL);
 	unimem_block_close(a);
 	assert_clean();
 }

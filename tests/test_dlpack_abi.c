@@ -5,7 +5,7 @@
 #include <dlpack/dlpack.h>
 #include <stddef.h>
 
-#include "../src/dlpack_abi.h"
+#include "dlpack_abi.h"
 
 #define SAME_FIELD(a, b, f) \
 	_Static_assert(offsetof(a, f) == offsetof(b, f) && sizeof(((a *)0)->f) == sizeof(((b *)0)->f), \

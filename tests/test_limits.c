@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -352,6 +353,31 @@ Test(limits, lookup_and_recv_pin_by_the_open_rule)
 	const char *msg = unimem_strerror(-EPERM);
 	cr_assert(strstr(msg, "RLIMIT_MEMLOCK") && strstr(msg, "UNIMEM_BLOCK_UNPINNED"), "%s", msg);
 	((volatile unsigned char *)unimem_block_ptr(b))[0] = 1;
+	close(sv[0]);
+	close(sv[1]);
+	unimem_block_close(b);
+}
+
+/* A peer's sparse Block costs the peer nothing: recv and lookup refused by
+ * RLIMIT_MEMLOCK must refuse before a page is touched (no page allocated in the
+ * peer's file, nothing locked here). */
+Test(limits, recv_and_lookup_beyond_memlock_touch_no_page_of_a_sparse_block)
+{
+	become_nobody_with_memlock(64 << 10);
+	unimem_block *b, *x = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, (size_t)512 << 20, UNIMEM_BLOCK_UNPINNED), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct census before = census();
+	cr_assert_eq(unimem_block_send(sv[0], b), 0);
+	cr_assert_eq(unimem_block_recv(&x, sv[1]), -EPERM);
+	cr_assert_null(x);
+	cr_assert_eq(unimem_block_lookup(&x, unimem_block_id(b)), -EPERM);
+	cr_assert_null(x);
+	struct stat st;
+	cr_assert_eq(fstat(unimem_block_fd(b), &st), 0);
+	cr_assert_eq(st.st_blocks, 0, "%lld blocks allocated", (long long)st.st_blocks);
+	same_census(before, "refused recv and lookup of a sparse Block");
 	close(sv[0]);
 	close(sv[1]);
 	unimem_block_close(b);

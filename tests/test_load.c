@@ -3,17 +3,20 @@
  * tests write: good ones, truncated ones and malicious headers. */
 #include <unimem/unimem.h>
 
-#include "../src/dlpack_abi.h"
+#include "dlpack_abi.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sched.h>
 
 static char dir[256];
 
@@ -259,6 +262,103 @@ Test(load, errors_leave_the_tape_as_it_was)
 	unimem_tape_close(t);
 }
 
+/* Issue 13, defect 7: the bytes before `offset` in the room are the file's. */
+Test(load, bytes_before_the_offset_are_the_files)
+{
+	unsigned char *data = pattern(20000, 5);
+	write_file(path_of("h"), data, 20000);
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 16), 0);
+	int fd = open(path_of("h"), O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	unsigned flags[] = {0, UNIMEM_READ_BUFFERED};
+	for (size_t f = 0; f < 2; f++) {
+		unsigned char *out;
+		cr_assert_eq(unimem_tape_read_fd(t, fd, 5000, 9000, flags[f], (void **)&out), 0);
+		cr_assert_eq((uintptr_t)out % 4096, 5000 % 4096);
+		cr_assert_eq(memcmp(out - 904, data + 4096, 904 + 9000), 0);
+	}
+	close(fd);
+	free(data);
+	unimem_tape_close(t);
+}
+
+/* Issue 13, defect 7: a write-only or O_PATH fd is not read through the O_DIRECT reopen. */
+Test(load, fds_not_open_for_reading_are_refused)
+{
+	unsigned char *data = pattern(1 << 16, 6);
+	write_file(path_of("w"), data, 1 << 16);
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 20), 0);
+	int fds[] = {open(path_of("w"), O_WRONLY | O_CLOEXEC), open(path_of("w"), O_PATH | O_CLOEXEC)};
+	unsigned flags[] = {0, UNIMEM_READ_DIRECT, UNIMEM_READ_BUFFERED};
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_geq(fds[i], 0);
+		for (size_t f = 0; f < 3; f++) {
+			void *out = (void *)1;
+			cr_assert_eq(unimem_tape_read_fd(t, fds[i], 0, 1 << 16, flags[f], &out), -EBADF,
+				     "fd %zu flags %u", i, flags[f]);
+			cr_assert_null(out);
+			cr_assert_eq(unimem_tape_used(t), 0);
+		}
+		close(fds[i]);
+	}
+	free(data);
+	unimem_tape_close(t);
+}
+
+/* Issue 13, defect 7: out of descriptors for the O_DIRECT open is -EMFILE, not "the file
+ * system refuses O_DIRECT". */
+Test(load, direct_reads_out_of_fds_say_emfile)
+{
+	unsigned char *data = pattern(1 << 16, 7);
+	write_file(path_of("m"), data, 1 << 16);
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 20), 0);
+	struct rlimit old, lim;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 256 < old.rlim_max ? 256 : old.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	static int held[256];
+	size_t n = 0;
+	for (int fd; n < 256 && (fd = dup(0)) >= 0;)
+		held[n++] = fd;
+	cr_assert_eq(errno, EMFILE);
+	cr_assert_gt(n, 0);
+	close(held[--n]); /* one free: the file's own open takes it */
+	void *out = (void *)1;
+	cr_assert_eq(unimem_tape_read_file(t, path_of("m"), UNIMEM_READ_DIRECT, &out, NULL),
+		     -EMFILE);
+	cr_assert_null(out);
+	cr_assert_eq(unimem_tape_used(t), 0);
+	/* The default falls back to pread. */
+	cr_assert_eq(unimem_tape_read_file(t, path_of("m"), 0, &out, NULL), 0);
+	cr_assert_eq(memcmp(out, data, 1 << 16), 0);
+	while (n)
+		close(held[--n]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	free(data);
+	unimem_tape_close(t);
+}
+
+/* Issue 13, defect 4: a FIFO with no writer is refused at once, not waited on in open(). */
+Test(load, fifos_are_refused_without_blocking, .timeout = 20)
+{
+	cr_assert_eq(mkfifo(path_of("fifo"), 0600), 0);
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 16), 0);
+	void *out = (void *)1;
+	cr_assert_eq(unimem_tape_read_file(t, path_of("fifo"), 0, &out, NULL), -EINVAL);
+	cr_assert_null(out);
+	unimem_safetensors *st = (unimem_safetensors *)1;
+	cr_assert_eq(unimem_safetensors_load(&st, t, path_of("fifo"), 0, 0), -EINVAL);
+	cr_assert_null(st);
+	cr_assert_eq(unimem_safetensors_load(&st, t, "/dev/null", 0, 0), -EINVAL);
+	cr_assert_eq(unimem_tape_used(t), 0);
+	unimem_tape_close(t);
+}
+
 /* ---- safetensors ------------------------------------------------------------------ */
 
 /* A file: 8-byte length, the header as given (padded to `pad` bytes with spaces when pad
@@ -306,7 +406,8 @@ Test(safetensors, a_good_file)
 	cr_assert_eq(unimem_layout_open(&l, 1 << 20, 4096, 0), 0);
 	unimem_tape *w = unimem_layout_weights(l);
 	unimem_safetensors *st;
-	cr_assert_eq(load("good", w, 0, &st), 0);
+	/* align 1: the opt-out, each tensor at its file offset modulo 4096. */
+	cr_assert_eq(load("good", w, 1, &st), 0);
 	cr_assert_eq(unimem_safetensors_count(st), 8);
 	static const char *order[] = {"d", "i", "w", "bf", "m", "s"};
 	for (size_t i = 0; i < 6; i++)
@@ -380,7 +481,7 @@ Test(safetensors, misaligned_tensors_move_once)
 	unimem_tape *t;
 	cr_assert_eq(unimem_tape_start(&t, 1 << 16), 0);
 	unimem_safetensors *st;
-	cr_assert_eq(load("odd", t, 0, &st), 0);
+	cr_assert_eq(load("odd", t, 1, &st), 0);
 	cr_assert_eq(unimem_safetensors_moved(st), 1);
 	const float *a = unimem_view_ptr(unimem_safetensors_view(st, 0));
 	cr_assert_eq((uintptr_t)a % 4, 0);
@@ -477,6 +578,52 @@ static const struct bad {
 	{"{\"a\":{\"dtype\":\"F32\",\"shape\":[[1]],\"data_offsets\":[0,4]}}", 4, -EBADMSG},
 	{"{\"a\":null}", 0, -EBADMSG},
 };
+
+/* unimem_strerror() of a refused header says what is wrong, and where (the detail the
+ * parser records at the failure). */
+Test(safetensors, a_refused_header_says_what_is_wrong)
+{
+	static const struct {
+		const char *header;
+		size_t data_len;
+		const char *says;
+	} cases[] = {
+		{" {}", 0, "'{' as the first byte"},
+		{"{}x", 0, "the end"},
+		{"{\"a\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		 "unknown dtype \"F33\""},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
+		 "field \"x\""},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "lacks data_offsets"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+		 "do not hold its dtype and shape"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "a gap"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 5, "cover 4 bytes"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+		 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "\"a\" twice"},
+		{"{\"a\\x\":{}}", 0, "unknown escape at byte"},
+		{"{\"\xff\":{}}", 0, "invalid UTF-8"},
+		{"{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4,
+		 "leading zero"},
+	};
+	unsigned char data[16] = {0};
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 1 << 16), 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_st("said", cases[i].header, 0, data, cases[i].data_len);
+		unimem_safetensors *st;
+		cr_assert_eq(load("said", t, 0, &st), -EBADMSG, "case %zu", i);
+		const char *m = unimem_strerror(-EBADMSG);
+		cr_expect(strstr(m, cases[i].says), "case %zu `%s`: %s", i, cases[i].header, m);
+	}
+	/* A file too short for its header length. */
+	write_file(path_of("said"), "\x10\0\0\0\0\0\0\0{}", 10);
+	unimem_safetensors *st;
+	cr_assert_eq(load("said", t, 0, &st), -EBADMSG);
+	cr_expect(strstr(unimem_strerror(-EBADMSG), "header length of 16"), "%s",
+		  unimem_strerror(-EBADMSG));
+	unimem_tape_close(t);
+}
 
 Test(safetensors, malicious_headers_are_refused)
 {
@@ -637,5 +784,176 @@ Test(safetensors, accessors_of_null_and_out_of_range)
 	cr_assert_null(unimem_safetensors_metadata_key(st, 0));
 	cr_assert_eq(*(char *)unimem_view_ptr(unimem_safetensors_find(st, "a")), 'x');
 	unimem_safetensors_close(st);
+	unimem_tape_close(t);
+}
+
+/* Issue 13, defect 5: data at 8 mod 16 (as the safetensors library pads), odd sizes:
+ * every view 256-aligned at align 0, its bytes the file's, cached or not, every flag. */
+Test(safetensors, tensors_are_256_aligned_by_default)
+{
+	/* big u8 [20 MiB] @0 (two shift chunks), then u8 1, 3, 7, bf16 [5], bf16 [3,3],
+	 * f32 [3], an empty one, and u8 [9] at a 256-aligned offset of the data. */
+	const size_t big = (size_t)20 << 20;
+	size_t sizes[] = {big, 1, 3, 7, 10, 18, 12, 0, 0, 9};
+	const char *dt[] = {"U8", "U8", "U8", "U8", "BF16", "BF16", "F32", "F32", "U8", "U8"};
+	const char *sh[] = {"[20971520]", "[1]", "[3]", "[7]", "[5]", "[3,3]", "[3]", "[0]",
+			    "[0]", "[9]"};
+	size_t nt = sizeof sizes / sizeof *sizes, off[10], at = 0;
+	char hdr[2048];
+	int w = snprintf(hdr, sizeof hdr, "{");
+	for (size_t i = 0; i < nt; i++) {
+		if (i == nt - 1) { /* pad with the empty tensor before it to a 256 boundary */
+			sizes[nt - 2] = 0;
+			at = (at + 255) & ~(size_t)255;
+			sizes[nt - 3] = 0;
+		}
+		off[i] = at;
+		w += snprintf(hdr + w, sizeof hdr - (size_t)w,
+			      "%s\"t%zu\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%zu,%zu]}",
+			      i ? "," : "", i, dt[i], sh[i], at, at + sizes[i]);
+		at += sizes[i];
+	}
+	/* Fill the gap before the last tensor with a U8 tensor of the gap's size. */
+	size_t gap = off[nt - 1] - (off[nt - 4] + sizes[nt - 4]);
+	char fill[160];
+	snprintf(fill, sizeof fill, ",\"gap\":{\"dtype\":\"U8\",\"shape\":[%zu],"
+		 "\"data_offsets\":[%zu,%zu]}", gap, off[nt - 4] + sizes[nt - 4], off[nt - 1]);
+	strcat(hdr, fill);
+	strcat(hdr, "}");
+	size_t data_len = at;
+	size_t hlen = (strlen(hdr) + 15) & ~(size_t)15; /* 8 + hlen = 8 mod 16 */
+	cr_assert_eq((8 + hlen) % 16, 8);
+	unsigned char *data = pattern(data_len, 21);
+	write_st("a8", hdr, hlen, data, data_len);
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start(&t, 2 * data_len + (1 << 20)), 0);
+	unsigned flags[] = {0, 0, UNIMEM_READ_BUFFERED, UNIMEM_READ_DIRECT};
+	for (size_t f = 0; f < 4; f++) {
+		if (f == 0 || f == 3)
+			drop_from_cache(path_of("a8")); /* O_DIRECT, then the shift */
+		unimem_safetensors *st;
+		int err = unimem_safetensors_load(&st, t, path_of("a8"), 0, flags[f]);
+		if (err == -EOPNOTSUPP && flags[f] == UNIMEM_READ_DIRECT)
+			continue; /* a file system without O_DIRECT (tmpfs) */
+		cr_assert_eq(err, 0, "flags %u: %d", flags[f], err);
+		cr_assert_eq(unimem_safetensors_count(st), nt + 1);
+		for (size_t i = 0; i < nt; i++) {
+			char name[16];
+			snprintf(name, sizeof name, "t%zu", i);
+			const unimem_view *v = unimem_safetensors_find(st, name);
+			cr_assert_not_null(v);
+			cr_assert_eq(unimem_view_check(v), 0);
+			const unsigned char *p = unimem_view_ptr(v);
+			cr_assert_eq((uintptr_t)p % 256, 0, "flags %u %s at %p", flags[f], name,
+				     (const void *)p);
+			cr_assert_eq(memcmp(p, data + off[i], sizes[i]), 0, "flags %u %s", flags[f],
+				     name);
+		}
+		/* Those at aligned offsets of the data stay: t0, t9 and the empty ones. */
+		cr_assert_leq(unimem_safetensors_moved(st), 7);
+		unimem_safetensors_close(st);
+		unimem_tape_clear(t);
+	}
+	/* The opt-out keeps the file-offset placement. */
+	unimem_safetensors *st;
+	cr_assert_eq(unimem_safetensors_load(&st, t, path_of("a8"), 1, 0), 0);
+	cr_assert_eq((uintptr_t)unimem_view_ptr(unimem_safetensors_find(st, "t0")) % 4096,
+		     (8 + hlen) % 4096);
+	unimem_safetensors_close(st);
+	free(data);
+	unimem_tape_close(t);
+}
+
+/* Issue 13, defect 1: a load that fails late gives back only what it took, and only
+ * when nobody took after it. One thread loads a file whose second moved tensor does not
+ * fit; another takes small blocks meanwhile; afterwards the rest of the Tape is taken:
+ * no byte may have two owners. */
+struct taker {
+	unimem_tape *t;
+	int go, done;
+	size_t n;
+	unsigned char *blocks[8192];
+};
+
+static void *take_small(void *arg)
+{
+	struct taker *k = arg;
+	while (!__atomic_load_n(&k->go, __ATOMIC_ACQUIRE))
+		;
+	while (!__atomic_load_n(&k->done, __ATOMIC_ACQUIRE) && k->n < 4096) {
+		unsigned char *p = unimem_tape_take(k->t, 64, 64);
+		if (!p)
+			break;
+		memset(p, (int)(k->n & 0xff), 64);
+		k->blocks[k->n] = p;
+		__atomic_store_n(&k->n, k->n + 1, __ATOMIC_RELEASE);
+		for (volatile int i = 0; i < 3000; i++) /* a gap: the load can fail in it */
+			;
+	}
+	return NULL;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (unsigned char *const *)a, y = (uintptr_t) * (unsigned char *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(safetensors, a_failed_load_never_frees_others_takes)
+{
+	/* Data at 8 mod 64: at align 64, the first (small) tensor and the second (1 MiB) are
+	 * both out of place. */
+	const size_t mb = 4 << 20; /* a read long enough for the other thread to take in */
+	char hdr[256];
+	snprintf(hdr, sizeof hdr,
+		 "{\"s\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[0,100]},"
+		 "\"b\":{\"dtype\":\"U8\",\"shape\":[%zu],\"data_offsets\":[100,%zu]}}",
+		 mb, mb + 100);
+	size_t hlen = ((strlen(hdr) + 63) & ~(size_t)63) + 64; /* 8 + hlen = 8 mod 64 */
+	unsigned char *data = pattern(mb + 100, 3);
+	write_st("late", hdr, hlen, data, mb + 100);
+	unimem_tape *t;
+	/* Room for the read and 320 KiB more: the small move fits, the big one does not
+	 * (before the fix; now the one room for both does not fit). */
+	size_t cap = 8 + hlen + mb + 100 + (320 << 10);
+	cr_assert_eq(unimem_tape_start(&t, cap), 0);
+	cap = unimem_tape_capacity(t);
+	static struct taker k;
+	static unsigned char *all[8192 + (1 << 16)];
+	int bad = 0;
+	for (int round = 0; round < 300 && !bad; round++) {
+		unimem_tape_clear(t);
+		memset(&k, 0, sizeof k);
+		k.t = t;
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, take_small, &k), 0);
+		__atomic_store_n(&k.go, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&k.n, __ATOMIC_ACQUIRE)) /* the taker runs */
+			sched_yield();
+		unimem_safetensors *st;
+		int err = unimem_safetensors_load(&st, t, path_of("late"), 64, 0);
+		__atomic_store_n(&k.done, 1, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		cr_assert_eq(err, -ENOSPC);
+		size_t n = 0;
+		for (size_t i = 0; i < k.n; i++)
+			all[n++] = k.blocks[i];
+		/* The rest of the Tape, in 64-byte blocks (stamped 0xee). */
+		unsigned char *p;
+		while (n < sizeof all / sizeof *all && (p = unimem_tape_take(t, 64, 64))) {
+			memset(p, 0xee, 64);
+			all[n++] = p;
+		}
+		for (size_t i = 0; i < k.n; i++)
+			for (size_t j = 0; j < 64; j++)
+				if (k.blocks[i][j] != (unsigned char)(i & 0xff))
+					bad = 1;
+		qsort(all, n, sizeof *all, cmp_ptr);
+		for (size_t i = 1; i < n; i++)
+			if (all[i] < all[i - 1] + 64)
+				bad = 2;
+	}
+	cr_assert_eq(bad, 0, "a byte with two owners (%s)", bad == 1 ? "stamp" : "overlap");
+	free(data);
 	unimem_tape_close(t);
 }

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,6 +161,48 @@ static int peer_truncate(unimem_block *b)
 	return 0;
 }
 
+/* A peer that got a sealed Block and tries to take or change its pages. */
+static int peer_sealed(unimem_block *b)
+{
+	if (unimem_block_writable(b))
+		return 31;
+	if (!unimem_block_pinned(b) || check(b, NFLOATS))
+		return 32;
+	int fd = unimem_block_fd(b);
+	off_t size = (off_t)unimem_block_size(b);
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size) == 0 ||
+	    errno != EPERM)
+		return 33;
+	if (mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) != MAP_FAILED)
+		return 34;
+	if (mprotect(unimem_block_ptr(b), (size_t)size, PROT_READ | PROT_WRITE) == 0)
+		return 35;
+	if (madvise(unimem_block_ptr(b), (size_t)size, MADV_REMOVE) == 0)
+		return 36;
+	if (pwrite(fd, "x", 1, 0) >= 0)
+		return 37;
+	/* A writable open of its own through /proc changes nothing: the seal is the inode's. */
+	char path[40];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int w = open(path, O_RDWR | O_CLOEXEC);
+	if (w >= 0) {
+		bool punched = fallocate(w, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size) == 0;
+		close(w);
+		if (punched)
+			return 38;
+	}
+	unimem_block_close(b);
+	return 0;
+}
+
+static void *pause_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
 static int peer_run(char *cmd)
 {
 	char *role = strtok(cmd, " ");
@@ -188,6 +231,50 @@ static int peer_run(char *cmd)
 		if ((err = unimem_block_recv(&b, (int)v)))
 			return 100 + (-err & 0x7f);
 		return peer_truncate(b);
+	}
+	if (!strcmp(role, "sealed")) { /* sealed <socket fd>: a sealed Block, hostile peer */
+		if ((err = unimem_block_recv(&b, (int)v)))
+			return 100 + (-err & 0x7f);
+		return peer_sealed(b);
+	}
+	if (!strcmp(role, "sealed-lookup")) { /* sealed-lookup <id> */
+		if ((err = unimem_block_lookup(&b, (uint32_t)v)))
+			return 100 + (-err & 0x7f);
+		return peer_sealed(b);
+	}
+	if (!strcmp(role, "exec-id")) { /* exec-id <pipe fd>: tell an id, exec, tell one */
+		if ((err = unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED)))
+			return 100 + (-err & 0x7f);
+		uint32_t id = unimem_block_id(b);
+		if (write((int)v, &id, sizeof id) != sizeof id)
+			return 3;
+		char next[64];
+		snprintf(next, sizeof next, "open-id %lu", v);
+		setenv(PEER_ENV, next, 1);
+		execl("/proc/self/exe", "test_share", (char *)NULL);
+		return 4;
+	}
+	if (!strcmp(role, "open-id")) { /* open-id <pipe fd>: tell the id of a new Block */
+		if ((err = unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED)))
+			return 100 + (-err & 0x7f);
+		uint32_t id = unimem_block_id(b);
+		return write((int)v, &id, sizeof id) == sizeof id ? 0 : 3;
+	}
+	if (!strcmp(role, "create-exit")) { /* create-exit <pipe fd>: main thread exits */
+		if ((err = unimem_block_open(&b, NFLOATS * sizeof(float), 0)))
+			return 100 + (-err & 0x7f);
+		fill(b, NFLOATS);
+		pthread_t t;
+		if (pthread_create(&t, NULL, pause_forever, NULL))
+			return 5;
+		uint32_t id = unimem_block_id(b);
+		if (write((int)v, &id, sizeof id) != sizeof id)
+			return 3;
+		/* The main thread exits, the process lives on in t until SIGKILL. (A raw
+		 * exit of this thread: pthread_exit() inside the constructor that runs
+		 * the peer ends the process here.) */
+		syscall(SYS_exit, 0);
+		return 6;
 	}
 	if (!strcmp(role, "create")) { /* create <pipe fd>: fill, tell the id, wait */
 		if ((err = unimem_block_open(&b, NFLOATS * sizeof(float), 0)))
@@ -586,7 +673,8 @@ Test(share, send_recv_over_each_socket_type)
 		cr_assert_eq(unimem_block_send(sv[0], a), 0, "type %d", types[t]);
 		cr_assert_eq(unimem_block_recv(&b, sv[1]), 0, "type %d", types[t]);
 		cr_assert_eq(unimem_block_size(b), unimem_block_size(a));
-		cr_assert_eq(unimem_block_id(b), unimem_block_id(a));
+		cr_assert_eq(unimem_block_id(b), 0, "a received Block has no id of the sender's");
+		cr_assert(unimem_block_writable(b));
 		cr_assert(unimem_block_pinned(b));
 		cr_assert_geq(unimem_block_fd(b), 0);
 		((volatile int *)unimem_block_ptr(a))[9] = 99;
@@ -680,6 +768,7 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	cr_assert_eq(replay(SOCK_STREAM, msg, len, two, 2), -EBADMSG, "two fds");
 	cr_assert_eq(replay(SOCK_STREAM, msg, len / 2, &good, 1), -EBADMSG, "half a message");
 	cr_assert_eq(replay(SOCK_STREAM, msg, 0, NULL, 0), -ECONNRESET, "nothing, then EOF");
+	cr_assert_eq(replay(SOCK_SEQPACKET, msg, 0, NULL, 0), -ECONNRESET, "seqpacket EOF");
 	cr_assert_eq(replay(SOCK_SEQPACKET, msg, len - 1, &good, 1), -EBADMSG, "short packet");
 	cr_assert_eq(replay(SOCK_DGRAM, msg, len + 8, &good, 1), -EBADMSG, "long datagram");
 
@@ -701,7 +790,17 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	fd = sealed_memfd(2 * 4096, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
 	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), -EBADMSG, "write-sealed");
 	close(fd);
+	/* Sealed read-only (F_SEAL_FUTURE_WRITE): a read-only Block; but never more access
+	 * than was sent (a write-only fd is not reopened for reading). */
+	fd = sealed_memfd(2 * 4096, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), 0, "sealed read-only");
 	char path[40];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int wo = open(path, O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(wo, 0);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &wo, 1), -EBADMSG, "write-only fd");
+	close(wo);
+	close(fd);
 	snprintf(path, sizeof path, "/proc/self/fd/%d", good);
 	int ro = open(path, O_RDONLY | O_CLOEXEC);
 	cr_assert_geq(ro, 0);
@@ -722,6 +821,49 @@ Test(share, recv_rejects_garbage_and_leaks_nothing)
 	cr_assert_str_neq(unimem_strerror(-EBADMSG), "");
 	close(p[0]);
 	close(p[1]);
+	unimem_block_close(b);
+}
+
+/* unimem_strerror() of a refused recv says which check failed (the detail recorded at the
+ * failure), for that code only, and the next failure's detail replaces it. */
+static void assert_said(const char *what, const char *part)
+{
+	const char *m = unimem_strerror(-EBADMSG);
+	cr_assert(strstr(m, "bad message") && strstr(m, part), "%s: %s", what, m);
+	cr_assert_str_eq(unimem_strerror(EBADMSG), m, "%s: either sign", what);
+}
+
+Test(share, recv_says_which_check_failed)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 2 * 4096, 0), 0);
+	char msg[256];
+	size_t len;
+	capture(b, msg, &len);
+	int good = unimem_block_fd(b);
+
+	char zeros[256] = { 0 };
+	cr_assert_eq(replay(SOCK_STREAM, zeros, len, &good, 1), -EBADMSG);
+	assert_said("bad header", "magic number");
+	/* Another code says its own causes, not this detail. */
+	cr_assert_null(strstr(unimem_strerror(-ENOMEM), "magic"), "%s", unimem_strerror(-ENOMEM));
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, NULL, 0), -EBADMSG);
+	assert_said("no fd", "without an fd");
+	int two[2] = { good, good };
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, two, 2), -EBADMSG);
+	assert_said("two fds", "more than one fd");
+	cr_assert_eq(replay(SOCK_STREAM, msg, len / 2, &good, 1), -EBADMSG);
+	assert_said("half a message", "halfway");
+	cr_assert_eq(replay(SOCK_DGRAM, msg, len + 8, &good, 1), -EBADMSG);
+	assert_said("long datagram", "record of");
+	int fd = sealed_memfd(2 * 4096, 0);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), -EBADMSG);
+	assert_said("no seals", "sealed against shrink and grow");
+	close(fd);
+	fd = sealed_memfd(3 * 4096, F_SEAL_SHRINK | F_SEAL_GROW);
+	cr_assert_eq(replay(SOCK_STREAM, msg, len, &fd, 1), -EBADMSG);
+	assert_said("size mismatch", "12288 bytes");
+	close(fd);
 	unimem_block_close(b);
 }
 
@@ -989,4 +1131,332 @@ Test(share, open_lookup_send_recv_in_a_loop_leak_nothing)
 	cr_assert_eq(count_maps(), maps0, "mappings leaked");
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* ---- issue 13: forged and stale ids, limits of what a peer can make us pin, sealed
+ * (read-only) sharing, stalled peers */
+
+/* Make a memfd that looks like the Block of id `id` in every way a peer can fake:
+ * name, seals, size, and the file position lookup trusts. */
+static int forged_memfd(uint32_t id, size_t size)
+{
+	char name[32];
+	snprintf(name, sizeof name, "unimem:%08x", (unsigned)id);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	cr_assert_geq(lseek(fd, (off_t)(0x554d000000000000ull | id), SEEK_SET), 0);
+	memset(mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), 0x66, size);
+	return fd;
+}
+
+/* Send fd with the header `msg` (captured from a real send, size patched). */
+static void send_forged(int sock, const char *msg, size_t len, int fd, uint64_t size)
+{
+	char m2[256];
+	memcpy(m2, msg, len);
+	memcpy(m2 + 8, &size, sizeof size); /* struct wire: magic, id, size, page */
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof cbuf);
+	struct iovec iov = { m2, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof cbuf };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof fd);
+	cr_assert_eq(sendmsg(sock, &m, 0), (ssize_t)len);
+}
+
+Test(share, a_received_memfd_named_like_our_id_never_resolves)
+{
+	/* The id our next Block would get back: one of ours, closed. */
+	unimem_block *a;
+	cr_assert_eq(unimem_block_open(&a, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	uint32_t id = unimem_block_id(a);
+	char msg[256];
+	size_t len;
+	capture(a, msg, &len);
+	unimem_block_close(a);
+
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	int fd = forged_memfd(id, 4096);
+	send_forged(sv[0], msg, len, fd, 4096);
+	close(fd); /* only the receiver holds the forged memfd now */
+	unimem_block *r;
+	cr_assert_eq(unimem_block_recv(&r, sv[1]), 0);
+	cr_assert_eq(unimem_block_id(r), 0, "the id came from the peer's name");
+	unimem_block *x = (void *)1;
+	cr_assert_eq(unimem_block_lookup(&x, id), -ENOENT, "the id maps the peer's pages");
+	cr_assert_null(x);
+	unimem_block_close(r);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+Test(share, a_dup_of_a_closed_blocks_fd_does_not_resolve)
+{
+	for (int round = 0; round < 2; round++) {
+		unimem_block *b;
+		cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+		uint32_t id = unimem_block_id(b);
+		int d = dup(unimem_block_fd(b));
+		cr_assert_geq(d, 0);
+		unimem_block *x;
+		cr_assert_eq(unimem_block_lookup(&x, id), 0, "live Block found");
+		unimem_block_close(x);
+		unimem_block_close(b);
+		x = (void *)1;
+		cr_assert_eq(unimem_block_lookup(&x, id), -ENOENT, "closed Block found via dup");
+		cr_assert_null(x);
+		close(d);
+	}
+}
+
+Test(share, a_stale_id_does_not_name_a_new_block_after_exec)
+{
+	int same = 0;
+	for (int round = 0; round < 6; round++) {
+		int p[2];
+		cr_assert_eq(pipe(p), 0);
+		pid_t pid = spawn("exec-id %lu", (unsigned long)p[1]);
+		close(p[1]);
+		uint32_t before = read_id(p[0]), after = read_id(p[0]);
+		close(p[0]);
+		cr_assert_eq(reap(pid), 0);
+		cr_assert_neq(before, 0);
+		cr_assert_neq(after, 0);
+		same += before == after;
+	}
+	/* Random first slot per image: equal with chance 1/1024 a round. */
+	cr_assert_leq(same, 1, "%d of 6 exec'd images reused the stale id", same);
+}
+
+Test(share, a_creator_whose_main_thread_exited_is_found)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = spawn("create-exit %lu", (unsigned long)p[1]);
+	close(p[1]);
+	uint32_t id = read_id(p[0]);
+	close(p[0]);
+	cr_assert_neq(id, 0);
+	unimem_block *b = NULL;
+	int err = -1;
+	/* The main thread exits after telling the id: look up until it has. */
+	for (int i = 0; i < 200; i++) {
+		char path[64], st[256] = "";
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+		FILE *f = fopen(path, "re");
+		if (f) {
+			if (!fgets(st, sizeof st, f))
+				st[0] = 0;
+			fclose(f);
+		}
+		const char *c = strrchr(st, ')');
+		if (c && c[2] == 'Z') /* the leader is a zombie: the case in point */
+			break;
+		usleep(5000);
+	}
+	err = unimem_block_lookup(&b, id);
+	kill(pid, SIGKILL);
+	reap(pid);
+	cr_assert_eq(err, 0, "lookup: %s", unimem_strerror(err));
+	cr_assert_eq(check(b, NFLOATS), 0);
+	unimem_block_close(b);
+}
+
+static long long sparse_blocks(int fd)
+{
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	return (long long)st.st_blocks;
+}
+
+Test(share, recv_and_lookup_refuse_what_the_caller_limit_or_the_machine_cannot_take)
+{
+	unimem_block *a;
+	cr_assert_eq(unimem_block_open(&a, 2 * 4096, 0), 0);
+	char msg[256];
+	size_t len;
+	capture(a, msg, &len);
+	long lck0 = status_kb("VmLck");
+	int fds0 = count_fds(), maps0 = count_maps();
+
+	/* A sparse 512 MiB memfd: the peer pays nothing for it. */
+	size_t big = (size_t)512 << 20;
+	int fd = memfd_create("sparse", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)big), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	send_forged(sv[0], msg, len, fd, big);
+	unimem_block *x = (void *)1;
+	cr_assert_eq(unimem_block_recv_max(&x, sv[1], (uint64_t)1 << 20), -EFBIG);
+	cr_assert_null(x);
+	cr_assert_eq(sparse_blocks(fd), 0, "pages allocated in the peer's file");
+	cr_assert_eq(status_kb("VmLck"), lck0, "pages locked");
+	cr_assert_str_neq(unimem_strerror(-EFBIG), "");
+
+	/* Larger than the machine: refused like an open, nothing touched. */
+	close(fd);
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	size_t huge = (size_t)pages * (size_t)psize * 2;
+	fd = memfd_create("sparse", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)huge), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	send_forged(sv[0], msg, len, fd, huge);
+	cr_assert_eq(unimem_block_recv(&x, sv[1]), -ENOMEM);
+	cr_assert_eq(sparse_blocks(fd), 0);
+	cr_assert_eq(status_kb("VmLck"), lck0);
+	close(fd);
+
+	/* lookup: the same limits. */
+	cr_assert_eq(unimem_block_lookup_max(&x, unimem_block_id(a), 4096), -EFBIG);
+	cr_assert_null(x);
+	cr_assert_eq(unimem_block_lookup_max(&x, unimem_block_id(a), 2 * 4096), 0);
+	unimem_block_close(x);
+	cr_assert_eq(unimem_block_lookup_max(NULL, 1, 0), -EINVAL);
+	cr_assert_eq(unimem_block_recv_max(NULL, sv[1], 0), -EINVAL);
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_eq(count_fds(), fds0);
+	cr_assert_eq(count_maps(), maps0);
+	unimem_block_close(a);
+}
+
+/* Resident pages of b (mincore). */
+static size_t resident(const unimem_block *b)
+{
+	size_t n = unimem_block_size(b) / 4096, r = 0;
+	unsigned char *v = calloc(n, 1);
+	cr_assert_eq(mincore(unimem_block_ptr(b), unimem_block_size(b), v), 0);
+	for (size_t i = 0; i < n; i++)
+		r += v[i] & 1;
+	free(v);
+	return r;
+}
+
+Test(share, a_sealed_block_is_read_only_for_every_holder_and_keeps_its_pages)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, NFLOATS * sizeof(float), 0), 0);
+	fill(b, NFLOATS);
+	cr_assert_eq(unimem_block_seal(b), 0);
+	cr_assert_eq(unimem_block_seal(b), 0, "idempotent");
+	cr_assert(unimem_block_writable(b), "the creator's mapping stays writable");
+	/* Even the creator cannot punch holes now. */
+	cr_assert_neq(fallocate(unimem_block_fd(b), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				4096), 0);
+	cr_assert_eq(errno, EPERM);
+
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+	pid_t pid = spawn("sealed %lu", (unsigned long)sv[1]);
+	close(sv[1]);
+	cr_assert_eq(unimem_block_send(sv[0], b), 0);
+	cr_assert_eq(reap(pid), 0, "the receiving peer changed what it must not");
+	close(sv[0]);
+	pid = spawn("sealed-lookup %lu", (unsigned long)unimem_block_id(b));
+	cr_assert_eq(reap(pid), 0, "the looking-up peer changed what it must not");
+
+	cr_assert_eq(check(b, NFLOATS), 0);
+	cr_assert_eq(resident(b), unimem_block_size(b) / 4096, "pages taken away");
+	cr_assert_geq(status_kb("VmLck"), (long)(unimem_block_size(b) / 1024));
+	cr_assert(unimem_block_pinned(b));
+	cr_assert_eq(unimem_block_seal(NULL), -EINVAL);
+	cr_assert_not(unimem_block_writable(NULL));
+	unimem_block_close(b);
+}
+
+Test(share, an_unsealed_blocks_writable_holder_can_punch_holes)
+{
+	/* What docs/SHARING.md says a writable holder can do: documented, not prevented. */
+	unimem_block *b, *r;
+	cr_assert_eq(unimem_block_open(&b, 16 * 4096, 0), 0);
+	cr_assert_eq(unimem_block_lookup(&r, unimem_block_id(b)), 0);
+	cr_assert(unimem_block_writable(r));
+	memset(unimem_block_ptr(b), 7, 16 * 4096);
+	cr_assert_eq(fallocate(unimem_block_fd(r), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			       16 * 4096), 0);
+	cr_assert_eq(((volatile unsigned char *)unimem_block_ptr(b))[0], 0);
+	cr_assert(unimem_block_pinned(b), "pinned speaks of this holder's lock only");
+	unimem_block_close(r);
+	unimem_block_close(b);
+}
+
+/* Send the first byte of a Block message (with its fd), then stall. */
+static void send_one_byte(int sock, unimem_block *b)
+{
+	char msg[256];
+	size_t len;
+	capture(b, msg, &len);
+	int fd = unimem_block_fd(b);
+	send_forged(sock, msg, 1, fd, unimem_block_size(b));
+}
+
+Test(share, recv_from_a_stalled_peer_never_hangs)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	int fds0 = count_fds();
+	int sv[2];
+	/* Non-blocking: -EAGAIN at once. */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	send_one_byte(sv[0], b);
+	unimem_block *x = (void *)1;
+	cr_assert_eq(unimem_block_recv(&x, sv[1]), -EAGAIN);
+	cr_assert_null(x);
+	close(sv[0]);
+	close(sv[1]);
+	/* Blocking: a bounded wait, then -ETIMEDOUT. */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	send_one_byte(sv[0], b);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(unimem_block_recv(&x, sv[1]), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_null(x);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 10);
+	cr_assert_str_neq(unimem_strerror(-ETIMEDOUT), "");
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_eq(count_fds(), fds0, "received fds leaked");
+	unimem_block_close(b);
+}
+
+Test(share, seal_after_a_holder_sealed_the_seals_is_ebusy)
+{
+	unimem_block *b, *r;
+	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_eq(unimem_block_lookup(&r, unimem_block_id(b)), 0);
+	/* A writable holder can seal the seals (docs/SHARING.md): then nobody can seal. */
+	cr_assert_eq(fcntl(unimem_block_fd(r), F_ADD_SEALS, F_SEAL_SEAL), 0);
+	cr_assert_eq(unimem_block_seal(b), -EBUSY);
+	cr_assert_str_neq(unimem_strerror(-EBUSY), "");
+	unimem_block_close(r);
+	unimem_block_close(b);
+}
+
+Test(share, a_forked_child_closing_an_inherited_block_keeps_the_creators_id)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 4096, UNIMEM_BLOCK_UNPINNED), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		unimem_block_close(b); /* shares the creator's open file */
+		_exit(0);
+	}
+	cr_assert_eq(reap(pid), 0);
+	unimem_block *r;
+	cr_assert_eq(unimem_block_lookup(&r, unimem_block_id(b)), 0);
+	unimem_block_close(r);
+	unimem_block_close(b);
 }

@@ -2,7 +2,7 @@
 /* Views of Blocks and their DLPack export: fields, bounds, and the Block's lifetime. */
 #include <unimem/unimem.h>
 
-#include "../src/dlpack_abi.h"
+#include "dlpack_abi.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>

@@ -4,7 +4,7 @@
  * a GPU). PyTorch reading through such a view: tests/python/test_torch_cuda.py. */
 #include <unimem/unimem.h>
 
-#include "../src/dlpack_abi.h"
+#include "dlpack_abi.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

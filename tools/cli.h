@@ -52,4 +52,11 @@ enum { ALLOC_GLIBC, ALLOC_JEMALLOC, ALLOC_MIMALLOC, ALLOC_TCMALLOC, ALLOC_COUNT 
 /* Fills a[ALLOC_COUNT]; jemalloc, mimalloc and tcmalloc through dlopen when installed. */
 void cli_allocators(struct allocator a[ALLOC_COUNT]);
 
+/* jemalloc needs static TLS room for a late dlopen: when an allocator says so, execute
+ * argv again (once, marked by REEXEC_MARK in the environment) with STATIC_TLS_TUNABLE
+ * added to GLIBC_TUNABLES. Returns only when no exec happened (true: go on). */
+#define REEXEC_MARK "UNIMEM_BENCH_STATIC_TLS"
+#define STATIC_TLS_TUNABLE "glibc.rtld.optional_static_tls=16384"
+bool cli_reexec_for_static_tls(struct allocator allocs[ALLOC_COUNT], char **argv);
+
 #endif

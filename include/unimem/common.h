@@ -19,6 +19,7 @@
 #ifndef UNIMEM_INLINE
 #define UNIMEM_INLINE static inline __attribute__((always_inline))
 #endif
+#define UNIMEM_PVT_INLINE static inline __attribute__((always_inline))
 
 #define UNIMEM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNIMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* unimem loading: files read straight into a Tape's pinned memory (no bounce buffer, no
- * copy into a framework buffer afterwards), and safetensors weights placed in a Tape and
- * returned as views.
+ * copy into a framework buffer afterwards). Safetensors weights, placed in a Tape and
+ * returned as views, are <unimem/safetensors.h> (declared here before 0.2.0).
  *
  * How a read goes (Linux): the file range is cut at 4 KiB boundaries. Each aligned piece
  * whose pages are already in the page cache is copied from it with pread (the fastest
@@ -33,83 +33,35 @@ enum {
 
 /* Read `length` bytes of the open file `fd` from byte `offset` into Tape t. The room is
  * taken from t at 4096-byte alignment, starting at `offset` rounded down to 4096, so
- * that the byte at `offset` lands at an address equal to `offset` modulo 4096 (up to
- * 4095 bytes before it are taken and hold file bytes too); *out is set to that address.
- * fd's own file position and flags are left alone (O_DIRECT goes through a second open
- * of the same file). length 0 takes nothing and sets *out to NULL.
+ * that the byte at `offset` lands at an address equal to `offset` modulo 4096 (the up to
+ * 4095 bytes before it are taken and read from the file too); *out is set to that
+ * address. fd's own file position and flags are left alone (O_DIRECT goes through a
+ * second open of the same file, for reading). length 0 takes nothing and sets *out to
+ * NULL.
  * Returns 0, or a negative errno with *out NULL:
  *   -EINVAL      t or out NULL, flags unknown or both, or the range passes the end of
- *                the file
+ *                the file (any non-regular file, whose size is 0)
+ *   -EBADF       fd negative, not open, or not open for reading (O_WRONLY, O_PATH)
  *   -ENOSPC      the Tape has no room for it
  *   -EOPNOTSUPP  UNIMEM_READ_DIRECT and the file system refuses O_DIRECT
+ *   -EMFILE, -ENFILE  UNIMEM_READ_DIRECT and no descriptor is free for the O_DIRECT open
+ *                (the default then reads with pread)
  *   -EIO         the file got shorter while it was read
- *   -EBADF, or another errno of open/pread/read
- * On failure the room is given back to the Tape when nothing was taken after it.
+ *   or another errno of pread/read
+ * On failure the room (its alignment padding included) is given back to the Tape when
+ * nothing was taken after it; otherwise it stays taken, unused (never another's bytes).
  * Thread-safe as unimem_tape_take() (other threads may take from t meanwhile). */
 UNIMEM_API int unimem_tape_read_fd(unimem_tape *t, int fd, uint64_t offset, size_t length,
 				   unsigned flags, void **out);
 
 /* Read the whole file at `path` into Tape t, as unimem_tape_read_fd() from offset 0:
- * *out is 4096-aligned. *length (may be NULL) is set to the file's size. Returns 0 or a
- * negative errno as unimem_tape_read_fd(), or of open() (-ENOENT, -EACCES, ...). */
+ * *out is 4096-aligned. *length (may be NULL) is set to the file's size. The file is
+ * opened without blocking: anything but a regular file (a directory, a FIFO with or
+ * without a writer, a device, a socket) is refused with -EINVAL, never waited on.
+ * Returns 0 or a negative errno as unimem_tape_read_fd(), or of open() (-ENOENT,
+ * -EACCES, ...). */
 UNIMEM_API int unimem_tape_read_file(unimem_tape *t, const char *path, unsigned flags,
 				     void **out, size_t *length);
-
-/* Tensors of a safetensors file, placed in a Tape. */
-typedef struct unimem_safetensors unimem_safetensors;
-
-/* Load the safetensors file at `path` into Tape t (a Layout's weights Tape, typically).
- * The header is parsed strictly (the format of huggingface/safetensors): an 8-byte
- * little-endian length N (at most 100,000,000), then N bytes of a JSON object that starts
- * with '{', maps each tensor name to {"dtype", "shape", "data_offsets"} and nothing else,
- * and may hold one "__metadata__" object of strings; then the data, which the tensors
- * must cover exactly, in order, with no gap and no overlap. The data is read in one
- * piece as unimem_tape_read_fd() reads (O_DIRECT where it can), so that each tensor
- * sits at its file offset modulo 4096; a tensor whose place there is not aligned to
- * `align` (a power of two, or 0: the size of its element) is moved to an aligned place of
- * its own (one copy, of that tensor alone). Files written by the safetensors library
- * keep every tensor aligned to its element: nothing moves at align 0.
- * Returns 0 and sets *out, or a negative errno with *out NULL:
- *   -EBADMSG  not a safetensors file: short, a length past the file, bad JSON (syntax,
- *             escapes, UTF-8, numbers), a missing, duplicate, unknown or mistyped field,
- *             an unknown dtype, offsets that disagree with dtype and shape, or data that
- *             the tensors do not cover exactly (a truncated file)
- *   -ENOTSUP  a tensor of more than UNIMEM_VIEW_MAX_DIMS dimensions
- *   -EINVAL   out, t or path NULL, align not a power of two, flags as above
- *   -ENOSPC   the Tape has no room for the data
- *   -ENOMEM, and what unimem_tape_read_fd() and open() return
- * A malformed file never crashes the loader and never makes it read past what it read.
- * Thread-safe as unimem_tape_read_fd(). */
-UNIMEM_API int unimem_safetensors_load(unimem_safetensors **out, unimem_tape *t,
-				       const char *path, size_t align, unsigned flags);
-
-/* Free what the loader allocated (names and views; the tensors' memory stays in the
- * Tape until it is cleared or closed). NULL is a no-op. */
-UNIMEM_API void unimem_safetensors_close(unimem_safetensors *st);
-
-/* Number of tensors. */
-UNIMEM_API size_t unimem_safetensors_count(const unimem_safetensors *st);
-
-/* Name of tensor i (in the order of the data), NULL when i is out of range. */
-UNIMEM_API const char *unimem_safetensors_name(const unimem_safetensors *st, size_t i);
-
-/* View of tensor i, NULL when i is out of range. Its Block is the Tape's. */
-UNIMEM_API const unimem_view *unimem_safetensors_view(const unimem_safetensors *st, size_t i);
-
-/* View of the tensor named `name`, NULL when there is none. O(log n). */
-UNIMEM_API const unimem_view *unimem_safetensors_find(const unimem_safetensors *st,
-						      const char *name);
-
-/* Value of `key` in the file's "__metadata__", NULL when there is none. */
-UNIMEM_API const char *unimem_safetensors_metadata(const unimem_safetensors *st,
-						   const char *key);
-
-/* Key i of the file's "__metadata__" (in byte order of the keys), NULL when i is out of
- * range: iterate with i = 0, 1, ... until NULL. */
-UNIMEM_API const char *unimem_safetensors_metadata_key(const unimem_safetensors *st, size_t i);
-
-/* Tensors the loader moved to meet `align` (0 when every one stayed where it was read). */
-UNIMEM_API size_t unimem_safetensors_moved(const unimem_safetensors *st);
 
 UNIMEM_END_DECLS
 

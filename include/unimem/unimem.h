@@ -13,14 +13,19 @@
 #include "gpu.h"
 #include "view.h"
 #include "load.h"
+#include "safetensors.h"
 #include "weights.h"
 #include <unimem/types.h> /* generated: typed accessors per -Dblock_types */
 #include <unimem/grids.h> /* generated: one Grid type per -Dgrids entry */
 
 UNIMEM_BEGIN_DECLS
 
-/* A message for a code this library returned (negative or positive). Never NULL.
- * For -EPERM it names RLIMIT_MEMLOCK, its value and UNIMEM_BLOCK_UNPINNED. Thread-safe. */
+/* A message for a code this library returned (negative or positive). Never NULL. Where
+ * this thread's last failure with that code recorded what exactly went wrong, the message
+ * says it (a refused pin: RLIMIT_MEMLOCK's value and the size; the CUDA driver's error;
+ * which check refused a received Block or a safetensors header); otherwise it lists the
+ * causes of that code (-EPERM: RLIMIT_MEMLOCK, ulimit -l and UNIMEM_BLOCK_UNPINNED). The
+ * text lives in thread-local storage until this thread's next call. Thread-safe. */
 UNIMEM_API const char *unimem_strerror(int err);
 
 /* The library version, "MAJOR.MINOR.PATCH". */

@@ -97,12 +97,11 @@ def _library_dirs():
 
 
 def _first(d, stem):
-    """d/stem.0, else the first d/stem.0.* (sorted), else None."""
-    exact = os.path.join(d, stem + '.0')
-    if os.path.exists(exact):
-        return exact
+    """d/stem.N (the soname), else the shortest d/stem.N.* (a wheel's versioned file),
+    else None."""
     try:
-        names = sorted(n for n in os.listdir(d) if n.startswith(stem + '.0.'))
+        names = sorted((n for n in os.listdir(d) if n.startswith(stem + '.')),
+                       key=lambda n: (len(n), n))
     except OSError:
         return None
     return os.path.join(d, names[0]) if names else None
@@ -120,7 +119,7 @@ def _load_library():
             if core:  # libunimem-ffi's dependency: loaded first, it answers to its soname
                 ctypes.CDLL(core, mode=ctypes.RTLD_GLOBAL)
             return ctypes.CDLL(ffi)
-    return ctypes.CDLL(ctypes.util.find_library('unimem-ffi') or 'libunimem-ffi.so.0')
+    return ctypes.CDLL(ctypes.util.find_library('unimem-ffi') or 'libunimem-ffi.so.1')
 
 
 _lib = _load_library()
@@ -561,7 +560,8 @@ class Tape(_Closes):
         return View(self.block, offset, 'U8', (length.value,))
 
     def load_safetensors(self, path, align=0, flags=0):
-        """Load a safetensors file into the Tape; a SafeTensors mapping name -> View."""
+        """Load a safetensors file into the Tape; a SafeTensors mapping name -> View.
+        align 0: every tensor 256-aligned; align=1 keeps the file-offset placement."""
         h = P()
         _check(_lib.unimem_safetensors_load(ctypes.byref(h), self.handle, os.fsencode(path),
                                             align, flags), 'unimem_safetensors_load')

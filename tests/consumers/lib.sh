@@ -8,6 +8,7 @@
 #   UNIMEM_SOURCE_ROOT  unimem's source tree
 #   UNIMEM_BUILD_ROOT   its build directory (already built: meson test builds first)
 #   UNIMEM_VERSION      the project version
+#   UNIMEM_SOVERSION    libunimem's soversion (libunimem.so.N)
 #   UNIMEM_PYTHON       the Python that Meson runs the generator with
 #   UNIMEM_SANITIZE     b_sanitize of that build ('none' or e.g. 'address,undefined')
 #   UNIMEM_CC_ID        the C compiler that built it (gcc, clang)

@@ -24,7 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../helpers.h"
+#include "helpers.h"
+#include "pools.h"
 
 #define MAX_OPEN (4u << 20)      /* largest Block the fuzzer really opens */
 #define MAX_PINNED (256u << 10)  /* largest pinned one (the rest become UNPINNED) */
@@ -174,21 +175,11 @@ struct mchunk {
 	unimem_tape_chunk c;
 };
 
-/* A Grid, generic or one of the generated pools, through one set of calls. */
-struct grid_ops {
-	const char *name;
-	size_t cell, count; /* 0 for the generic Grid: chosen at open */
-	int (*open)(void **out, size_t cell, size_t count, unsigned flags, bool plain);
-	void (*close)(void *g);
-	void *(*take)(void *g);
-	int (*give)(void *g, void *cell);
-	size_t (*available)(const void *g);
-	const unimem_block *(*block)(const void *g);
-};
+/* A Grid, generic or one of the generated pools, through one struct pool_ops (pools.h). */
 
 struct mgrid {
 	void *g; /* NULL: free slot */
-	const struct grid_ops *ops;
+	const struct pool_ops *ops;
 	unsigned char *base;
 	size_t cell, count, out;
 	unsigned char held[MAX_CELLS > 4096 ? MAX_CELLS : 4096]; /* tag of a cell out, 0 free */
@@ -888,77 +879,6 @@ static void op_chunk_reset(struct fz *f, struct in *in)
 		unimem_tape_chunk_reset(&c->c);
 }
 
-/* The generic Grid and every generated pool behind one struct grid_ops. */
-static int generic_open(void **out, size_t cell, size_t count, unsigned flags, bool plain)
-{
-	return plain ? unimem_grid_open((unimem_grid **)out, cell, count)
-		     : unimem_grid_open_flags((unimem_grid **)out, cell, count, flags);
-}
-static void generic_close(void *g)
-{
-	unimem_grid_close(g);
-}
-static void *generic_take(void *g)
-{
-	return unimem_grid_take(g);
-}
-static int generic_give(void *g, void *cell)
-{
-	return unimem_grid_give(g, cell);
-}
-static size_t generic_available(const void *g)
-{
-	return unimem_grid_available(g);
-}
-static const unimem_block *generic_block(const void *g)
-{
-	return unimem_grid_block(g);
-}
-
-static const struct grid_ops generic_grid = { "grid", 0, 0, generic_open, generic_close,
-					      generic_take, generic_give, generic_available,
-					      generic_block };
-
-#ifdef UNIMEM_GRID_FOREACH
-#define POOL_OPS(NAME, CELL, COUNT)                                                           \
-	static int pool_open_##NAME(void **out, size_t cell, size_t count, unsigned flags,     \
-				    bool plain)                                                \
-	{                                                                                     \
-		(void)cell, (void)count;                                                      \
-		return plain ? unimem_grid_##NAME##_open((unimem_grid_##NAME **)out)           \
-			     : unimem_grid_##NAME##_open_flags((unimem_grid_##NAME **)out, flags); \
-	}                                                                                     \
-	static void pool_close_##NAME(void *g)                                                \
-	{                                                                                     \
-		unimem_grid_##NAME##_close(g);                                                \
-	}                                                                                     \
-	static void *pool_take_##NAME(void *g)                                                \
-	{                                                                                     \
-		return unimem_grid_##NAME##_take(g);                                          \
-	}                                                                                     \
-	static int pool_give_##NAME(void *g, void *cell)                                      \
-	{                                                                                     \
-		return unimem_grid_##NAME##_give(g, cell);                                    \
-	}                                                                                     \
-	static size_t pool_available_##NAME(const void *g)                                    \
-	{                                                                                     \
-		return unimem_grid_##NAME##_available(g);                                     \
-	}                                                                                     \
-	static const unimem_block *pool_block_##NAME(const void *g)                           \
-	{                                                                                     \
-		return unimem_grid_##NAME##_block(g);                                         \
-	}
-UNIMEM_GRID_FOREACH(POOL_OPS)
-#define POOL_ENTRY(NAME, CELL, COUNT)                                                         \
-	{ #NAME, CELL, COUNT, pool_open_##NAME, pool_close_##NAME, pool_take_##NAME,           \
-	  pool_give_##NAME, pool_available_##NAME, pool_block_##NAME },
-static const struct grid_ops pools[] = { UNIMEM_GRID_FOREACH(POOL_ENTRY) };
-#define NPOOLS (sizeof pools / sizeof pools[0])
-#else
-static const struct grid_ops pools[1];
-#define NPOOLS 0
-#endif
-
 static void op_grid_open(struct fz *f, struct in *in)
 {
 	struct mgrid *m = &f->grids[u8(in) % NGRIDS];
@@ -966,7 +886,8 @@ static void op_grid_open(struct fz *f, struct in *in)
 	size_t cell = any_size(in, 8192), count = any_size(in, MAX_CELLS);
 	unsigned flags = any_flags(in);
 	bool plain = u8(in) & 1;
-	const struct grid_ops *ops = NPOOLS && which % 4 ? &pools[which % NPOOLS] : &generic_grid;
+	const struct pool_ops *ops =
+		NPOOLS && which % 4 ? &pool_table[which % NPOOLS] : &generic_grid_ops;
 	if (m->g)
 		return;
 	if (ops->count) {
@@ -1011,7 +932,7 @@ static void op_grid_open(struct fz *f, struct in *in)
 	memset(m, 0, sizeof *m);
 	*m = (struct mgrid){ .g = g, .ops = ops, .base = unimem_block_ptr(b), .cell = rounded,
 			     .count = count };
-	if (ops == &generic_grid) {
+	if (ops == &generic_grid_ops) {
 		CHECK(unimem_grid_cell_size(g) == rounded && unimem_grid_cells(g) == count,
 		      "grid shape %zu x %zu for %zu x %zu", unimem_grid_cell_size(g),
 		      unimem_grid_cells(g), rounded, count);

@@ -31,6 +31,17 @@ def encode(tensors, metadata=None, pad_to=8, order=None):
     return struct.pack('<Q', len(text)) + text + bytes(data)
 
 
+def encode_at_8_mod_16(tensors, metadata=None, order=None):
+    """As encode(), with the header padded so that the data starts at 8 mod 16 (what the
+    safetensors library writes in most shards: it pads to 8 only)."""
+    raw = encode(tensors, metadata, order=order)
+    hlen = int.from_bytes(raw[:8], 'little')
+    if (8 + hlen) % 16 != 8:
+        raw = (hlen + 8).to_bytes(8, 'little') + raw[8:8 + hlen] + b' ' * 8 + raw[8 + hlen:]
+    assert (8 + int.from_bytes(raw[:8], 'little')) % 16 == 8
+    return raw
+
+
 def write(path, tensors, metadata=None, **kw):
     with open(path, 'wb') as f:
         f.write(encode(tensors, metadata, **kw))

@@ -214,8 +214,8 @@ with tempfile.TemporaryDirectory(prefix='unimem-torch-') as tmp:
     if MODE == 'installed':
         pkg = os.path.dirname(os.path.abspath(unimem.__file__))
         libs = os.listdir(pkg)
-        check(any(n.startswith('libunimem-ffi.so.0') for n in libs) and
-              any(n.startswith('libunimem.so.0') for n in libs),
+        check(any(n.startswith('libunimem-ffi.so.') for n in libs) and
+              any(n.startswith('libunimem.so.') for n in libs),
               'the shared libraries are inside the installed package', libs)
         check(os.path.abspath(unimem.__file__).startswith(sys.prefix) and
               'UNIMEM_FFI_LIBRARY' not in os.environ,

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../helpers.h"
+#include "helpers.h"
 
 #define MAX_THREADS 64
 

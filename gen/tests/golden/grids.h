@@ -6,7 +6,13 @@
  * cells from the Block's first byte, then the free bitmap) and runs its inline take and
  * give with the sizes as constants, so the index math folds to shifts and masks for
  * powers of two and to a multiply for the others. unimem_grid_<CELL>x<COUNT>_grid() gives
- * the generic view, which every unimem_grid_* function accepts. */
+ * the generic view, which every unimem_grid_* function accepts.
+ *
+ * Header-only: open and close are inline too, over unimem_grid_open_flags() and
+ * unimem_grid_close(), so the pools add no symbol to libunimem and any program can
+ * generate its own (unimem-gen). A cell size that is not a multiple of 64 is rounded up
+ * to one, as unimem_grid_open() does: the pool keeps the name it was asked by, and its
+ * _CELL constant is the rounded size. */
 #ifndef UNIMEM_GRIDS_H
 #define UNIMEM_GRIDS_H
 
@@ -16,7 +22,7 @@
 
 UNIMEM_BEGIN_DECLS
 
-/* The pools this build generated, space separated. */
+/* The pools this build of unimem generated, space separated. */
 #define UNIMEM_GRIDS "64x4096 4096x256 65536x64 192x10"
 
 /* X(NAME, CELL, COUNT) once per generated pool (NAME as in unimem_grid_NAME), to write
@@ -28,6 +34,9 @@ UNIMEM_BEGIN_DECLS
 	X(192x10, 192, 10)
 
 /* ---- 64x4096: 4096 cells of 64 bytes (262144 bytes) ---- */
+/* Once per translation unit, whichever generated header defines it first (unimem's own
+ * grids.h or a consumer's, from unimem-gen). */
+#ifndef UNIMEM_GRID_64X4096_CELL
 #define UNIMEM_GRID_64X4096_CELL ((size_t)64u)
 #define UNIMEM_GRID_64X4096_COUNT ((size_t)4096u)
 #define UNIMEM_GRID_64X4096_WORDS UINT64_C(64) /* 64-bit words of the bitmap */
@@ -52,14 +61,28 @@ UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_64x4096) == sizeof(unimem_grid), "grid 6
 
 /* Open the pool on a new pinned Block, every cell free, as unimem_grid_open().
  * Returns 0 and sets *out, or -EINVAL (out is NULL), -EPERM, -ENOMEM (*out = NULL).
- * Thread-safe. */
-UNIMEM_API int unimem_grid_64x4096_open(unimem_grid_64x4096 **out);
+ * Thread-safe. Inline over unimem_grid_open_flags(): no symbol of its own. */
+UNIMEM_INLINE int unimem_grid_64x4096_open_flags(unimem_grid_64x4096 **out, unsigned flags)
+{
+	unimem_grid *g = 0;
+	const int err = unimem_grid_open_flags(out ? &g : 0, UNIMEM_GRID_64X4096_CELL,
+					       UNIMEM_GRID_64X4096_COUNT, flags);
+	if (out)
+		*out = (unimem_grid_64x4096 *)(void *)g; /* NULL on failure */
+	return err;
+}
 
-/* As unimem_grid_64x4096_open(), with unimem_block_open() flags. */
-UNIMEM_API int unimem_grid_64x4096_open_flags(unimem_grid_64x4096 **out, unsigned flags);
+/* As unimem_grid_64x4096_open_flags() with no flags. */
+UNIMEM_INLINE int unimem_grid_64x4096_open(unimem_grid_64x4096 **out)
+{
+	return unimem_grid_64x4096_open_flags(out, 0);
+}
 
-/* Close the pool and its Block. NULL is a no-op. */
-UNIMEM_API void unimem_grid_64x4096_close(unimem_grid_64x4096 *g);
+/* Close the pool and its Block, as unimem_grid_close(). NULL is a no-op. */
+UNIMEM_INLINE void unimem_grid_64x4096_close(unimem_grid_64x4096 *g)
+{
+	unimem_grid_close(g ? &g->core : 0);
+}
 
 /* A free cell of 64 bytes, or NULL, as unimem_grid_take(). Lock-free. */
 UNIMEM_INLINE void *unimem_grid_64x4096_take(unimem_grid_64x4096 *g)
@@ -98,8 +121,12 @@ UNIMEM_INLINE unimem_grid *unimem_grid_64x4096_grid(unimem_grid_64x4096 *g)
 {
 	return &g->core;
 }
+#endif /* 64x4096 */
 
 /* ---- 4096x256: 256 cells of 4096 bytes (1048576 bytes) ---- */
+/* Once per translation unit, whichever generated header defines it first (unimem's own
+ * grids.h or a consumer's, from unimem-gen). */
+#ifndef UNIMEM_GRID_4096X256_CELL
 #define UNIMEM_GRID_4096X256_CELL ((size_t)4096u)
 #define UNIMEM_GRID_4096X256_COUNT ((size_t)256u)
 #define UNIMEM_GRID_4096X256_WORDS UINT64_C(4) /* 64-bit words of the bitmap */
@@ -124,14 +151,28 @@ UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_4096x256) == sizeof(unimem_grid), "grid 
 
 /* Open the pool on a new pinned Block, every cell free, as unimem_grid_open().
  * Returns 0 and sets *out, or -EINVAL (out is NULL), -EPERM, -ENOMEM (*out = NULL).
- * Thread-safe. */
-UNIMEM_API int unimem_grid_4096x256_open(unimem_grid_4096x256 **out);
+ * Thread-safe. Inline over unimem_grid_open_flags(): no symbol of its own. */
+UNIMEM_INLINE int unimem_grid_4096x256_open_flags(unimem_grid_4096x256 **out, unsigned flags)
+{
+	unimem_grid *g = 0;
+	const int err = unimem_grid_open_flags(out ? &g : 0, UNIMEM_GRID_4096X256_CELL,
+					       UNIMEM_GRID_4096X256_COUNT, flags);
+	if (out)
+		*out = (unimem_grid_4096x256 *)(void *)g; /* NULL on failure */
+	return err;
+}
 
-/* As unimem_grid_4096x256_open(), with unimem_block_open() flags. */
-UNIMEM_API int unimem_grid_4096x256_open_flags(unimem_grid_4096x256 **out, unsigned flags);
+/* As unimem_grid_4096x256_open_flags() with no flags. */
+UNIMEM_INLINE int unimem_grid_4096x256_open(unimem_grid_4096x256 **out)
+{
+	return unimem_grid_4096x256_open_flags(out, 0);
+}
 
-/* Close the pool and its Block. NULL is a no-op. */
-UNIMEM_API void unimem_grid_4096x256_close(unimem_grid_4096x256 *g);
+/* Close the pool and its Block, as unimem_grid_close(). NULL is a no-op. */
+UNIMEM_INLINE void unimem_grid_4096x256_close(unimem_grid_4096x256 *g)
+{
+	unimem_grid_close(g ? &g->core : 0);
+}
 
 /* A free cell of 4096 bytes, or NULL, as unimem_grid_take(). Lock-free. */
 UNIMEM_INLINE void *unimem_grid_4096x256_take(unimem_grid_4096x256 *g)
@@ -170,8 +211,12 @@ UNIMEM_INLINE unimem_grid *unimem_grid_4096x256_grid(unimem_grid_4096x256 *g)
 {
 	return &g->core;
 }
+#endif /* 4096x256 */
 
 /* ---- 65536x64: 64 cells of 65536 bytes (4194304 bytes) ---- */
+/* Once per translation unit, whichever generated header defines it first (unimem's own
+ * grids.h or a consumer's, from unimem-gen). */
+#ifndef UNIMEM_GRID_65536X64_CELL
 #define UNIMEM_GRID_65536X64_CELL ((size_t)65536u)
 #define UNIMEM_GRID_65536X64_COUNT ((size_t)64u)
 #define UNIMEM_GRID_65536X64_WORDS UINT64_C(1) /* 64-bit words of the bitmap */
@@ -196,14 +241,28 @@ UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_65536x64) == sizeof(unimem_grid), "grid 
 
 /* Open the pool on a new pinned Block, every cell free, as unimem_grid_open().
  * Returns 0 and sets *out, or -EINVAL (out is NULL), -EPERM, -ENOMEM (*out = NULL).
- * Thread-safe. */
-UNIMEM_API int unimem_grid_65536x64_open(unimem_grid_65536x64 **out);
+ * Thread-safe. Inline over unimem_grid_open_flags(): no symbol of its own. */
+UNIMEM_INLINE int unimem_grid_65536x64_open_flags(unimem_grid_65536x64 **out, unsigned flags)
+{
+	unimem_grid *g = 0;
+	const int err = unimem_grid_open_flags(out ? &g : 0, UNIMEM_GRID_65536X64_CELL,
+					       UNIMEM_GRID_65536X64_COUNT, flags);
+	if (out)
+		*out = (unimem_grid_65536x64 *)(void *)g; /* NULL on failure */
+	return err;
+}
 
-/* As unimem_grid_65536x64_open(), with unimem_block_open() flags. */
-UNIMEM_API int unimem_grid_65536x64_open_flags(unimem_grid_65536x64 **out, unsigned flags);
+/* As unimem_grid_65536x64_open_flags() with no flags. */
+UNIMEM_INLINE int unimem_grid_65536x64_open(unimem_grid_65536x64 **out)
+{
+	return unimem_grid_65536x64_open_flags(out, 0);
+}
 
-/* Close the pool and its Block. NULL is a no-op. */
-UNIMEM_API void unimem_grid_65536x64_close(unimem_grid_65536x64 *g);
+/* Close the pool and its Block, as unimem_grid_close(). NULL is a no-op. */
+UNIMEM_INLINE void unimem_grid_65536x64_close(unimem_grid_65536x64 *g)
+{
+	unimem_grid_close(g ? &g->core : 0);
+}
 
 /* A free cell of 65536 bytes, or NULL, as unimem_grid_take(). Lock-free. */
 UNIMEM_INLINE void *unimem_grid_65536x64_take(unimem_grid_65536x64 *g)
@@ -242,8 +301,12 @@ UNIMEM_INLINE unimem_grid *unimem_grid_65536x64_grid(unimem_grid_65536x64 *g)
 {
 	return &g->core;
 }
+#endif /* 65536x64 */
 
 /* ---- 192x10: 10 cells of 192 bytes (1920 bytes) ---- */
+/* Once per translation unit, whichever generated header defines it first (unimem's own
+ * grids.h or a consumer's, from unimem-gen). */
+#ifndef UNIMEM_GRID_192X10_CELL
 #define UNIMEM_GRID_192X10_CELL ((size_t)192u)
 #define UNIMEM_GRID_192X10_COUNT ((size_t)10u)
 #define UNIMEM_GRID_192X10_WORDS UINT64_C(1) /* 64-bit words of the bitmap */
@@ -267,14 +330,28 @@ UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_192x10) == sizeof(unimem_grid), "grid 19
 
 /* Open the pool on a new pinned Block, every cell free, as unimem_grid_open().
  * Returns 0 and sets *out, or -EINVAL (out is NULL), -EPERM, -ENOMEM (*out = NULL).
- * Thread-safe. */
-UNIMEM_API int unimem_grid_192x10_open(unimem_grid_192x10 **out);
+ * Thread-safe. Inline over unimem_grid_open_flags(): no symbol of its own. */
+UNIMEM_INLINE int unimem_grid_192x10_open_flags(unimem_grid_192x10 **out, unsigned flags)
+{
+	unimem_grid *g = 0;
+	const int err = unimem_grid_open_flags(out ? &g : 0, UNIMEM_GRID_192X10_CELL,
+					       UNIMEM_GRID_192X10_COUNT, flags);
+	if (out)
+		*out = (unimem_grid_192x10 *)(void *)g; /* NULL on failure */
+	return err;
+}
 
-/* As unimem_grid_192x10_open(), with unimem_block_open() flags. */
-UNIMEM_API int unimem_grid_192x10_open_flags(unimem_grid_192x10 **out, unsigned flags);
+/* As unimem_grid_192x10_open_flags() with no flags. */
+UNIMEM_INLINE int unimem_grid_192x10_open(unimem_grid_192x10 **out)
+{
+	return unimem_grid_192x10_open_flags(out, 0);
+}
 
-/* Close the pool and its Block. NULL is a no-op. */
-UNIMEM_API void unimem_grid_192x10_close(unimem_grid_192x10 *g);
+/* Close the pool and its Block, as unimem_grid_close(). NULL is a no-op. */
+UNIMEM_INLINE void unimem_grid_192x10_close(unimem_grid_192x10 *g)
+{
+	unimem_grid_close(g ? &g->core : 0);
+}
 
 /* A free cell of 192 bytes, or NULL, as unimem_grid_take(). Lock-free. */
 UNIMEM_INLINE void *unimem_grid_192x10_take(unimem_grid_192x10 *g)
@@ -313,6 +390,7 @@ UNIMEM_INLINE unimem_grid *unimem_grid_192x10_grid(unimem_grid_192x10 *g)
 {
 	return &g->core;
 }
+#endif /* 192x10 */
 
 UNIMEM_END_DECLS
 

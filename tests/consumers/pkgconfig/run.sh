@@ -30,15 +30,15 @@ check "pkg-config --variable=grids names the installed pools ($grids)" \
 
 if [ -z "$(find "$dest" -name 'libunimem.so*')" ]; then
 	skip "cc app.c \$(pkg-config --cflags --libs unimem)" "no shared library installed (default_library=static)"
-	skip "the program needs libunimem.so.0" "no shared library"
-	skip "the program runs against the installed libunimem.so.0" "no shared library"
+	skip "the program needs libunimem.so.$UNIMEM_SOVERSION" "no shared library"
+	skip "the program runs against the installed libunimem.so.$UNIMEM_SOVERSION" "no shared library"
 else
 	must "cc app.c \$(pkg-config --cflags --libs unimem)" \
 		bash -c '$1 "$2" $(PKG_CONFIG_LIBDIR=$3 PKG_CONFIG_SYSROOT_DIR=$4 pkg-config --cflags --libs unimem) -o "$5" "${@:6}"' \
 		_ "$cc" "$here/app.c" "$pcdir" "$dest" "$work/app" "${san_flags[@]}"
-	check "the program needs libunimem.so.0 (the soname)" \
-		bash -c 'readelf -d "$1" | grep -q "NEEDED.*\[libunimem\.so\.0\]"' _ "$work/app"
-	check "the program runs against the installed libunimem.so.0" \
+	check "the program needs libunimem.so.$UNIMEM_SOVERSION (the soname)" \
+		bash -c 'readelf -d "$1" | grep -q "NEEDED.*\[libunimem\.so\.$UNIMEM_SOVERSION\]"' _ "$work/app"
+	check "the program runs against the installed libunimem.so.$UNIMEM_SOVERSION" \
 		env LD_LIBRARY_PATH="$libdir" "$work/app" "$UNIMEM_VERSION"
 fi
 

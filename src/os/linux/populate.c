@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* Linux: pinning a mapped Block. Lock-on-fault, then every page filled and faulted in from
+ * both ends at once over the parallel helper. */
+#define _GNU_SOURCE
+#include "linux.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+
+/* Populating is most of a pinned open's cost (a fault costs 1-2 us in VMs). Measured on a
+ * 2-core VM (docs/BENCHMARKS.md): writing zeros into the memfd with pwritev() fills the page
+ * cache at ~1.5 us a page, no fault taken, and a read-populate then maps those pages 16 at a
+ * time (fault-around) at ~0.5 us a page; a write fault per page (MADV_POPULATE_WRITE) costs
+ * ~2.4 us. Writes to one file serialise on its inode lock but faults do not, so the work is
+ * split in chunks claimed from both ends: the opening thread writes chunks from the front,
+ * helper threads fault chunks in from the back, until they meet. When the helpers get no
+ * CPU, the opening thread simply does more chunks itself: nobody waits for a fixed share. */
+#define FILL_CHUNK ((size_t)512 << 10)
+#define FILL_PARALLEL_MIN ((size_t)2 << 20)
+#define FILL_HELPERS_MAX 7
+#define ZERO_SOURCE ((size_t)64 << 10)
+
+/* Read-only source of zeros for pwritev (bss: every page of it is the zero page). */
+static unsigned char zero_source[ZERO_SOURCE];
+
+/* Fault every page in: for writing (allocates shmem pages), or for reading (maps pages that
+ * are already in the page cache, several per fault). Faults in a VM_LOCKED mapping lock. */
+static int populate_range(unsigned char *p, size_t len, size_t page, bool write)
+{
+	if (madvise(p, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
+		return 0;
+	if (errno == EINVAL) { /* kernel older than 5.14: touch the pages */
+		for (size_t off = 0; off < len; off += page) {
+			if (write)
+				__atomic_fetch_or(p + off, 0, __ATOMIC_RELAXED);
+			else
+				(void)*(volatile unsigned char *)(p + off);
+		}
+		return 0;
+	}
+	/* ENOMEM: out of memory; EFAULT: the fault failed (SIGBUS territory). */
+	return errno == EFAULT || errno == ENOMEM || errno == EAGAIN ? -ENOMEM : -errno;
+}
+
+/* Fill [off, off + len) of the memfd with zeros through the page cache: no fault taken.
+ * Returns 0, -ENOMEM, or -EOPNOTSUPP where the file cannot be written (hugetlbfs). */
+static int write_zeros(int fd, size_t off, size_t len)
+{
+	struct iovec iov[FILL_CHUNK / ZERO_SOURCE];
+	while (len) {
+		int n = 0;
+		for (size_t left = len; left && n < (int)(sizeof iov / sizeof iov[0]); n++) {
+			size_t l = left < ZERO_SOURCE ? left : ZERO_SOURCE;
+			iov[n] = (struct iovec){ zero_source, l };
+			left -= l;
+		}
+		ssize_t w = pwritev(fd, iov, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EINVAL || errno == EOPNOTSUPP || errno == ENODEV)
+				return -EOPNOTSUPP;
+			return -ENOMEM; /* ENOSPC, ENOMEM, EFBIG: no memory for the pages */
+		}
+		if (w == 0)
+			return -ENOMEM;
+		off += (size_t)w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+struct fill {
+	unsigned char *p;
+	size_t size, page, nchunks;
+	int fd;
+	bool fresh;    /* a new, empty memfd: zeros may be written; else fault only */
+	/* The opening thread's (worker 0's) own, read by it alone until the join. */
+	bool writable; /* zeros may still be written (not huge pages, not refused) */
+	size_t front;  /* chunks it took from the front */
+	size_t written; /* it wrote chunks [0, written) */
+	size_t back;   /* chunks the helpers took from the end (atomic) */
+};
+
+static size_t chunk_len(const struct fill *f, size_t c)
+{
+	size_t off = c * FILL_CHUNK;
+	return f->size - off < FILL_CHUNK ? f->size - off : FILL_CHUNK;
+}
+
+/* One chunk, claimed by worker `worker`: the opening thread writes chunks from the front
+ * (huge pages cannot be written: it faults them), helpers fault chunks in from the back.
+ * A Block that is not fresh is faulted in from both ends, never written. */
+static int fill_chunk(void *arg, size_t piece, unsigned worker)
+{
+	(void)piece; /* the claim's number: which end the chunk comes from is the worker's */
+	struct fill *f = arg;
+	if (worker) {
+		size_t c = f->nchunks - 1 - __atomic_fetch_add(&f->back, 1, __ATOMIC_RELAXED);
+		return populate_range(f->p + c * FILL_CHUNK, chunk_len(f, c), f->page, f->fresh);
+	}
+	size_t c = f->front++, len = chunk_len(f, c);
+	int err = f->writable ? write_zeros(f->fd, c * FILL_CHUNK, len) : -EOPNOTSUPP;
+	if (err == -EOPNOTSUPP) {
+		f->writable = false;
+		err = populate_range(f->p + c * FILL_CHUNK, len, f->page, f->fresh);
+	} else if (!err) {
+		f->written = f->front;
+	}
+	return err;
+}
+
+/* Make every page of the mapping resident (and, in a VM_LOCKED mapping, locked). `fresh`:
+ * the memfd was just created by this open and holds no page, so zeros may be written into
+ * it; otherwise (a Block looked up or received) its pages hold data and are only faulted
+ * in (a read fault maps the pages that are there, and allocates zeroed ones for holes). */
+static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fresh)
+{
+	struct fill f = { .p = p, .size = size, .page = page,
+			  .nchunks = (size + FILL_CHUNK - 1) / FILL_CHUNK, .fd = fd, .fresh = fresh,
+			  .writable = fresh && page == umi_os_page_size() };
+	size_t helpers = 0;
+	if (size >= FILL_PARALLEL_MIN) {
+		helpers = f.nchunks / 2;
+		if (helpers > FILL_HELPERS_MAX)
+			helpers = FILL_HELPERS_MAX;
+	}
+	int err = umi_parallel(f.nchunks, fill_chunk, &f, (unsigned)helpers);
+	/* Map what the opening thread wrote: read faults, 16 pages at a time. */
+	if (!err && f.written)
+		err = populate_range(p, f.written * FILL_CHUNK < size ? f.written * FILL_CHUNK : size,
+				     page, false);
+	return err;
+}
+
+/* -EPERM for a pin of `asked` bytes that RLIMIT_MEMLOCK refused, with the limit said. */
+static int memlock_refused(size_t asked)
+{
+	struct rlimit rl;
+	char cur[48] = "unknown";
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+		if (rl.rlim_cur == RLIM_INFINITY)
+			snprintf(cur, sizeof cur, "unlimited");
+		else
+			snprintf(cur, sizeof cur, "%llu bytes", (unsigned long long)rl.rlim_cur);
+	}
+	return umi_fail(-EPERM,
+			"the locked-memory limit RLIMIT_MEMLOCK (%s) is too small to pin %zu bytes; "
+			"raise it (ulimit -l, limits.conf, systemd LimitMEMLOCK=) or open the Block "
+			"with UNIMEM_BLOCK_UNPINNED",
+			cur, asked);
+}
+
+int umi_linux_pin(unimem_block *b, bool fresh)
+{
+	/* Lock-on-fault first: it checks RLIMIT_MEMLOCK at once, before any page is
+	 * faulted, and the parallel populate that follows locks each page it faults. */
+	if (mlock2(b->ptr, b->size, MLOCK_ONFAULT) != 0) {
+		if (errno == ENOMEM || errno == EPERM || errno == EAGAIN)
+			return memlock_refused(b->size);
+		if (errno != EINVAL && errno != ENOSYS)
+			return -errno;
+		/* No lock-on-fault (kernel < 4.4): populate, then lock. */
+		int err = populate(b->ptr, b->size, b->page, b->fd, fresh);
+		if (err)
+			return err;
+		if (mlock(b->ptr, b->size) != 0) {
+			if (errno == ENOMEM || errno == EPERM || errno == EAGAIN)
+				return memlock_refused(b->size);
+			return -errno;
+		}
+		return 0;
+	}
+	return populate(b->ptr, b->size, b->page, b->fd, fresh);
+}

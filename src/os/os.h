@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* The platform contract under src/block.c (mimalloc's prim.h pattern). One backend per
+ * host implements it: src/os/linux/ (memfd, seals, /proc ids, SCM_RIGHTS) or
+ * src/os/darwin/ (IOSurface); meson picks the folder.
+ *
+ * block.c owns the policy: it validates every argument, rounds sizes (once), allocates
+ * the struct (calloc, then fd = -1), decides pinning (a default open pins unless
+ * UNIMEM_BLOCK_UNPINNED; a looked-up or received Block is pinned by the rule of a default
+ * open), sets b->pinned after a pinned success, and frees the struct. The backend makes,
+ * pins, shares and tears down the memory.
+ *
+ * Every int function returns 0 or a negative errno. On failure it has released all it
+ * made (memory, fds, references, locks, ids) and the caller only frees b, whose fields are
+ * then unspecified. Where a failure has more to say than its code (a refused pin), the
+ * backend records it with umi_fail() (base.h). Never installed. */
+#ifndef UNIMEM_OS_H
+#define UNIMEM_OS_H
+
+#include "block_pvt.h"
+
+/* The system's base page size: a power of two, cached after the first call. Never fails,
+ * thread-safe. Every Block size is a multiple of it. */
+size_t umi_os_page_size(void);
+
+/* Helper threads worth starting now: CPUs this thread may run on that no runnable task
+ * holds at this instant (0 where that cannot be told, or none is idle). Thread-safe. */
+long umi_os_idle_cpus(void);
+
+/* Which pages of the mapping [p, p + len) (p page aligned) are resident: bit 0 of vec[i]
+ * for page i. 0, or -1 where that cannot be told (then vec is untouched). Thread-safe. */
+int umi_os_resident(const void *p, size_t len, unsigned char *vec);
+
+/* Make the memory of a new Block. Preconditions: b fresh from block.c; size > 0, a
+ * multiple of umi_os_page_size() and at most INT64_MAX; flags has no bit but
+ * UNIMEM_BLOCK_HUGE (a hint: silently normal pages where huge ones cannot be had).
+ * Fills b->ptr, size (at least the size asked, a multiple of page), page, fd or handle,
+ * id (0: none), writable; the memory reads as zeros. With `pin`, the memory is also
+ * locked and every page faulted in, before return. Errors: -ENOMEM (the machine cannot
+ * back it), -EPERM (pinning refused: detail recorded), -EMFILE. */
+int umi_os_create(unimem_block *b, size_t size, unsigned flags, bool pin);
+
+/* Tear down a Block made by umi_os_create/_lookup/_recv, b->pinned telling whether it
+ * was pinned; its GPU mapping is gone already. Leaves b for the caller to free. */
+void umi_os_destroy(unimem_block *b);
+
+/* Make b a new holder of the Block whose id is `id` (not 0), of at most `max` bytes
+ * (0: any; else -EFBIG, refused before a page is touched); `pin` as for create, with the
+ * pages holding data (faulted in, never written). -ENOENT (no such Block), -EACCES,
+ * -EPERM, -ENOMEM, -EMFILE. */
+int umi_os_lookup(unimem_block *b, uint32_t id, uint64_t max, bool pin);
+
+/* Send Block b (not NULL) over the Unix-domain socket. -EINVAL, -EBADF, -EPIPE, -EAGAIN,
+ * -ENOTSUP (the platform cannot). */
+int umi_os_send(int unix_socket, const unimem_block *b);
+
+/* Make b the holder of a Block that comes over the socket, at most `max` bytes (0: any);
+ * `pin` as for lookup. -EBADF, -EBADMSG (not a Block message: the detail says which
+ * check failed), -ECONNRESET, -EAGAIN, -ETIMEDOUT, -EFBIG, -ENOMEM, -EPERM, -EMFILE,
+ * -ENOTSUP. */
+int umi_os_recv(unimem_block *b, int unix_socket, uint64_t max, bool pin);
+
+/* Seal Block b (not NULL) read-only for every later holder: 0 (also when sealed
+ * already), -EBUSY (sealing forbidden by another holder), -ENOTSUP, -EINVAL. */
+int umi_os_seal(unimem_block *b);
+
+#endif
