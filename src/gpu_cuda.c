@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "gpu_pvt.h"
 #include "os/os.h"
+#include "cuda_decls.h"
+#include "weights_pvt.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -19,55 +21,19 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-/* The few driver API types and values used, declared here (cuda.h is not needed). */
-typedef int CUresult;
-typedef int CUdevice;
-typedef struct CUctx_st *CUcontext;
-typedef unsigned long long CUdeviceptr;
-
-enum {
-	CUDA_SUCCESS = 0,
-	CUDA_ERROR_INVALID_VALUE = 1,
-	CUDA_ERROR_OUT_OF_MEMORY = 2,
-	CUDA_ERROR_NOT_INITIALIZED = 3,
-	CUDA_ERROR_DEINITIALIZED = 4,
-	CUDA_ERROR_STUB_LIBRARY = 34,
-	CUDA_ERROR_INSUFFICIENT_DRIVER = 35,
-	CUDA_ERROR_NO_DEVICE = 100,
-	CUDA_ERROR_INVALID_DEVICE = 101,
-	CUDA_ERROR_INVALID_CONTEXT = 201,
-	CUDA_ERROR_CONTEXT_ALREADY_IN_USE = 216,
-	CUDA_ERROR_OPERATING_SYSTEM = 304,
-	CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
-	CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
-	CUDA_ERROR_NOT_PERMITTED = 800,
-	CUDA_ERROR_NOT_SUPPORTED = 801,
-	CUDA_ERROR_SYSTEM_DRIVER_MISMATCH = 803,
-	CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE = 804,
-};
-
-#define CU_MEMHOSTREGISTER_PORTABLE 0x01u
-#define CU_MEMHOSTREGISTER_DEVICEMAP 0x02u
-
 /* One registration covers at most this much: drivers are reported to refuse single
  * registrations of 512 GiB and more. UNIMEM_GPU_REGISTER_CHUNK (bytes) overrides it. */
 #define DEFAULT_CHUNK ((size_t)64 << 30)
 
-struct driver {
-	CUresult (*init)(unsigned flags);
-	CUresult (*device_get_count)(int *count);
-	CUresult (*device_get)(CUdevice *dev, int ordinal);
-	CUresult (*primary_retain)(CUcontext *ctx, CUdevice dev);
-	CUresult (*primary_release)(CUdevice dev);
-	CUresult (*ctx_push)(CUcontext ctx);
-	CUresult (*ctx_pop)(CUcontext *ctx);
-	CUresult (*host_register)(void *p, size_t bytes, unsigned flags);
-	CUresult (*host_device_pointer)(CUdeviceptr *dev, void *p, unsigned flags);
-	CUresult (*host_unregister)(void *p);
-	CUresult (*error_string)(CUresult r, const char **s);
-	CUresult (*error_name)(CUresult r, const char **s);
-};
-static struct driver cu;
+static struct umi_cuda cu;
+
+/* Threads that fault an unpinned Block in for a map (see register_pieces()): 0, the
+ * machine's idle CPUs, at most PIECE_THREADS_AUTO; UNIMEM_GPU_MAP_THREADS (1..16, read
+ * once) sets it. UNIMEM_GPU_MAP_PREFAULT=0: the driver faults the pages in. */
+#define PIECE_THREADS_MAX 16
+#define PIECE_THREADS_AUTO 8
+static size_t piece_threads;
+static bool prefault = true;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int gpus;              /* devices, set once by load(); 0: no GPU */
@@ -98,40 +64,11 @@ static const char *driver_text(CUresult r)
 	return buf;
 }
 
-static int errno_of(CUresult r)
-{
-	switch (r) {
-	case CUDA_ERROR_INVALID_VALUE:
-	case CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED:
-		return EINVAL;
-	case CUDA_ERROR_OUT_OF_MEMORY:
-		return ENOMEM;
-	case CUDA_ERROR_NOT_INITIALIZED:
-	case CUDA_ERROR_DEINITIALIZED:
-	case CUDA_ERROR_STUB_LIBRARY:
-	case CUDA_ERROR_INSUFFICIENT_DRIVER:
-	case CUDA_ERROR_NO_DEVICE:
-	case CUDA_ERROR_INVALID_DEVICE:
-	case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
-	case CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE:
-		return ENODEV;
-	case CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED:
-	case CUDA_ERROR_CONTEXT_ALREADY_IN_USE:
-		return EBUSY;
-	case CUDA_ERROR_NOT_PERMITTED:
-		return EPERM;
-	case CUDA_ERROR_NOT_SUPPORTED:
-		return EOPNOTSUPP;
-	default:
-		return EIO;
-	}
-}
-
 /* Record a driver failure of `call` for this thread (unimem_strerror() says it) and
  * return its negative errno. */
-static int fail(CUresult r, const char *call)
+int umi_cuda_fail(CUresult r, const char *call)
 {
-	return umi_fail(-errno_of(r), "CUDA driver, %s: %s", call, driver_text(r));
+	return umi_fail(-umi_cuda_errno(r), "CUDA driver, %s: %s", call, driver_text(r));
 }
 
 /* -ENODEV, with why there is no GPU where that is known. */
@@ -159,7 +96,7 @@ static void load(void)
 		const char *name, *fallback;
 		size_t at;
 	} need[] = {
-#define E(f, n, fb) { n, fb, offsetof(struct driver, f) }
+#define E(f, n, fb) { n, fb, offsetof(struct umi_cuda, f) }
 		E(init, "cuInit", NULL),
 		E(device_get_count, "cuDeviceGetCount", NULL),
 		E(device_get, "cuDeviceGet", NULL),
@@ -172,6 +109,17 @@ static void load(void)
 		E(host_unregister, "cuMemHostUnregister", NULL),
 		E(error_string, "cuGetErrorString", NULL),
 		E(error_name, "cuGetErrorName", NULL),
+		E(mem_alloc, "cuMemAlloc_v2", "cuMemAlloc"),
+		E(mem_free, "cuMemFree_v2", "cuMemFree"),
+		E(memcpy_htod_async, "cuMemcpyHtoDAsync_v2", "cuMemcpyHtoDAsync"),
+		E(stream_create, "cuStreamCreate", NULL),
+		E(stream_destroy, "cuStreamDestroy_v2", "cuStreamDestroy"),
+		E(stream_synchronize, "cuStreamSynchronize", NULL),
+		E(event_create, "cuEventCreate", NULL),
+		E(event_record, "cuEventRecord", NULL),
+		E(event_synchronize, "cuEventSynchronize", NULL),
+		E(event_destroy, "cuEventDestroy_v2", "cuEventDestroy"),
+		E(pointer_get_attribute, "cuPointerGetAttribute", NULL),
 #undef E
 	};
 	for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
@@ -203,6 +151,13 @@ static void load(void)
 		if (*end == '\0' && v >= page && v <= SIZE_MAX)
 			chunk_max = (size_t)v & ~(page - 1);
 	}
+	env = secure_getenv("UNIMEM_GPU_MAP_THREADS");
+	if (env && *env) {
+		long v = strtol(env, NULL, 10);
+		piece_threads = v < 1 ? 1 : v > PIECE_THREADS_MAX ? PIECE_THREADS_MAX : (size_t)v;
+	}
+	env = secure_getenv("UNIMEM_GPU_MAP_PREFAULT");
+	prefault = !(env && strcmp(env, "0") == 0);
 	gpus = n;
 }
 
@@ -216,6 +171,11 @@ static bool have_gpu(void)
 {
 	pthread_once(&once, load_once);
 	return gpus > 0;
+}
+
+const struct umi_cuda *umi_cuda_driver(void)
+{
+	return have_gpu() ? &cu : NULL;
 }
 
 int unimem_gpu_count(void)
@@ -259,11 +219,12 @@ static CUresult unregister_chunks(const unimem_block *b, size_t chunk, size_t up
 /* Registering an unpinned Block: the pages are faulted in from a few threads (the driver
  * would fault them one by one in one thread, several times slower), piece by piece, and
  * each thread registers the piece it has just faulted in, so that registering overlaps
- * faulting. Measured on the H100 host for 1 GiB: fault-in 357 ms in 1 thread, 172 in 4,
- * 194 in 8 (more threads contend); registering populated memory 34 ms. */
+ * faulting. Measured for 1 GiB on the H100 host: fault-in 357 ms in 1 thread, 172 in 4,
+ * 194 in 8; registering populated memory 34 ms. For 16 GiB on the H200 host: 4.3/3.3 s
+ * in 4 threads, 3.4 in 8, 3.5 in 16, 6.7 with the driver faulting (docs/BENCHMARKS_GPU.md):
+ * the first touch of the VM's memory, not the threads, sets the pace past 8. */
 #define PIECE_MIN ((size_t)4 << 20)
 #define PIECE_MAX ((size_t)64 << 20)
-#define PIECE_THREADS 4
 
 struct pieces {
 	const unimem_block *b;
@@ -300,7 +261,8 @@ static void pieces_work(struct pieces *j)
 		size_t len = j->b->size - i * j->piece < j->piece ? j->b->size - i * j->piece : j->piece;
 		/* Where MADV_POPULATE_WRITE is missing (EINVAL, kernel < 5.14) the driver
 		 * faults the pages in itself. */
-		if (j->populate && madvise(p, len, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+		if (j->populate && prefault && madvise(p, len, MADV_POPULATE_WRITE) != 0 &&
+		    errno != EINVAL) {
 			pieces_fail(j, -ENOMEM, CUDA_SUCCESS, NULL);
 			return;
 		}
@@ -341,9 +303,12 @@ static void *pieces_thread(void *arg)
 static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcontext ctx)
 {
 	struct pieces j = { .b = b, .ctx = ctx, .populate = !b->pinned };
+	long idle = umi_os_idle_cpus() + 1; /* this thread works too */
+	size_t want = piece_threads ? piece_threads :
+		      idle > PIECE_THREADS_AUTO ? PIECE_THREADS_AUTO : (size_t)(idle > 1 ? idle : 1);
 	size_t piece = b->size;
 	if (j.populate) {
-		piece = b->size / (2 * PIECE_THREADS);
+		piece = b->size / (2 * want);
 		piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
 		piece = umi_round_up(piece, b->page);
 	}
@@ -356,13 +321,10 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 		return -ENOMEM;
 	pthread_mutex_init(&j.lock, NULL);
 
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t threads = j.populate ? PIECE_THREADS : 1;
+	size_t threads = j.populate ? want : 1;
 	if (threads > j.count)
 		threads = j.count;
-	if (cpus > 0 && threads > (size_t)cpus)
-		threads = (size_t)cpus;
-	pthread_t tid[PIECE_THREADS];
+	pthread_t tid[PIECE_THREADS_MAX];
 	size_t started = 0;
 	while (started + 1 < threads &&
 	       pthread_create(&tid[started], NULL, pieces_thread, &j) == 0)
@@ -373,7 +335,7 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 
 	int err = j.err;
 	if (!err && j.call)
-		err = fail(j.r, j.call);
+		err = umi_cuda_fail(j.r, j.call);
 	for (size_t i = 1; !err && i < j.count; i++) {
 		if (j.dev[i] != j.dev[0] + i * piece) {
 			err = umi_fail(-EOPNOTSUPP,
@@ -404,15 +366,15 @@ static int register_block(struct umi_gpu_state *s, const unimem_block *b)
 	CUcontext ctx, popped;
 	CUresult r = cu.device_get(&dev, 0);
 	if (r != CUDA_SUCCESS)
-		return fail(r, "cuDeviceGet");
+		return umi_cuda_fail(r, "cuDeviceGet");
 	r = cu.primary_retain(&ctx, dev);
 	if (r != CUDA_SUCCESS)
-		return fail(r, "cuDevicePrimaryCtxRetain");
+		return umi_cuda_fail(r, "cuDevicePrimaryCtxRetain");
 	/* Push and pop: the caller's current context, if any, is left as it was. */
 	r = cu.ctx_push(ctx);
 	if (r != CUDA_SUCCESS) {
 		cu.primary_release(dev);
-		return fail(r, "cuCtxPushCurrent");
+		return umi_cuda_fail(r, "cuCtxPushCurrent");
 	}
 	int err = register_pieces(s, b, ctx);
 	cu.ctx_pop(&popped);
@@ -434,12 +396,12 @@ static int unregister_block(struct umi_gpu_state *s, const unimem_block *b)
 	if (r == CUDA_SUCCESS) {
 		r = unregister_chunks(b, s->chunk, b->size);
 		if (r != CUDA_SUCCESS)
-			err = fail(r, "cuMemHostUnregister");
+			err = umi_cuda_fail(r, "cuMemHostUnregister");
 		cu.ctx_pop(&popped);
 	} else {
 		/* The context is gone (process exit, or a reset by the application): so are
 		 * its registrations. */
-		err = fail(r, "cuCtxPushCurrent");
+		err = umi_cuda_fail(r, "cuCtxPushCurrent");
 	}
 	cu.primary_release(s->device);
 	atomic_store_explicit(&s->dev, 0, memory_order_relaxed);

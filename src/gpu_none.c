@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* GPU, for builds without a GPU backend: no device, nothing mapped. */
 #include "gpu_pvt.h"
+#include "weights_pvt.h"
 
 #include <errno.h>
 
@@ -35,4 +36,16 @@ int unimem_gpu_ptr(const unimem_block *b, const void *host, void **device)
 void umi_gpu_release(unimem_block *b)
 {
 	(void)b;
+}
+
+const struct umi_cuda *umi_cuda_driver(void)
+{
+	return NULL;
+}
+
+int umi_cuda_fail(int r, const char *call)
+{
+	(void)r;
+	(void)call;
+	return -ENODEV;
 }

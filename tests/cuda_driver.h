@@ -8,27 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef int CUresult;
-typedef int CUdevice;
-typedef struct CUctx_st *CUcontext;
-typedef struct CUmod_st *CUmodule;
-typedef struct CUfunc_st *CUfunction;
-typedef struct CUstream_st *CUstream;
-typedef struct CUevent_st *CUevent;
-typedef unsigned long long CUdeviceptr;
-
-#define CUDA_SUCCESS 0
-#define CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED 712
-#define CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
-#define CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY 19
-#define CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING 41
-#define CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR 75
-#define CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR 76
-#define CU_MEMHOSTALLOC_PORTABLE 0x01u
-#define CU_MEMHOSTALLOC_DEVICEMAP 0x02u
-#define CU_MEMHOSTREGISTER_PORTABLE 0x01u
-#define CU_MEMHOSTREGISTER_DEVICEMAP 0x02u
-#define CU_EVENT_DEFAULT 0u
+/* The types and values: the library's own declarations (src/, on the include path). */
+#include "cuda_decls.h"
 
 struct cuda_driver {
 	CUresult (*cuInit)(unsigned);
@@ -60,6 +41,7 @@ struct cuda_driver {
 	CUresult (*cuMemFree)(CUdeviceptr);
 	CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
 	CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+	CUresult (*cuMemGetInfo)(size_t *, size_t *);
 	CUresult (*cuEventCreate)(CUevent *, unsigned);
 	CUresult (*cuEventRecord)(CUevent, CUstream);
 	CUresult (*cuEventSynchronize)(CUevent);
@@ -110,6 +92,7 @@ static inline int cuda_driver_load(struct cuda_driver *d, char *why, size_t why_
 		F(cuMemFree, "cuMemFree_v2", NULL),
 		F(cuMemcpyHtoD, "cuMemcpyHtoD_v2", NULL),
 		F(cuMemcpyDtoH, "cuMemcpyDtoH_v2", NULL),
+		F(cuMemGetInfo, "cuMemGetInfo_v2", NULL),
 		F(cuEventCreate, "cuEventCreate", NULL),
 		F(cuEventRecord, "cuEventRecord", NULL),
 		F(cuEventSynchronize, "cuEventSynchronize", NULL),

@@ -657,3 +657,130 @@ Test(gpu, a_failed_map_of_an_unpinned_block_leaves_nothing_registered)
 	cr_assert_eq(unimem_gpu_unmap(b), 0);
 	unimem_block_close(b);
 }
+
+/* Streaming weights (issue 16): checkpoints streamed through the staging ring into device
+ * memory, read back with cuMemcpyDtoH and compared byte for byte. */
+#include "weights_files.h"
+
+static const struct wf_tensor wmodel[] = {
+	{ "embed.weight", "BF16", 2, 2, { 333, 257 } },
+	{ "norm.bias", "U8", 1, 1, { 7 } },
+	{ "scalar", "F32", 4, 0, { 0 } },
+	{ "empty", "F16", 2, 2, { 0, 5 } },
+	{ "big", "F32", 4, 2, { 1301, 1031 } },
+	{ "tail", "I64", 8, 1, { 3 } },
+};
+#define WN (sizeof wmodel / sizeof wmodel[0])
+
+static void check_on_device(unimem_weights *w, unsigned seed)
+{
+	for (size_t i = 0; i < WN; i++) {
+		long k = unimem_weights_find(w, wmodel[i].name);
+		cr_assert_eq(k, (long)i);
+		size_t n = unimem_weights_nbytes(w, i);
+		void *d = unimem_weights_ptr(w, i);
+		cr_assert_not_null(d);
+		cr_assert_eq((uintptr_t)d % UNIMEM_WEIGHTS_ALIGN, 0);
+		if (!n)
+			continue;
+		unsigned char *h = malloc(n);
+		CU_OK(cu.cuMemcpyDtoH(h, (CUdeviceptr)(uintptr_t)d, n));
+		cr_assert_eq(wf_check(h, wmodel, i, seed), 0, "%s differs on the GPU", wmodel[i].name);
+		free(h);
+	}
+}
+
+Test(gpu, weights_stream_into_device_memory_bit_exact)
+{
+	need_gpu();
+	load_driver();
+	char path[] = "/tmp/unimem-gpu-weights-XXXXXX.safetensors";
+	int fd = mkstemps(path, 12);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_gt(wf_write(path, wmodel, WN, "{\"format\":\"pt\"}", 9), 0);
+	setenv("UNIMEM_WEIGHTS_CHUNK", "65536", 1);
+	setenv("UNIMEM_WEIGHTS_THREADS", "4", 1);
+	for (unsigned flags = 0; flags <= UNIMEM_READ_DIRECT; flags++) {
+		CUcontext before = current();
+		unimem_weights *w = NULL;
+		int err = unimem_weights_load(&w, path, 0, NULL, 0, flags);
+		if (err == -EOPNOTSUPP && flags == UNIMEM_READ_DIRECT)
+			continue;
+		cr_assert_eq(err, 0, "%s", unimem_strerror(err));
+		cr_assert_eq(current(), before); /* the caller's context is left as it was */
+		cr_assert_eq(unimem_weights_device(w), 0);
+		CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
+		CU_OK(cu.cuCtxPushCurrent(primary));
+		check_on_device(w, 9);
+		CUcontext popped;
+		CU_OK(cu.cuCtxPopCurrent(&popped));
+		unimem_weights_close(w);
+		CU_OK(cu.cuDevicePrimaryCtxRelease(dev));
+	}
+	/* Into the caller's device buffer; and what is refused there. */
+	CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
+	CU_OK(cu.cuCtxPushCurrent(primary));
+	unimem_weights *w = NULL;
+	cr_assert_eq(unimem_weights_open(&w, path, 0), 0);
+	size_t bytes = unimem_weights_bytes(w);
+	CUdeviceptr buf, small;
+	CU_OK(cu.cuMemAlloc(&buf, bytes));
+	CU_OK(cu.cuMemAlloc(&small, bytes / 2));
+	static unsigned char host[64] __attribute__((aligned(64)));
+	cr_assert_eq(unimem_weights_upload(w, 0, host, bytes), -EINVAL);   /* not device memory */
+	cr_assert_eq(unimem_weights_upload(w, 0, (void *)(uintptr_t)small, bytes), -EINVAL);
+	cr_assert_eq(unimem_weights_upload(w, 999, (void *)(uintptr_t)buf, bytes), -ENODEV);
+	cr_assert_eq(unimem_weights_upload(w, 0, (void *)(uintptr_t)buf, bytes), 0);
+	cr_assert_eq((CUdeviceptr)(uintptr_t)unimem_weights_ptr(w, 0), buf);
+	check_on_device(w, 9);
+	unimem_weights_close(w);
+	/* Still the caller's: readable after the close. */
+	unsigned char b;
+	CU_OK(cu.cuMemcpyDtoH(&b, buf, 1));
+	CU_OK(cu.cuMemFree(buf));
+	CU_OK(cu.cuMemFree(small));
+	CUcontext popped;
+	CU_OK(cu.cuCtxPopCurrent(&popped));
+	CU_OK(cu.cuDevicePrimaryCtxRelease(dev));
+	unsetenv("UNIMEM_WEIGHTS_CHUNK");
+	unsetenv("UNIMEM_WEIGHTS_THREADS");
+	unlink(path);
+}
+
+Test(gpu, weights_larger_than_the_device_give_enomem_and_leave_nothing)
+{
+	need_gpu();
+	load_driver();
+	CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
+	CU_OK(cu.cuCtxPushCurrent(primary));
+	size_t free0, total;
+	CU_OK(cu.cuMemGetInfo(&free0, &total));
+	/* A sparse file: one U8 tensor bigger than the device's memory. */
+	char path[] = "/tmp/unimem-gpu-huge-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	char hdr[256];
+	unsigned long long n = (unsigned long long)total + (1ull << 30);
+	int h = snprintf(hdr, sizeof hdr, "{\"huge\":{\"dtype\":\"U8\",\"shape\":[%llu],"
+			 "\"data_offsets\":[0,%llu]}}", n, n);
+	while (h % 8)
+		hdr[h++] = ' ';
+	unsigned char len[8] = { (unsigned char)h };
+	cr_assert_eq(write(fd, len, 8), 8);
+	cr_assert_eq(write(fd, hdr, (size_t)h), h);
+	cr_assert_eq(ftruncate(fd, (off_t)(8 + h + n)), 0);
+	close(fd);
+	unimem_weights *w = (unimem_weights *)1;
+	int err = unimem_weights_load(&w, path, 0, NULL, 0, 0);
+	unlink(path);
+	cr_assert_eq(err, -ENOMEM, "%d %s", err, unimem_strerror(err));
+	cr_assert_null(w);
+	cr_assert_not_null(strstr(unimem_strerror(err), "cuMemAlloc"), "%s", unimem_strerror(err));
+	size_t free1;
+	CU_OK(cu.cuMemGetInfo(&free1, &total));
+	cr_assert_geq(free1 + (64u << 20), free0); /* nothing kept on the device */
+	CUcontext popped;
+	CU_OK(cu.cuCtxPopCurrent(&popped));
+	CU_OK(cu.cuDevicePrimaryCtxRelease(dev));
+}

@@ -14,6 +14,7 @@
 #include "view.h"
 #include "load.h"
 #include "safetensors.h"
+#include "weights.h"
 #include <unimem/types.h> /* generated: typed accessors per -Dblock_types */
 #include <unimem/grids.h> /* generated: one Grid type per -Dgrids entry */
 

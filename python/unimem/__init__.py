@@ -11,10 +11,18 @@ NumPy, PyTorch, CuPy and JAX take with no copy through DLPack (``__dlpack__`` an
         np.from_dlpack(x)[:] = 1.0                             # written in place
         t = torch.from_dlpack(x.to_device())                   # the same pages, on the GPU
 
+PyTorch users start with ``unimem.torch.load_file(path, device="cuda")`` (the signature
+and results of ``safetensors.torch.load_file``): the checkpoint is streamed from disk into
+GPU memory through a small pinned staging ring (``Weights`` below is the same thing for
+any framework).
+
 The library is libunimem-ffi (built beside libunimem): the inline hot paths of the C
 headers (unimem_tape_take, unimem_tape_clear, ...) exported as functions, plus, through
-its dependency on libunimem, everything else. It is found through the environment
-variable UNIMEM_FFI_LIBRARY (a path), else by the system's library search.
+its dependency on libunimem, everything else. It is found, in this order: the
+environment variable UNIMEM_FFI_LIBRARY (a path; the tests point it into the build tree);
+next to this file (a package installed with pip: the libraries are inside it); the
+library directory `meson install` put it in (recorded in unimem/_config.py); the
+system's library search.
 
 A view is plain data (Block, offset, dtype, shape, strides). Each ``__dlpack__`` makes a
 DLPack tensor that holds the Block: closing the Block, Tape or Layout in Python leaves the
@@ -25,8 +33,8 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ['Block', 'Tape', 'Layout', 'View', 'UnimemError', 'gpu_count', 'library',
-           'DTYPES', 'READ_BUFFERED', 'READ_DIRECT']
+__all__ = ['Block', 'Tape', 'Layout', 'View', 'Weights', 'UnimemError', 'gpu_count',
+           'library', 'DTYPES', 'READ_BUFFERED', 'READ_DIRECT', 'WEIGHTS_CPU']
 
 # Flags of the C API.
 BLOCK_UNPINNED = 1
@@ -34,6 +42,8 @@ BLOCK_HUGE = 2
 VIEW_DEVICE = 1
 READ_BUFFERED = 1
 READ_DIRECT = 2
+WEIGHTS_CPU = -1
+WEIGHTS_ALIGN = 256
 
 # DLPack device types (DLDeviceType).
 KDLCPU = 1
@@ -76,10 +86,40 @@ class _DLManagedTensor(ctypes.Structure):
                 ('deleter', _Deleter)]
 
 
+def _library_dirs():
+    dirs = [os.path.dirname(os.path.abspath(__file__))]
+    try:
+        from . import _config  # written by meson install
+        dirs.append(_config.LIBDIR)
+    except ImportError:
+        pass
+    return dirs
+
+
+def _first(d, stem):
+    """d/stem.N (the soname), else the shortest d/stem.N.* (a wheel's versioned file),
+    else None."""
+    try:
+        names = sorted((n for n in os.listdir(d) if n.startswith(stem + '.')),
+                       key=lambda n: (len(n), n))
+    except OSError:
+        return None
+    return os.path.join(d, names[0]) if names else None
+
+
 def _load_library():
-    path = os.environ.get('UNIMEM_FFI_LIBRARY') or ctypes.util.find_library('unimem-ffi') \
-        or 'libunimem-ffi.so.1'
-    return ctypes.CDLL(path)
+    path = os.environ.get('UNIMEM_FFI_LIBRARY')
+    if path:
+        return ctypes.CDLL(path)
+    for d in _library_dirs():
+        # A wheel holds the versioned files alone (libunimem.so.0.1.0): no soname links.
+        ffi = _first(d, 'libunimem-ffi.so')
+        if ffi:
+            core = _first(d, 'libunimem.so')
+            if core:  # libunimem-ffi's dependency: loaded first, it answers to its soname
+                ctypes.CDLL(core, mode=ctypes.RTLD_GLOBAL)
+            return ctypes.CDLL(ffi)
+    return ctypes.CDLL(ctypes.util.find_library('unimem-ffi') or 'libunimem-ffi.so.1')
 
 
 _lib = _load_library()
@@ -136,6 +176,23 @@ _sigs = {
     'unimem_safetensors_metadata': (ctypes.c_char_p, [P, ctypes.c_char_p]),
     'unimem_safetensors_metadata_key': (ctypes.c_char_p, [P, ctypes.c_size_t]),
     'unimem_safetensors_moved': (ctypes.c_size_t, [P]),
+    # Streaming weights (include/unimem/weights.h).
+    'unimem_weights_open': (ctypes.c_int, [ctypes.POINTER(P), ctypes.c_char_p, ctypes.c_uint]),
+    'unimem_weights_upload': (ctypes.c_int, [P, ctypes.c_int, P, ctypes.c_size_t]),
+    'unimem_weights_close': (None, [P]),
+    'unimem_weights_bytes': (ctypes.c_size_t, [P]),
+    'unimem_weights_count': (ctypes.c_size_t, [P]),
+    'unimem_weights_name': (ctypes.c_char_p, [P, ctypes.c_size_t]),
+    'unimem_weights_dtype': (ctypes.c_int, [P, ctypes.c_size_t]),
+    'unimem_weights_ndim': (ctypes.c_int, [P, ctypes.c_size_t]),
+    'unimem_weights_shape': (ctypes.POINTER(ctypes.c_int64), [P, ctypes.c_size_t]),
+    'unimem_weights_nbytes': (ctypes.c_size_t, [P, ctypes.c_size_t]),
+    'unimem_weights_offset': (ctypes.c_size_t, [P, ctypes.c_size_t]),
+    'unimem_weights_ptr': (P, [P, ctypes.c_size_t]),
+    'unimem_weights_metadata': (ctypes.c_char_p, [P, ctypes.c_char_p]),
+    'unimem_weights_metadata_key': (ctypes.c_char_p, [P, ctypes.c_size_t]),
+    'unimem_weights_files': (ctypes.c_size_t, [P]),
+    'unimem_weights_staging': (ctypes.c_size_t, [P]),
 }
 for _name, (_res, _args) in _sigs.items():
     _f = getattr(_lib, _name)
@@ -573,3 +630,64 @@ class Layout(_Closes):
         if self._l is not None:
             _lib.unimem_layout_close(self._l)
         self._l = None
+
+
+class Weights(_Closes):
+    """A safetensors checkpoint (a file, a model.safetensors.index.json, or a directory
+    holding one), parsed; ``upload()`` streams it into one buffer (GPU or host memory),
+    each tensor at a multiple of 256 bytes from the buffer's start.
+
+        with unimem.Weights("model.safetensors.index.json") as w:
+            buf = torch.empty(w.nbytes, dtype=torch.uint8, device="cuda")
+            w.upload(0, buf.data_ptr(), w.nbytes)
+            for name, dtype, shape, offset, nbytes in w.tensors: ...
+    """
+
+    def __init__(self, path, flags=0):
+        h = P()
+        _check(_lib.unimem_weights_open(ctypes.byref(h), os.fsencode(path), flags),
+               f'unimem_weights_open({path!r})')
+        self._w = h.value
+        n = _lib.unimem_weights_count(self._w)
+        self.nbytes = _lib.unimem_weights_bytes(self._w)
+        self.files = _lib.unimem_weights_files(self._w)
+        self.tensors = []
+        for i in range(n):
+            ndim = _lib.unimem_weights_ndim(self._w, i)
+            shape = _lib.unimem_weights_shape(self._w, i)
+            self.tensors.append((_lib.unimem_weights_name(self._w, i).decode('utf-8'),
+                                 _DTYPE_NAMES[_lib.unimem_weights_dtype(self._w, i)],
+                                 tuple(shape[d] for d in range(ndim)),
+                                 _lib.unimem_weights_offset(self._w, i),
+                                 _lib.unimem_weights_nbytes(self._w, i)))
+        self.metadata = {}
+        i = 0
+        while True:
+            key = _lib.unimem_weights_metadata_key(self._w, i)
+            if key is None:
+                break
+            self.metadata[key.decode('utf-8')] = \
+                _lib.unimem_weights_metadata(self._w, key).decode('utf-8')
+            i += 1
+
+    def _closed(self):
+        return self._w is None
+
+    def upload(self, device, ptr=None, cap=0):
+        """Stream every tensor to `device` (a CUDA ordinal, or WEIGHTS_CPU): into the
+        caller's buffer at address `ptr` (cap bytes), or, ptr None, into memory unimem
+        allocates and frees with close(). Returns the buffer's address."""
+        if self._w is None:
+            raise ValueError('the Weights are closed')
+        _check(_lib.unimem_weights_upload(self._w, device, ptr, cap), 'unimem_weights_upload')
+        return _lib.unimem_weights_ptr(self._w, 0) if self.tensors else ptr
+
+    @property
+    def staging(self):
+        """Bytes of the staging ring the upload used."""
+        return _lib.unimem_weights_staging(self._w) if self._w else 0
+
+    def close(self):
+        if self._w is not None:
+            _lib.unimem_weights_close(self._w)
+        self._w = None
