@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import unimem_gen  # noqa: E402
 
 GOLDEN = os.path.join(HERE, 'golden')
-GOLDEN_SPEC = (['64x4096', '4096x256', '65536x64', '192x10'], ['f32', 'u16', 'bf16'])
+GOLDEN_SPEC = (['4096x256', '192x10'], ['f32', 'u16', 'bf16'])  # shift and odd-inverse index math
 
 
 class Golden(unittest.TestCase):
