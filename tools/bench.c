@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Whether --only names this group (or there is no --only). */
 static bool wanted(const char *name)
@@ -67,8 +68,13 @@ int cli_bench(const struct bench_options *o)
 	}
 	if (wanted("tape"))
 		bench_tape(q ? 7 : 31, q ? 100 : 400);
-	if (wanted("threads"))
-		bench_threads(q ? 5 : 15, q ? 50 : 200);
+	if (wanted("threads")) {
+		/* 2 threads, then every CPU where there are more (the 16-core host). */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		bench_threads(q ? 5 : 15, q ? 50 : 200, 2);
+		if (cpus > 2)
+			bench_threads(q ? 5 : 15, q ? 50 : 200, (int)cpus);
+	}
 	if (wanted("clear"))
 		bench_clear(q ? 7 : 21, q ? 50000 : 250000);
 	if (wanted("grid"))

@@ -65,7 +65,8 @@ double ratio(const struct group *g, int row, int metric);
 void bench_block(size_t mib, int reps, int warm);                 /* bench_block.c */
 void bench_bandwidth(size_t mib, int reps, int instances);        /* bench_block.c */
 void bench_tape(int reps, long batches);                          /* bench_tape.c */
-void bench_threads(int reps, long batches);                       /* bench_tape.c */
+/* nthreads threads on one Tape (2..64) */
+void bench_threads(int reps, long batches, int nthreads);         /* bench_tape.c */
 void bench_clear(int reps, long n8);                              /* bench_tape.c */
 void bench_grid(int reps, long batches);                          /* bench_grid.c */
 

@@ -144,20 +144,24 @@ void bench_tape(int reps, long batches)
 	unimem_tape_close(t);
 }
 
-/* ---- Tape take, two threads on one Tape ---------------------------------------------- */
+/* ---- Tape take, N threads on one Tape ------------------------------------------------ */
 
-enum { TW_SHARED, TW_CHUNK, TW_MALLOC0 };
+#define TW_MAX 64 /* threads at most */
+
+/* TW_ALONE: the shared-cursor take on thread 0 only, the others idle (the base). */
+enum { TW_ALONE, TW_SHARED, TW_CHUNK, TW_MALLOC0 };
 
 struct tw_shared {
 	pthread_barrier_t start, done;
-	int arrived;         /* spin start: both threads begin at once */
-	double t_start[2], t_end[2];
+	int arrived;         /* spin start: all threads begin at once */
+	int nthreads;
+	double t_start[TW_MAX], t_end[TW_MAX];
 	int kind;
 	bool quit;
 	unimem_tape *tape;
 	long batches;
-	double ns[2];
-	bool ok[2];
+	double ns[TW_MAX];
+	bool ok[TW_MAX];
 };
 
 static __attribute__((noinline)) bool tw_shared_run(unimem_tape *t, void **ptr, long batches)
@@ -207,13 +211,15 @@ static void *tw_worker(void *arg)
 		if (sh->quit)
 			break;
 		bool ok = true;
-		/* Waking from the barrier takes tens of microseconds: spin until both threads
+		/* Waking from the barrier takes tens of microseconds: spin until all threads
 		 * are awake, so that they really take at the same time. */
 		__atomic_fetch_add(&sh->arrived, 1, __ATOMIC_ACQ_REL);
-		while (__atomic_load_n(&sh->arrived, __ATOMIC_ACQUIRE) < 2)
+		while (__atomic_load_n(&sh->arrived, __ATOMIC_ACQUIRE) < sh->nthreads)
 			;
 		double t0 = umb_now_ns();
-		if (sh->kind == TW_SHARED) {
+		if (sh->kind == TW_ALONE) {
+			ok = a->id != 0 || tw_shared_run(sh->tape, ptr, sh->batches);
+		} else if (sh->kind == TW_SHARED) {
 			ok = tw_shared_run(sh->tape, ptr, sh->batches);
 		} else if (sh->kind == TW_CHUNK) {
 			ok = tw_chunk_run(sh->tape, ptr, sh->batches);
@@ -231,17 +237,26 @@ static void *tw_worker(void *arg)
 	return NULL;
 }
 
-void bench_threads(int reps, long batches)
+void bench_threads(int reps, long batches, int nth)
 {
-	struct group *g = group_new("tape_take_2threads", "ns", 1);
+	static char ids[2][32];
+	if (nth < 2)
+		nth = 2;
+	if (nth > TW_MAX)
+		nth = TW_MAX;
+	char *id = ids[nth != 2];
+	snprintf(id, sizeof ids[0], nth == 2 ? "tape_take_2threads" : "tape_take_nthreads");
+	struct group *g = group_new(id, "ns", 1);
 	snprintf(g->title, sizeof g->title,
-		 "Tape take (%d B, align %d), 2 threads on one Tape, per take per thread",
-		 TAKE_SIZE, TAKE_ALIGN);
+		 "Tape take (%d B, align %d), %d threads on one Tape, per take per thread",
+		 TAKE_SIZE, TAKE_ALIGN, nth);
 	snprintf(g->note, sizeof g->note,
-		 "each thread: %ld x %d takes (or mallocs then frees) at once with the other; "
-		 "time per operation per thread, the mean of the two threads. Ratios: row / "
-		 "shared cursor.", batches, BATCH);
-	g->base = TW_SHARED;
+		 "each thread: %ld x %d takes (or mallocs then frees) at once with the others; "
+		 "time per operation per thread, the mean of the threads (the first row: one "
+		 "thread alone). Ratios: row / one thread alone (target for the shared cursor: "
+		 "<= 1.5x).", batches, BATCH);
+	g->base = TW_ALONE;
+	row_new(g, "unimem_tape_take, 1 thread alone");
 	row_new(g, "unimem_tape_take (shared cursor)");
 	row_new(g, "unimem_tape_chunk_take (per-thread chunk)");
 	int n = TW_MALLOC0 + ALLOC_COUNT;
@@ -251,7 +266,8 @@ void bench_threads(int reps, long batches)
 			row_skip(r, "%s: skipped", allocs[a].note);
 	}
 	/* Takes never touch the memory: a big lazy Tape costs nothing. */
-	size_t need = 2 * (size_t)batches * BATCH * TAKE_SIZE + 4 * UNIMEM_TAPE_CHUNK_DEFAULT;
+	size_t need = (size_t)nth * (size_t)batches * BATCH * TAKE_SIZE +
+		      (size_t)(2 * nth) * UNIMEM_TAPE_CHUNK_DEFAULT;
 	unimem_tape *t = NULL;
 	int e = unimem_tape_start_flags(&t, need, UNIMEM_BLOCK_UNPINNED);
 	if (e) {
@@ -262,25 +278,28 @@ void bench_threads(int reps, long batches)
 	struct tw_shared sh;
 	memset(&sh, 0, sizeof sh);
 	sh.tape = t;
-	pthread_barrier_init(&sh.start, NULL, 3);
-	pthread_barrier_init(&sh.done, NULL, 3);
-	pthread_t th[2];
-	struct tw_arg args[2] = { { &sh, 0 }, { &sh, 1 } };
+	sh.nthreads = nth;
+	pthread_barrier_init(&sh.start, NULL, (unsigned)nth + 1);
+	pthread_barrier_init(&sh.done, NULL, (unsigned)nth + 1);
+	static pthread_t th[TW_MAX];
+	static struct tw_arg args[TW_MAX];
 	int started = 0;
-	for (; started < 2; started++)
+	for (; started < nth; started++) {
+		args[started] = (struct tw_arg){ &sh, started };
 		if (pthread_create(&th[started], NULL, tw_worker, &args[started]) != 0)
 			break;
-	if (started < 2) {
+	}
+	if (started < nth) {
 		/* Cannot happen on a sane system; leave the threads parked forever. */
 		g->skipped = true;
-		snprintf(g->note, sizeof g->note, "could not start 2 threads");
+		snprintf(g->note, sizeof g->note, "could not start %d threads", nth);
 		return;
 	}
 	static double s[MAX_ROWS][MAX_REPS], ov[MAX_ROWS][MAX_REPS];
 	bool bad[MAX_ROWS] = { false };
 	for (int r = -1; r < reps; r++) {
 		if (r < 0 || r % 4 == 0)
-			progress("2 threads: repetition %d of %d", r < 0 ? 0 : r + 1, reps);
+			progress("%d threads: repetition %d of %d", nth, r < 0 ? 0 : r + 1, reps);
 		for (int j = 0; j < n; j++) {
 			int k = (j + r + 1) % n;
 			if (g->rows[k].skipped)
@@ -291,20 +310,25 @@ void bench_threads(int reps, long batches)
 			sh.batches = r < 0 ? batches / 4 + 1 : batches;
 			pthread_barrier_wait(&sh.start);
 			pthread_barrier_wait(&sh.done);
-			bad[k] |= !sh.ok[0] || !sh.ok[1];
+			int busy = k == TW_ALONE ? 1 : nth; /* threads that took */
+			double sum = 0, lo = sh.t_start[0], hi = sh.t_end[0], span = 0;
+			for (int i = 0; i < busy; i++) {
+				bad[k] |= !sh.ok[i];
+				sum += sh.ns[i];
+				lo = sh.t_start[i] > lo ? sh.t_start[i] : lo;
+				hi = sh.t_end[i] < hi ? sh.t_end[i] : hi;
+				span = sh.ns[i] > span ? sh.ns[i] : span;
+			}
 			if (r >= 0) {
-				s[k][r] = (sh.ns[0] + sh.ns[1]) / 2 / ((double)batches * BATCH);
-				/* How much of the two runs overlapped in time. */
-				double lo = sh.t_start[0] > sh.t_start[1] ? sh.t_start[0] : sh.t_start[1];
-				double hi = sh.t_end[0] < sh.t_end[1] ? sh.t_end[0] : sh.t_end[1];
-				double span = (sh.ns[0] > sh.ns[1] ? sh.ns[0] : sh.ns[1]);
+				s[k][r] = sum / busy / ((double)batches * BATCH);
+				/* How much of the runs overlapped in time (all of them at once). */
 				ov[k][r] = hi > lo && span > 0 ? (hi - lo) / span : 0;
 			}
 		}
 	}
 	sh.quit = true;
 	pthread_barrier_wait(&sh.start);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
 	pthread_barrier_destroy(&sh.start);
 	pthread_barrier_destroy(&sh.done);
@@ -317,8 +341,9 @@ void bench_threads(int reps, long batches)
 		}
 		g->rows[k].m[0] = umb_stats_of(s[k], reps);
 		struct umb_stats o = umb_stats_of(ov[k], reps);
-		snprintf(g->rows[k].note, sizeof g->rows[k].note, "threads overlapped %.0f%%",
-			 o.median * 100);
+		if (k != TW_ALONE)
+			snprintf(g->rows[k].note, sizeof g->rows[k].note,
+				 "threads overlapped %.0f%%", o.median * 100);
 	}
 	unimem_tape_close(t);
 }
