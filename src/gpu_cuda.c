@@ -231,7 +231,6 @@ struct pieces {
 	CUcontext ctx;
 	size_t piece, count;
 	bool populate;
-	_Atomic size_t next;
 	CUdeviceptr *dev;          /* per piece; 0 while not registered */
 	pthread_mutex_t lock;      /* guards the first failure below */
 	int err;                   /* first failure: -errno ... */
@@ -250,51 +249,46 @@ static void pieces_fail(struct pieces *j, int err, CUresult r, const char *call)
 	pthread_mutex_unlock(&j->lock);
 }
 
-/* Take pieces until none is left or one failed: fault in, register, find the address. */
-static void pieces_work(struct pieces *j)
-{
-	for (;;) {
-		size_t i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-		if (i >= j->count || __atomic_load_n(&j->err, __ATOMIC_RELAXED))
-			return;
-		unsigned char *p = j->b->ptr + i * j->piece;
-		size_t len = j->b->size - i * j->piece < j->piece ? j->b->size - i * j->piece : j->piece;
-		/* Where MADV_POPULATE_WRITE is missing (EINVAL, kernel < 5.14) the driver
-		 * faults the pages in itself. */
-		if (j->populate && prefault && madvise(p, len, MADV_POPULATE_WRITE) != 0 &&
-		    errno != EINVAL) {
-			pieces_fail(j, -ENOMEM, CUDA_SUCCESS, NULL);
-			return;
-		}
-		CUresult r = cu.host_register(p, len, CU_MEMHOSTREGISTER_PORTABLE |
-							      CU_MEMHOSTREGISTER_DEVICEMAP);
-		if (r != CUDA_SUCCESS) {
-			pieces_fail(j, 0, r, "cuMemHostRegister");
-			return;
-		}
-		CUdeviceptr d = 0;
-		r = cu.host_device_pointer(&d, p, 0);
-		if (r != CUDA_SUCCESS || !d) {
-			cu.host_unregister(p);
-			pieces_fail(j, 0, r, "cuMemHostGetDevicePointer");
-			return;
-		}
-		j->dev[i] = d;
-	}
-}
-
-static void *pieces_thread(void *arg)
+/* Piece i: fault in (unpinned Blocks), register, find the device address. A helper thread
+ * (worker > 0) makes the context current for the piece; the caller's is current already.
+ * Run by umi_parallel(); a driver failure is latched in j (its detail belongs to the
+ * calling thread, which records it after the join). */
+static int piece_one(void *arg, size_t i, unsigned worker)
 {
 	struct pieces *j = arg;
 	CUcontext popped;
-	CUresult r = cu.ctx_push(j->ctx);
-	if (r != CUDA_SUCCESS) {
-		pieces_fail(j, 0, r, "cuCtxPushCurrent");
-		return NULL;
+	CUresult pushed = worker ? cu.ctx_push(j->ctx) : CUDA_SUCCESS;
+	if (pushed != CUDA_SUCCESS) {
+		pieces_fail(j, 0, pushed, "cuCtxPushCurrent");
+		return -EIO;
 	}
-	pieces_work(j);
-	cu.ctx_pop(&popped);
-	return NULL;
+	int err = 0;
+	unsigned char *p = j->b->ptr + i * j->piece;
+	size_t len = j->b->size - i * j->piece < j->piece ? j->b->size - i * j->piece : j->piece;
+	/* Where MADV_POPULATE_WRITE is missing (EINVAL, kernel < 5.14) the driver faults the
+	 * pages in itself. */
+	if (j->populate && prefault && madvise(p, len, MADV_POPULATE_WRITE) != 0 &&
+	    errno != EINVAL) {
+		pieces_fail(j, -ENOMEM, CUDA_SUCCESS, NULL);
+		err = -ENOMEM;
+	} else {
+		CUresult r = cu.host_register(p, len, CU_MEMHOSTREGISTER_PORTABLE |
+							      CU_MEMHOSTREGISTER_DEVICEMAP);
+		CUdeviceptr d = 0;
+		if (r != CUDA_SUCCESS) {
+			pieces_fail(j, 0, r, "cuMemHostRegister");
+			err = -EIO;
+		} else if ((r = cu.host_device_pointer(&d, p, 0)) != CUDA_SUCCESS || !d) {
+			cu.host_unregister(p);
+			pieces_fail(j, 0, r, "cuMemHostGetDevicePointer");
+			err = -EIO;
+		} else {
+			j->dev[i] = d;
+		}
+	}
+	if (worker)
+		cu.ctx_pop(&popped);
+	return err;
 }
 
 /* Register the whole Block with the driver, mapped and portable, in pieces of at most
@@ -321,17 +315,8 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 		return -ENOMEM;
 	pthread_mutex_init(&j.lock, NULL);
 
-	size_t threads = j.populate ? want : 1;
-	if (threads > j.count)
-		threads = j.count;
-	pthread_t tid[PIECE_THREADS_MAX];
-	size_t started = 0;
-	while (started + 1 < threads &&
-	       pthread_create(&tid[started], NULL, pieces_thread, &j) == 0)
-		started++;
-	pieces_work(&j); /* this thread too: its context is current already */
-	for (size_t i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
+	/* Pinned Blocks register in one call: nothing to fault in, nothing to share out. */
+	umi_parallel(j.count, piece_one, &j, j.populate && want > 1 ? (unsigned)(want - 1) : 0);
 
 	int err = j.err;
 	if (!err && j.call)
