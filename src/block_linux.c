@@ -407,6 +407,7 @@ void unimem_block_close(unimem_block *b)
 	/* DLPack exports hold the Block too (view.c): the last holder tears it down. */
 	if (!b || !umi_block_unref(b))
 		return;
+	umi_net_release(b); /* before the pages go: importers then get errors */
 	umi_gpu_release(b);
 	munmap(b->ptr, b->size);
 	close(b->fd);

@@ -2,6 +2,9 @@
 /* unimem_strerror and unimem_version. */
 #define _GNU_SOURCE
 #include "internal.h"
+#if defined(__linux__)
+#include "net_internal.h"
+#endif
 
 #include <errno.h>
 #include <limits.h>
@@ -45,6 +48,11 @@ const char *unimem_strerror(int err)
 	const char *gpu = umi_gpu_strerror(err);
 	if (gpu)
 		return gpu;
+#if defined(__linux__)
+	const char *net = umi_net_strerror(err);
+	if (net)
+		return net;
+#endif
 	switch (err) {
 	case 0:
 		return "success";

@@ -74,6 +74,10 @@ void umi_grid_fini(unimem_grid *g);
 /* Drop the GPU mapping of a Block that is being closed (no-op when not mapped). */
 void umi_gpu_release(unimem_block *b);
 
+/* Revoke a network export of a Block that is being closed (src/net_ucx.c; no-op when
+ * nothing is exported). */
+void umi_net_release(unimem_block *b);
+
 /* The GPU backend's message for a code it returned (positive errno), with what the
  * driver said where the last GPU call of this thread failed with that code; NULL to
  * let unimem_strerror() answer. Thread-safe. */

@@ -13,6 +13,7 @@
 #include "gpu.h"
 #include "view.h"
 #include "load.h"
+#include "net.h"
 #include <unimem/types.h> /* generated: typed accessors per -Dblock_types */
 #include <unimem/grids.h> /* generated: one Grid type per -Dgrids entry */
 
