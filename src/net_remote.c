@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Started transfers in flight per handle (unimem_remote_*_start). */
+#define UMI_NET_PENDING 64u
+
 struct unimem_remote {
 	umi_ucp_worker_h worker;
 	umi_ucp_ep_h ep;
@@ -23,6 +26,9 @@ struct unimem_remote {
 	unsigned timeout_ms;
 	umi_ucs_status failed;  /* set by the endpoint's error handler */
 	bool broken;            /* a call failed: every later one says -ENOTCONN */
+	bool wrote;             /* a started write awaits its flush */
+	unsigned npend;         /* started requests not yet waited for */
+	void *pend[UMI_NET_PENDING];
 };
 
 static uint64_t now_ms(void)
@@ -98,8 +104,27 @@ fail:
 	return umi_net_fail(s, call);
 }
 
+/* Wait for every started request; the first failure wins, the others are still waited
+ * for (or, once the endpoint is closed, complete with errors). */
+static int wait_pending(unimem_remote *r)
+{
+	int first = 0;
+	for (unsigned i = 0; i < r->npend; i++) {
+		int e = wait_req(r, r->pend[i], "a started transfer");
+		if (e && !first)
+			first = e;
+	}
+	r->npend = 0;
+	return first;
+}
+
 static void remote_free(unimem_remote *r)
 {
+	if (r->npend) {
+		if (r->ep)
+			drop_ep(r);
+		wait_pending(r);
+	}
 	drop_ep(r);
 	if (r->worker)
 		umi_ucp.worker_destroy(r->worker);
@@ -235,6 +260,61 @@ int unimem_remote_write(unimem_remote *r, uint64_t offset, const void *src, size
 		return err;
 	/* The put is done locally; the flush waits until it is in the remote Block. */
 	return wait_req(r, umi_ucp.ep_flush_nbx(r->ep, &p), "ucp_ep_flush_nbx");
+}
+
+/* Post q of a started transfer; when the window is full, wait for the oldest first. */
+static int post(unimem_remote *r, void *q, const char *call)
+{
+	if (q == NULL)
+		return 0;
+	if (UMI_PTR_IS_ERR(q))
+		return wait_req(r, q, call);
+	int err = 0;
+	if (r->npend == UMI_NET_PENDING) {
+		err = wait_req(r, r->pend[0], call);
+		memmove(r->pend, r->pend + 1, (UMI_NET_PENDING - 1) * sizeof r->pend[0]);
+		r->npend--;
+	}
+	r->pend[r->npend++] = q;
+	return err;
+}
+
+int unimem_remote_read_start(unimem_remote *r, uint64_t offset, void *dst, size_t len)
+{
+	int err = check(r, offset, dst, len);
+	if (err)
+		return err < 0 ? err : 0;
+	umi_ucp_request_param_t p = { 0 };
+	return post(r, umi_ucp.get_nbx(r->ep, dst, len, r->addr + offset, r->rkey, &p),
+		    "ucp_get_nbx");
+}
+
+int unimem_remote_write_start(unimem_remote *r, uint64_t offset, const void *src, size_t len)
+{
+	if (r && (r->flags & UNIMEM_NET_READONLY))
+		return umi_net_note(EACCES, "the Block was exported read-only");
+	int err = check(r, offset, src, len);
+	if (err)
+		return err < 0 ? err : 0;
+	umi_ucp_request_param_t p = { 0 };
+	r->wrote = true;
+	return post(r, umi_ucp.put_nbx(r->ep, src, len, r->addr + offset, r->rkey, &p),
+		    "ucp_put_nbx");
+}
+
+int unimem_remote_wait(unimem_remote *r)
+{
+	if (!r)
+		return umi_net_note(EINVAL, "NULL handle");
+	int err = wait_pending(r);
+	if (!err && r->wrote && r->ep && !r->broken) {
+		umi_ucp_request_param_t p = { 0 };
+		err = wait_req(r, umi_ucp.ep_flush_nbx(r->ep, &p), "ucp_ep_flush_nbx");
+	}
+	r->wrote = false;
+	if (!err && r->broken)
+		err = umi_net_note(ENOTCONN, "this handle lost its exporter");
+	return err;
 }
 
 int unimem_remote_set_timeout(unimem_remote *r, unsigned ms)

@@ -81,6 +81,21 @@ UNIMEM_API int unimem_remote_read(unimem_remote *r, uint64_t offset, void *dst, 
 UNIMEM_API int unimem_remote_write(unimem_remote *r, uint64_t offset, const void *src,
 				   size_t len);
 
+/* Non-blocking forms, for pipelining: start a read or a write and return once it is
+ * posted (up to 64 in flight per handle; a 65th waits for the oldest). dst and src must
+ * stay valid, and dst unread, until unimem_remote_wait() returns. Bounds, read-only and a
+ * broken handle are checked at once, with the codes of unimem_remote_read() and
+ * unimem_remote_write(); a transfer that fails later is reported by unimem_remote_wait().
+ * Not thread-safe per handle. */
+UNIMEM_API int unimem_remote_read_start(unimem_remote *r, uint64_t offset, void *dst, size_t len);
+UNIMEM_API int unimem_remote_write_start(unimem_remote *r, uint64_t offset, const void *src,
+					 size_t len);
+
+/* Wait until every started transfer of r is complete, writes in the remote Block (a
+ * flush). Returns 0, -EINVAL (r is NULL), or the first failure (-ECONNRESET, -ETIMEDOUT,
+ * -ENOTCONN, -EIO; the handle is then broken). Not thread-safe per handle. */
+UNIMEM_API int unimem_remote_wait(unimem_remote *r);
+
 /* Set how long read, write and close wait for the exporter on this handle (milliseconds,
  * > 0). Returns 0 or -EINVAL. Not thread-safe per handle. */
 UNIMEM_API int unimem_remote_set_timeout(unimem_remote *r, unsigned ms);
