@@ -3,6 +3,7 @@
  * close sequence and the accessors, over the platform contract of os/os.h. */
 #include "os/os.h"
 #include "gpu_pvt.h"
+#include "net_pvt.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ void unimem_block_close(unimem_block *b)
 	/* DLPack exports hold the Block too (view.c): the last holder tears it down. */
 	if (!b || !umi_block_unref(b))
 		return;
+	umi_net_release(b); /* before the pages go: importers then get errors */
 	umi_gpu_release(b);
 	umi_os_destroy(b);
 	free(b);
@@ -108,6 +110,16 @@ int unimem_block_seal(unimem_block *b)
 	if (!b)
 		return -EINVAL;
 	return umi_os_seal(b);
+}
+
+int64_t unimem_block_offset(const unimem_block *b, const void *p)
+{
+	if (!b || !p)
+		return -1;
+	uintptr_t a = (uintptr_t)p, base = (uintptr_t)b->ptr;
+	if (a < base || a - base >= b->size)
+		return -1;
+	return (int64_t)(a - base);
 }
 
 void *unimem_block_ptr(const unimem_block *b)

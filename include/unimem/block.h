@@ -115,6 +115,10 @@ UNIMEM_API int unimem_block_seal(unimem_block *b);
  * build no Tape, Grid or Layout on them). false for NULL. Thread-safe, no system call. */
 UNIMEM_API bool unimem_block_writable(const unimem_block *b);
 
+/* The offset of p inside Block b (so that Tape and Grid allocations are named by offset:
+ * on the GPU, through unimem_net, in another process); -1 when b is NULL or p is not inside [ptr, ptr + size). Thread-safe. */
+UNIMEM_API int64_t unimem_block_offset(const unimem_block *b, const void *p);
+
 /* Pass the Block over a connected Unix-domain socket (stream, seqpacket or datagram):
  * its fd (SCM_RIGHTS) and its size; the receiver needs no id. The sender keeps its
  * Block. Returns 0, or -EINVAL (b is NULL), -EBADF, -ENOTSOCK, -EPIPE (the peer is

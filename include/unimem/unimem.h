@@ -15,6 +15,7 @@
 #include "load.h"
 #include "safetensors.h"
 #include "weights.h"
+#include "net.h"
 #include <unimem/types.h> /* generated: typed accessors per -Dblock_types */
 #include <unimem/grids.h> /* generated: one Grid type per -Dgrids entry */
 

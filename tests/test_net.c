@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: MIT */
+/* Blocks over the network (issue 17): export in one process, import in another (fork;
+ * loopback with UCX_TLS=tcp, and two network namespaces joined by a veth pair made here),
+ * bounds, read-only, every bad descriptor, an exporter killed or unexporting mid-transfer,
+ * and the -ENOSYS path without UCX. The exporter is always a forked child: UCX state does
+ * not survive fork, so the test process forks before touching UCX. */
+#include <unimem/unimem.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB ((size_t)1 << 20)
+
+static void quiet_env(void)
+{
+	setenv("UCX_TLS", "tcp", 1);
+	setenv("UCX_LOG_LEVEL", "fatal", 1); /* UCX prints refused connections otherwise */
+	setenv("UNIMEM_NET_TIMEOUT_MS", "3000", 1);
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)(i * 31u + (i >> 12));
+}
+
+/* An exporting child: opens a Block of `bytes`, fills it with pattern(), exports it with
+ * `flags`, sends the descriptor, then obeys one-letter commands: 'u' unexport, 'c' close
+ * the Block, 'q' exit; it answers each with the result byte. */
+struct exporter {
+	pid_t pid;
+	int cmd, ans;
+	unsigned char desc[UNIMEM_NET_DESC_MAX];
+	size_t len;
+};
+
+static void exporter_main(size_t bytes, unsigned flags, int cmd, int ans)
+{
+	unimem_block *b;
+	if (unimem_block_open(&b, bytes, UNIMEM_BLOCK_UNPINNED) != 0)
+		_exit(10);
+	unsigned char *p = unimem_block_ptr(b);
+	for (size_t i = 0; i < bytes; i++)
+		p[i] = pattern(i);
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	size_t n = 0;
+	int e = unimem_net_export(b, flags, d, sizeof d, &n);
+	if (e)
+		n = 0;
+	if (write(ans, &n, sizeof n) != sizeof n || write(ans, d, n) != (ssize_t)n)
+		_exit(11);
+	char c;
+	while (read(cmd, &c, 1) == 1) {
+		signed char r = 0;
+		if (c == 'u')
+			r = (signed char)unimem_net_unexport(b);
+		else if (c == 'c')
+			unimem_block_close(b);
+		else if (c == 'g') /* report byte 0 and byte 4096 */
+			r = (signed char)(p[0] ^ p[4096]);
+		if (write(ans, &r, 1) != 1 || c == 'q')
+			_exit(0);
+	}
+	_exit(0);
+}
+
+static void exporter_start(struct exporter *x, size_t bytes, unsigned flags)
+{
+	int c[2], a[2];
+	cr_assert_eq(pipe(c), 0);
+	cr_assert_eq(pipe(a), 0);
+	x->pid = fork();
+	cr_assert_geq(x->pid, 0);
+	if (x->pid == 0) {
+		close(c[1]);
+		close(a[0]);
+		exporter_main(bytes, flags, c[0], a[1]);
+	}
+	close(c[0]);
+	close(a[1]);
+	x->cmd = c[1];
+	x->ans = a[0];
+	cr_assert_eq(read(x->ans, &x->len, sizeof x->len), (ssize_t)sizeof x->len);
+	cr_assert_gt(x->len, 0, "the child could not export");
+	cr_assert_leq(x->len, sizeof x->desc);
+	cr_assert_eq(read(x->ans, x->desc, x->len), (ssize_t)x->len);
+}
+
+static int exporter_do(struct exporter *x, char c)
+{
+	signed char r;
+	cr_assert_eq(write(x->cmd, &c, 1), 1);
+	cr_assert_eq(read(x->ans, &r, 1), 1);
+	return r;
+}
+
+static void exporter_end(struct exporter *x)
+{
+	close(x->cmd);
+	close(x->ans);
+	int st;
+	waitpid(x->pid, &st, 0);
+}
+
+static bool matches(const unsigned char *p, size_t off, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != pattern(off + i))
+			return false;
+	return true;
+}
+
+Test(net, without_ucx_every_call_is_enosys_naming_the_library)
+{
+	setenv("UNIMEM_UCP_LIBRARY", "libucp-not-here.so.0", 1);
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, MIB, UNIMEM_BLOCK_UNPINNED), 0);
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	size_t n;
+	int e = unimem_net_export(b, 0, d, sizeof d, &n);
+	cr_assert_eq(e, -ENOSYS);
+	cr_assert(strstr(unimem_strerror(e), "libucp-not-here.so.0"), "%s", unimem_strerror(e));
+	cr_assert_eq(unimem_net_unexport(b), -ENOSYS);
+	/* A well-formed descriptor gets as far as the missing library. */
+	unimem_remote *r = (unimem_remote *)1;
+	memset(d, 0, sizeof d);
+	cr_assert_eq(unimem_net_import(&r, d, 60), -EBADMSG);
+	cr_assert_null(r);
+	unimem_block_close(b);
+}
+
+Test(net, bad_arguments_and_block_offset)
+{
+	quiet_env();
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, MIB, UNIMEM_BLOCK_UNPINNED), 0);
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	size_t n = 0;
+	cr_assert_eq(unimem_net_export(NULL, 0, d, sizeof d, &n), -EINVAL);
+	cr_assert_eq(unimem_net_export(b, 0, NULL, sizeof d, &n), -EINVAL);
+	cr_assert_eq(unimem_net_export(b, 0, d, sizeof d, NULL), -EINVAL);
+	cr_assert_eq(unimem_net_export(b, 1u << 7, d, sizeof d, &n), -EINVAL);
+	cr_assert_eq(unimem_net_unexport(NULL), -EINVAL);
+	cr_assert_eq(unimem_net_unexport(b), -ENOENT);
+	cr_assert_eq(unimem_net_import(NULL, d, sizeof d), -EINVAL);
+	unimem_remote *r = (unimem_remote *)1;
+	cr_assert_eq(unimem_net_import(&r, NULL, 10), -EINVAL);
+	cr_assert_null(r);
+	cr_assert_eq(unimem_remote_size(NULL), 0);
+	cr_assert_eq(unimem_remote_read(NULL, 0, d, 1), -EINVAL);
+	cr_assert_eq(unimem_remote_write(NULL, 0, d, 1), -EINVAL);
+	cr_assert_eq(unimem_remote_set_timeout(NULL, 5), -EINVAL);
+	unimem_remote_close(NULL);
+	/* Too small a buffer: -ENOSPC with the size needed, and nothing exported. */
+	cr_assert_eq(unimem_net_export(b, 0, d, 8, &n), -ENOSPC);
+	cr_assert_gt(n, 8);
+	cr_assert_leq(n, UNIMEM_NET_DESC_MAX);
+	cr_assert_eq(unimem_net_unexport(b), -ENOENT);
+	cr_assert_eq(unimem_net_export(b, 0, d, sizeof d, &n), 0);
+	cr_assert_eq(unimem_net_export(b, 0, d, sizeof d, &n), -EALREADY);
+	cr_assert_eq(unimem_net_unexport(b), 0);
+	cr_assert_eq(unimem_net_unexport(b), -ENOENT);
+	/* Offsets inside a Block, and -1 outside. */
+	unsigned char *p = unimem_block_ptr(b);
+	cr_assert_eq(unimem_block_offset(b, p), 0);
+	cr_assert_eq(unimem_block_offset(b, p + 12345), 12345);
+	cr_assert_eq(unimem_block_offset(b, p + unimem_block_size(b) - 1),
+		     (int64_t)unimem_block_size(b) - 1);
+	cr_assert_eq(unimem_block_offset(b, p + unimem_block_size(b)), -1);
+	cr_assert_eq(unimem_block_offset(b, p - 1), -1);
+	cr_assert_eq(unimem_block_offset(b, NULL), -1);
+	cr_assert_eq(unimem_block_offset(NULL, p), -1);
+	unimem_block_close(b);
+	/* A Tape allocation's offset inside the Tape's Block. */
+	unimem_tape *t;
+	cr_assert_eq(unimem_tape_start_flags(&t, MIB, UNIMEM_BLOCK_UNPINNED), 0);
+	const unimem_block *tb = unimem_tape_block(t);
+	unimem_tape_take(t, 100, 64);
+	void *a = unimem_tape_take(t, 100, 64);
+	cr_assert_not_null(a);
+	cr_assert_eq(unimem_block_offset(tb, a), (char *)a - (char *)unimem_block_ptr(tb));
+	cr_assert_gt(unimem_block_offset(tb, a), 0);
+	unimem_tape_close(t);
+}
+
+/* Read everything, write a page, read it back; bounds. */
+Test(net, round_trip_across_two_processes_on_loopback)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 8 * MIB, 0);
+	unimem_remote *r;
+	int e = unimem_net_import(&r, x.desc, x.len);
+	cr_assert_eq(e, 0, "%s", unimem_strerror(e));
+	cr_assert_eq(unimem_remote_size(r), 8 * MIB);
+	unsigned char *buf = malloc(8 * MIB);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, 8 * MIB), 0);
+	cr_assert(matches(buf, 0, 8 * MIB));
+	cr_assert_eq(unimem_remote_read(r, 4097, buf, 1000), 0);
+	cr_assert(matches(buf, 4097, 1000));
+	memset(buf, 0xa5, 4096);
+	cr_assert_eq(unimem_remote_write(r, 4096, buf, 4096), 0);
+	memset(buf, 0, 4096);
+	cr_assert_eq(unimem_remote_read(r, 4096, buf, 4096), 0);
+	for (int i = 0; i < 4096; i++)
+		cr_assert_eq(buf[i], 0xa5);
+	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(pattern(0) ^ 0xa5),
+		     "the write is in the exporter's Block");
+	/* Bounds. */
+	cr_assert_eq(unimem_remote_read(r, 8 * MIB, buf, 1), -ERANGE);
+	cr_assert_eq(unimem_remote_read(r, 8 * MIB - 1, buf, 2), -ERANGE);
+	cr_assert_eq(unimem_remote_read(r, UINT64_MAX, buf, 2), -ERANGE);
+	cr_assert_eq(unimem_remote_write(r, 1, buf, 8 * MIB), -ERANGE);
+	cr_assert_eq(unimem_remote_read(r, 8 * MIB, buf, 0), 0, "an empty range at the end");
+	cr_assert_eq(unimem_remote_read(r, 0, buf, 16), 0, "the handle still works");
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	free(buf);
+}
+
+Test(net, read_only_export_refuses_writes)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, MIB, UNIMEM_NET_READONLY);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unsigned char buf[4096];
+	memset(buf, 0xa5, sizeof buf);
+	cr_assert_eq(unimem_remote_write(r, 0, buf, sizeof buf), -EACCES);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, sizeof buf), 0);
+	cr_assert(matches(buf, 0, sizeof buf));
+	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(pattern(0) ^ pattern(4096)));
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+}
+
+/* The CRC-32 of the descriptor format, to forge descriptors that pass the checksum. */
+static uint32_t crc32(const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+	}
+	return ~c;
+}
+
+static void reseal(unsigned char *d, size_t len)
+{
+	uint32_t c = crc32(d, len - 4);
+	for (int i = 0; i < 4; i++)
+		d[len - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+static int import_of(const unsigned char *d, size_t len)
+{
+	unimem_remote *r = (unimem_remote *)1;
+	int e = unimem_net_import(&r, d, len);
+	cr_assert_eq(e != 0, r == NULL);
+	unimem_remote_close(r);
+	return e;
+}
+
+Test(net, every_bad_descriptor_is_a_clear_error)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, MIB, 0);
+	unsigned char d[UNIMEM_NET_DESC_MAX + 8];
+	size_t n = x.len;
+	/* Truncated at every length, and one byte too long. */
+	for (size_t len = 0; len < n; len++)
+		cr_assert_eq(import_of(x.desc, len), -EBADMSG, "length %zu", len);
+	memcpy(d, x.desc, n);
+	d[n] = 0;
+	cr_assert_eq(import_of(d, n + 1), -EBADMSG);
+	/* Every single byte flipped: the checksum catches it. */
+	for (size_t i = 0; i < n; i++) {
+		memcpy(d, x.desc, n);
+		d[i] ^= 0x40;
+		int e = import_of(d, n);
+		cr_assert(e == -EBADMSG || (i >= 4 && i < 6 && e == -EPROTONOSUPPORT), "byte %zu: %d",
+			  i, e);
+	}
+	/* Forged, with a good checksum: magic, version, flags, size 0, size wrapping, port 0,
+	 * family, rkey length. */
+	struct {
+		size_t at;
+		unsigned char v;
+		int want;
+	} forge[] = {
+		{ 0, 'X', -EBADMSG }, { 4, 2, -EPROTONOSUPPORT }, { 6, 0x80, -EBADMSG },
+		{ 24, 99, -EBADMSG }, { 44, 0xff, -EBADMSG },
+	};
+	for (size_t k = 0; k < sizeof forge / sizeof forge[0]; k++) {
+		memcpy(d, x.desc, n);
+		d[forge[k].at] = forge[k].v;
+		reseal(d, n);
+		cr_assert_eq(import_of(d, n), forge[k].want, "forged byte %zu", forge[k].at);
+	}
+	memcpy(d, x.desc, n);
+	memset(d + 8, 0, 8); /* size 0 */
+	reseal(d, n);
+	cr_assert_eq(import_of(d, n), -EBADMSG);
+	memcpy(d, x.desc, n);
+	memset(d + 16, 0xff, 8); /* address + size wraps */
+	reseal(d, n);
+	cr_assert_eq(import_of(d, n), -EBADMSG);
+	memcpy(d, x.desc, n);
+	memset(d + 26, 0, 2); /* port 0 */
+	reseal(d, n);
+	cr_assert_eq(import_of(d, n), -EBADMSG);
+	/* Random bytes, of every length. */
+	srand(17);
+	for (int k = 0; k < 2000; k++) {
+		size_t len = (size_t)rand() % sizeof d;
+		for (size_t i = 0; i < len; i++)
+			d[i] = (unsigned char)rand();
+		if (k & 1) /* half of them with the right magic and version */
+			memcpy(d, x.desc, len < 6 ? len : 6);
+		cr_assert_eq(import_of(d, len), -EBADMSG);
+	}
+	/* The exporter is gone: an error, within the timeout. */
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	double t0 = now_s();
+	int e = import_of(x.desc, n);
+	double dt = now_s() - t0;
+	cr_assert(e == -ECONNREFUSED || e == -ECONNRESET || e == -EHOSTUNREACH || e == -ETIMEDOUT,
+		  "%d %s", e, unimem_strerror(e));
+	cr_assert_lt(dt, 4.0, "%.2f s", dt);
+}
+
+Test(net, exporter_killed_mid_transfer_gives_an_error_within_the_timeout)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 64 * MIB, 0);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unsigned char *buf = malloc(64 * MIB);
+	pid_t killer = fork();
+	if (killer == 0) {
+		usleep(20000);
+		kill(x.pid, SIGKILL);
+		_exit(0);
+	}
+	double t0 = now_s();
+	int e = 0;
+	while (e == 0 && now_s() - t0 < 8)
+		e = unimem_remote_read(r, 0, buf, 64 * MIB);
+	double dt = now_s() - t0;
+	cr_assert(e == -ECONNRESET || e == -ETIMEDOUT || e == -ENOTCONN, "%d %s", e, unimem_strerror(e));
+	cr_assert_lt(dt, 4.0, "%.2f s", dt);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, 16), -ENOTCONN);
+	cr_assert_eq(unimem_remote_write(r, 0, buf, 16), -ENOTCONN);
+	unimem_remote_close(r);
+	waitpid(killer, NULL, 0);
+	exporter_end(&x);
+	free(buf);
+}
+
+/* Unexport, and closing the Block, revoke access while an importer reads. */
+static void revoke_while_reading(char how)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 16 * MIB, 0);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unsigned char *buf = malloc(16 * MIB);
+	int rounds = 0, e = 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		usleep(30000);
+		char c = how;
+		if (write(x.cmd, &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	double t0 = now_s();
+	while (now_s() - t0 < 8) {
+		e = unimem_remote_read(r, 0, buf, 16 * MIB);
+		if (e)
+			break;
+		cr_assert(matches(buf, 0, 16 * MIB), "a read that succeeds reads the Block");
+		rounds++;
+	}
+	cr_assert(e == -ECONNRESET || e == -ENOTCONN || e == -ETIMEDOUT, "%d %s", e,
+		  unimem_strerror(e));
+	cr_assert_lt(now_s() - t0, 5.0);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, 16), -ENOTCONN);
+	unimem_remote_close(r);
+	/* A new import of the same descriptor is refused. */
+	cr_assert_neq(import_of(x.desc, x.len), 0);
+	waitpid(pid, NULL, 0);
+	exporter_end(&x);
+	free(buf);
+	cr_log_info("%d full reads before the revocation", rounds);
+}
+
+Test(net, unexport_while_reading_revokes_access)
+{
+	revoke_while_reading('u');
+}
+
+Test(net, closing_the_block_revokes_access)
+{
+	revoke_while_reading('c');
+}
+
+/* ---- two network namespaces joined by a veth pair ------------------------------------ */
+
+static int sh(const char *cmd)
+{
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool can_make_namespaces(void)
+{
+	return geteuid() == 0 && sh("command -v ip >/dev/null 2>&1") == 0;
+}
+
+static int enter_netns(const char *name)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/var/run/netns/%s", name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = setns(fd, CLONE_NEWNET);
+	close(fd);
+	if (r != 0)
+		return r;
+	/* As `ip netns exec` does: UCX finds its interfaces in /sys/class/net, which shows the
+	 * namespace of whoever mounted /sys, so mount a sysfs of this namespace, privately. */
+	if (unshare(CLONE_NEWNS) != 0 || mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) != 0)
+		return -1;
+	umount2("/sys", MNT_DETACH);
+	return mount(name, "/sys", "sysfs", 0, NULL);
+}
+
+/* In namespace b, as a child: import the descriptor from fd `in`, check a read and a
+ * write, exit 0 when all is well. */
+static void netns_importer(const char *ns, int in)
+{
+	if (enter_netns(ns) != 0)
+		_exit(20);
+	size_t n;
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	if (read(in, &n, sizeof n) != sizeof n || n == 0 || n > sizeof d ||
+	    read(in, d, n) != (ssize_t)n)
+		_exit(21);
+	unimem_remote *r;
+	int e = unimem_net_import(&r, d, n);
+	if (e != 0) {
+		fprintf(stderr, "import in %s: %s [%u.%u.%u.%u:%u]\n", ns, unimem_strerror(e), d[28], d[29], d[30], d[31], d[26] | d[27] << 8);
+		_exit(22);
+	}
+	size_t size = unimem_remote_size(r);
+	unsigned char *buf = malloc(size);
+	if (!buf || unimem_remote_read(r, 0, buf, size) != 0 || !matches(buf, 0, size))
+		_exit(23);
+	memset(buf, 0x3c, 4096);
+	if (unimem_remote_write(r, 0, buf, 4096) != 0 || unimem_remote_read(r, 0, buf + 4096, 4096) ||
+	    memcmp(buf, buf + 4096, 4096) != 0)
+		_exit(24);
+	unimem_remote_close(r);
+	_exit(0);
+}
+
+Test(net, round_trip_across_two_network_namespaces)
+{
+	if (!can_make_namespaces())
+		cr_skip_test("needs root and ip(8) to make network namespaces and a veth pair");
+	quiet_env();
+	char a[32], b[32], cmd[1024];
+	snprintf(a, sizeof a, "umt%d-a", (int)getpid());
+	snprintf(b, sizeof b, "umt%d-b", (int)getpid());
+	/* 10.213.x.0/30: private, and only inside the two namespaces. */
+	int net = (int)(getpid() % 250) + 1;
+	snprintf(cmd, sizeof cmd,
+		 "set -e; ip netns add %s; ip netns add %s;"
+		 "ip link add uva%d netns %s type veth peer name uvb%d netns %s;"
+		 "ip -n %s addr add 10.213.%d.1/30 dev uva%d; ip -n %s addr add 10.213.%d.2/30 dev uvb%d;"
+		 "ip -n %s link set uva%d up; ip -n %s link set uvb%d up;"
+		 "ip -n %s link set lo up; ip -n %s link set lo up;"
+		 /* UCX opens only interfaces that are running: wait for the carrier. */
+		 "for i in $(seq 100); do ip -n %s link show uva%d | grep -q LOWER_UP &&"
+		 " ip -n %s link show uvb%d | grep -q LOWER_UP && exit 0; sleep 0.05; done; exit 1",
+		 a, b, net, a, net, b, a, net, net, b, net, net, a, net, b, net, a, b, a, net, b, net);
+	int made = sh(cmd);
+	int status = -1;
+	if (made == 0) {
+		int p[2];
+		cr_assert_eq(pipe(p), 0);
+		pid_t exp = fork();
+		if (exp == 0) {
+			/* The exporter, in namespace a: its only address is 10.213.net.1. */
+			unsetenv("UNIMEM_NET_ADDR");
+			if (enter_netns(a) != 0)
+				_exit(30);
+			int c[2];
+			if (pipe(c) != 0)
+				_exit(31);
+			exporter_main(4 * MIB, 0, c[0], p[1]); /* waits on c until killed */
+		}
+		pid_t imp = fork();
+		if (imp == 0)
+			netns_importer(b, p[0]);
+		int st;
+		waitpid(imp, &st, 0);
+		status = WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+		kill(exp, SIGKILL);
+		waitpid(exp, NULL, 0);
+		close(p[0]);
+		close(p[1]);
+	}
+	/* Removed even on failure: deleting a namespace deletes its end of the veth pair. */
+	snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", a, b);
+	sh(cmd);
+	cr_assert_eq(made, 0, "could not make the namespaces and the veth pair");
+	cr_assert_eq(status, 0, "the importer in the other namespace failed (exit %d)", status);
+}
