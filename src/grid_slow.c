@@ -85,6 +85,15 @@ static void on_thread_exit(void *unused)
 		unimem_grid_pvt_tls[k].gen = 0;
 }
 
+/* exit(): the calling thread's slots go back too (thread-specific destructors do not run
+ * for the thread that calls exit(), the main thread's return from main included). Other
+ * threads may still be running: their slots stay theirs (reclaim frees them once the
+ * process is gone). _exit() and a kill run nothing: reclaim frees those. */
+static void on_process_exit(void)
+{
+	on_thread_exit(NULL);
+}
+
 /* The child of a fork: the thread's entries and its cached tid are its parent's. Handles
  * get a record of their own on their next slow path (g->pid differs). */
 static void on_fork_prepare(void)
@@ -114,6 +123,7 @@ static void make_key(void)
 	pthread_key_create(&exit_key, on_thread_exit);
 	/* A fork in the middle of another thread's slow path leaves no lock held in the child. */
 	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+	atexit(on_process_exit);
 }
 
 void umi_grid_process_init(void)

@@ -1244,6 +1244,44 @@ Test(grid, forked_children_hold_their_own)
 	unimem_grid_close(g);
 }
 
+/* A holder process that ends with exit() (its main thread's thread-specific destructors do
+ * not run) leaves its main thread's cache to nobody: the cells go back at exit, and there
+ * is nothing to reclaim. Cells it still held are its own (reclaim has those). */
+Test(grid, exit_flushes_the_main_threads_cache)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 1000), 0);
+	for (int held = 0; held <= 5; held += 5) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			unimem_block *b;
+			unimem_grid *h;
+			if (unimem_block_lookup(&b, unimem_block_id(unimem_grid_block(g))) ||
+			    unimem_grid_attach(&h, b))
+				_exit(2);
+			void *c[100];
+			for (int k = 0; k < 100; k++)
+				if (!(c[k] = unimem_grid_take(h)))
+					_exit(3);
+			for (int k = held; k < 100; k++)
+				if (unimem_grid_give(h, c[k]))
+					_exit(4);
+			if (unimem_grid_available(h) != 1000 - (size_t)held)
+				_exit(5);
+			exit(0); /* no close: atexit handlers run, thread destructors do not */
+		}
+		int st;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+		cr_assert_eq(unimem_grid_available(g), 1000 - (size_t)held,
+			     "%zu available: the dead child's cache is not in the pool",
+			     unimem_grid_available(g));
+		cr_assert_eq(unimem_grid_reclaim(g), held, "only the cells it held come back");
+		cr_assert_eq(unimem_grid_available(g), 1000);
+	}
+	unimem_grid_close(g);
+}
+
 /* The attachments of a Grid are bounded (64 at once): one more is -EUSERS; closing one
  * frees its record. */
 Test(grid, attach_runs_out_of_attachments_with_eusers)
