@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The few CUDA driver API types and values unimem uses, declared here so that nothing
  * needs cuda.h: the driver is loaded at run time (gpu_cuda.c), and the tests and the GPU
- * benchmark load it the same way (tests/cuda_driver.h includes this header). Private:
+ * benchmark load it the same way (tests/lib/cuda_driver.h includes this header). Private:
  * never installed. Values are those of cuda.h (CUDA 12/13). */
 #ifndef UNIMEM_CUDA_DECLS_H
 #define UNIMEM_CUDA_DECLS_H
