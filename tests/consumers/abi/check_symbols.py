@@ -18,7 +18,7 @@ import sys
 
 # Prefix of internal names shared between files of src/ (CONVENTIONS.md: a distinct
 # prefix, never exported).
-INTERNAL_PREFIXES = ('umi_',)
+INTERNAL_PREFIXES = ('umi_', '__odr_asan')  # ASan's one-definition-rule markers of umi_ globals
 
 src_root, build_root, soversion, version, pending_file = sys.argv[1:6]
 n = 0
