@@ -346,6 +346,14 @@ void umi_weights_free_device(unimem_weights *w)
 	w->ctx_device = -1;
 }
 
+/* umi_parallel() piece: worker `piece` runs its loop (its failure is latched in j). */
+static int run_worker(void *arg, size_t piece, unsigned worker)
+{
+	(void)worker;
+	worker_main((struct worker *)arg + piece);
+	return 0;
+}
+
 int umi_weights_stream(unimem_weights *w, int device, unsigned char *base)
 {
 	const struct umi_cuda *cu = NULL;
@@ -365,7 +373,6 @@ int umi_weights_stream(unimem_weights *w, int device, unsigned char *base)
 	size_t threads = 0;
 	unimem_block *ring = NULL;
 	struct worker *k = NULL;
-	pthread_t *tid = NULL;
 	if (!err && j.nchunks) {
 		long idle = idle_cpus() + 1; /* this thread waits: its CPU is free too */
 		threads = env_size("UNIMEM_WEIGHTS_THREADS",
@@ -377,24 +384,19 @@ int umi_weights_stream(unimem_weights *w, int device, unsigned char *base)
 		w->staging = threads * SLOTS * j.chunk_bytes;
 		err = unimem_block_open(&ring, w->staging, UNIMEM_BLOCK_UNPINNED);
 		k = calloc(threads, sizeof *k);
-		tid = calloc(threads, sizeof *tid);
-		if (!err && (!k || !tid))
+		if (!err && !k)
 			err = -ENOMEM;
 	}
 	if (!err && j.nchunks) {
 		j.ring = unimem_block_ptr(ring);
-		size_t started = 0;
 		for (size_t i = 0; i < threads; i++) {
 			k[i].j = &j;
 			k[i].index = i;
 		}
-		while (started + 1 < threads &&
-		       pthread_create(&tid[started], NULL, worker_main, &k[started + 1]) == 0)
-			started++;
-		/* Workers that could not start leave their chunks to the others. */
-		worker_main(&k[0]);
-		for (size_t i = 0; i < started; i++)
-			pthread_join(tid[i], NULL);
+		/* One piece per worker (its ring slots, stream and events): the caller runs the
+		 * first, helpers the others; workers that get no thread leave their chunks to
+		 * those running (each claims chunks until none is left). */
+		umi_parallel(threads, run_worker, k, (unsigned)(threads - 1));
 		err = j.err;
 		/* A driver failure's note, made again in the caller's thread. */
 		for (size_t i = 0; err && i < threads; i++)
@@ -404,7 +406,6 @@ int umi_weights_stream(unimem_weights *w, int device, unsigned char *base)
 			}
 	}
 	free(k);
-	free(tid);
 	unimem_block_close(ring);
 	free(j.chunks);
 	if (err && cu)
