@@ -14,6 +14,57 @@ void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t 
 	t->capacity = bytes;
 	t->block = b;
 	t->flags = flags;
+	/* Unique per open (from 1: a table entry's epoch 0 means none), so that a Tape
+	 * opened at the address of a closed one never meets the closed one's chunks. */
+	static uint64_t opens;
+	uint64_t id = __atomic_add_fetch(&opens, 1, __ATOMIC_RELAXED);
+	t->epoch_ = id << 32;
+	t->slot_ = (uint32_t)(id % UNIMEM_TAPE_LOCAL_WAYS);
+}
+
+__thread unimem_tape_local unimem_tape_local_[UNIMEM_TAPE_LOCAL_WAYS];
+
+void *unimem_tape_take_claim(unimem_tape *t, size_t size, size_t align)
+{
+	const uintptr_t me = (uintptr_t)unimem_tape_local_;
+	uintptr_t solo = 0;
+	/* First taker: the Tape is this thread's until another takes. */
+	if (__atomic_compare_exchange_n(&t->solo_, &solo, me, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED) ||
+	    solo == me)
+		return unimem_tape_take_cursor_(t, size, align);
+	if (solo != UNIMEM_TAPE_SHARED_)
+		__atomic_store_n(&t->solo_, UNIMEM_TAPE_SHARED_, __ATOMIC_RELAXED);
+	return unimem_tape_take_refill(t, size, align);
+}
+
+enum { LOCAL_GRAB_MIN = 4096, LOCAL_GRAB_MAX = 64 * 1024 };
+
+void *unimem_tape_take_refill(unimem_tape *t, size_t size, size_t align)
+{
+	if (align == 0 || (align & (align - 1)) != 0)
+		return NULL;
+	unimem_tape_local *l = &unimem_tape_local_[t->slot_];
+	const uint64_t epoch = __atomic_load_n(&t->epoch_, __ATOMIC_RELAXED);
+	/* Another Tape's entry or an older epoch: start small again (an evicted chunk's
+	 * rest stays taken until its Tape is cleared: small grabs bound what thrashing
+	 * between two Tapes of one slot wastes). */
+	uint64_t grab = l->epoch == epoch ? l->grab : LOCAL_GRAB_MIN;
+	uint64_t most = (t->capacity / 16) & ~(uint64_t)(UNIMEM_CACHE_LINE - 1);
+	if (grab > most)
+		grab = most;
+	if (size > grab / 2 || align > grab / 2)
+		return unimem_tape_take_cursor_(t, size, align);
+	unsigned char *room = unimem_tape_take_cursor_(t, (size_t)grab, UNIMEM_CACHE_LINE);
+	if (!room) /* Not a whole grab left: serve this take from the cursor. */
+		return unimem_tape_take_cursor_(t, size, align);
+	uintptr_t at = (uintptr_t)room;
+	uintptr_t start = (at + (align - 1)) & ~(uintptr_t)(align - 1);
+	l->epoch = epoch;
+	l->next = start + size;
+	l->end = at + (uintptr_t)grab;
+	l->grab = grab < LOCAL_GRAB_MAX ? grab * 2 : grab;
+	return (void *)start;
 }
 
 int unimem_tape_start_flags(unimem_tape **out, size_t bytes, unsigned flags)
@@ -62,11 +113,11 @@ void *unimem_tape_chunk_refill(unimem_tape_chunk *c, size_t size, size_t align)
 	/* A big take would waste much of a fresh grab, or not fit one: the Tape serves it
 	 * and the chunk keeps its room. */
 	if (size > c->grab / 2 || align > c->grab / 2)
-		return unimem_tape_take(t, size, align);
+		return unimem_tape_take_cursor_(t, size, align);
 	/* Cache-line aligned, whole lines: two threads' chunks never share a line. */
-	unsigned char *room = unimem_tape_take(t, (size_t)c->grab, UNIMEM_CACHE_LINE);
+	unsigned char *room = unimem_tape_take_cursor_(t, (size_t)c->grab, UNIMEM_CACHE_LINE);
 	if (!room) /* Not a whole grab left: serve this take from what is left. */
-		return unimem_tape_take(t, size, align);
+		return unimem_tape_take_cursor_(t, size, align);
 	/* size and align are at most half a grab: the aligned take fits the new room. */
 	uintptr_t at = (uintptr_t)room;
 	uintptr_t start = (at + (align - 1)) & ~(uintptr_t)(align - 1);

@@ -325,3 +325,156 @@ Test(tape, failing_takes_on_a_full_tape_never_run_the_cursor_away)
 	cr_assert_eq(unimem_tape_take(t, cap, 1), base_of(t));
 	unimem_tape_close(t);
 }
+
+/* ---- Threads sharing a Tape: per-thread chunks that unimem_tape_take() finds itself ---- */
+
+struct one_take {
+	unimem_tape *t;
+	size_t size;
+	unsigned char *p;
+};
+
+static void *take_once(void *arg)
+{
+	struct one_take *o = arg;
+	o->p = unimem_tape_take(o->t, o->size, 64);
+	return NULL;
+}
+
+/* A take of 64 B from another thread, which joins before this returns. */
+static unsigned char *take_elsewhere(unimem_tape *t)
+{
+	struct one_take o = { t, 64, NULL };
+	pthread_t tid;
+	cr_assert_eq(pthread_create(&tid, NULL, take_once, &o), 0);
+	pthread_join(tid, NULL);
+	cr_assert_not_null(o.p);
+	return o.p;
+}
+
+Test(tape, a_second_thread_switches_the_tape_to_per_thread_chunks)
+{
+	unimem_tape *t = start(1 << 20);
+	unsigned char *base = base_of(t);
+	cr_assert_eq(unimem_tape_take(t, 64, 64), base, "one thread: straight from the cursor");
+	cr_assert_eq(unimem_tape_used(t), 64, "one thread: used() is exact");
+	unsigned char *q = take_elsewhere(t);
+	cr_assert_eq(q, base + 64, "the second thread's first chunk starts at the cursor");
+	cr_assert_eq(t->solo_, UNIMEM_TAPE_SHARED_);
+	/* A chunk of 4 KiB was handed to that thread: used() counts it. */
+	cr_assert_eq(unimem_tape_used(t), 64 + 4096);
+	unsigned char *p = unimem_tape_take(t, 64, 64), *p2 = unimem_tape_take(t, 64, 64);
+	cr_assert_eq(p, base + 64 + 4096, "this thread's own chunk, after the other's");
+	cr_assert_eq(p2, p + 64, "then from that chunk, no cursor");
+	cr_assert_eq(unimem_tape_used(t), 64 + 2 * 4096);
+	unimem_tape_close(t);
+}
+
+Test(tape, clear_invalidates_every_thread_chunk)
+{
+	unimem_tape *t = start(1 << 20);
+	unsigned char *base = base_of(t);
+	cr_assert_not_null(unimem_tape_take(t, 64, 64));
+	take_elsewhere(t);
+	unsigned char *mine = unimem_tape_take(t, 64, 64); /* this thread now holds a chunk */
+	cr_assert_not_null(mine);
+	unimem_tape_clear(t);
+	cr_assert_eq(unimem_tape_used(t), 0);
+	/* Another owner takes the front after the clear: this thread's old chunk lies in it. */
+	unsigned char *front = unimem_tape_take_owned(t, 64 << 10, 64);
+	cr_assert_eq(front, base);
+	unsigned char *p = unimem_tape_take(t, 64, 64);
+	cr_assert_geq(p, front + (64 << 10), "a chunk from before the clear was used again");
+	cr_assert_leq(p + 64, base + unimem_tape_used(t));
+	unimem_tape_close(t);
+}
+
+/* Take in shared mode: this thread first (solo, at 0), another (shared, that thread's
+ * chunk at 64), then this thread again: its chunk at 64 + 4096. (Not two other threads:
+ * the second may get the first one's thread-local table, and be the same taker.) */
+static unsigned char *take_in_shared_mode(unimem_tape *t)
+{
+	cr_assert_not_null(unimem_tape_take(t, 64, 64));
+	take_elsewhere(t);
+	return unimem_tape_take(t, 64, 64);
+}
+
+Test(tape, a_tape_opened_where_a_closed_one_was_never_meets_its_chunks)
+{
+	unimem_tape *a = start(1 << 20);
+	unimem_tape *before = a;
+	uint32_t slot = a->slot_;
+	cr_assert_eq(take_in_shared_mode(a), base_of(a) + 64 + 4096);
+	unimem_tape_close(a);
+	/* Open until a Tape lands at the closed one's address and table slot. */
+	unimem_tape *b = NULL;
+	for (int i = 0; i < 256; i++) {
+		b = start(1 << 20);
+		if (b == before && b->slot_ == slot)
+			break;
+		unimem_tape_close(b);
+		b = NULL;
+	}
+	if (!b)
+		cr_skip_test("no Tape opened at the closed one's address and slot");
+	/* The old chunk's next byte was 64 + 4096 + 64; a fresh chunk starts at 64 + 4096. */
+	cr_assert_eq(take_in_shared_mode(b), base_of(b) + 64 + 4096,
+		     "a chunk of the closed Tape was used");
+	unimem_tape_close(b);
+}
+
+struct filler {
+	unimem_tape *t;
+	size_t bytes;   /* handed out to this thread */
+	bool bad;       /* a stamp found overwritten */
+	unsigned tag;
+};
+
+static void *fill_until_refused(void *arg)
+{
+	struct filler *f = arg;
+	unsigned char *p;
+	unsigned char *mine[4096];
+	size_t n = 0;
+	while ((p = unimem_tape_take(f->t, 48, 16)) != NULL) {
+		memset(p, (int)f->tag, 48);
+		f->bytes += 48;
+		if (n < 4096)
+			mine[n++] = p;
+	}
+	/* Still refused: the Tape stays full for this thread. */
+	if (unimem_tape_take(f->t, 48, 16))
+		f->bad = true;
+	for (size_t i = 0; i < n; i++)
+		for (size_t b = 0; b < 48; b++)
+			if (mine[i][b] != (unsigned char)f->tag)
+				f->bad = true;
+	return NULL;
+}
+
+Test(tape, threads_fill_a_shared_tape_honestly)
+{
+	unimem_tape *t = start(128 << 10); /* grabs of 128 KiB / 16 = 8 KiB */
+	size_t cap = unimem_tape_capacity(t);
+	pthread_t tid[4];
+	struct filler f[4];
+	for (unsigned i = 0; i < 4; i++) {
+		f[i] = (struct filler){ t, 0, false, i + 1 };
+		cr_assert_eq(pthread_create(&tid[i], NULL, fill_until_refused, &f[i]), 0);
+	}
+	size_t total = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(tid[i], NULL);
+		cr_assert_not(f[i].bad, "overlap, or a take after a refusal succeeded");
+		total += f[i].bytes;
+	}
+	cr_assert_leq(unimem_tape_used(t), cap);
+	cr_assert_geq(unimem_tape_used(t), total, "used() below what was handed out");
+	/* Room lost to chunks: at most one 8 KiB grab per thread (and the padding). */
+	cr_assert_geq(total + 4 * (8 << 10) + 4 * 64, cap, "only %zu of %zu handed out", total, cap);
+	cr_assert_null(unimem_tape_take(t, 48, 16), "a full Tape gave memory");
+	unimem_tape_clear(t);
+	cr_assert_eq(unimem_tape_used(t), 0);
+	cr_assert_not_null(unimem_tape_take(t, 48, 16));
+	unimem_tape_close(t);
+}

@@ -9,7 +9,9 @@
 UNIMEM_BEGIN_DECLS
 
 /* ABI: the struct is visible so that take and clear can be inline. Changing it bumps the
- * soversion. Fields are private to unimem; use the functions. */
+ * soversion (0.2.0: `epoch_` and `solo_` added in the second cache line, `reserved_`
+ * became `slot_`; the size stays two cache lines). Fields are private to unimem; use the
+ * functions. */
 typedef struct unimem_tape {
 	/* Offset of the next free byte. Atomic (__atomic builtins); may pass `capacity`
 	 * for a moment while a take that does not fit backs out. Alone on its cache line. */
@@ -19,8 +21,29 @@ typedef struct unimem_tape {
 	uint64_t capacity;        /* bytes */
 	unimem_block *block;      /* the Block the Tape lives in */
 	uint32_t flags;           /* private */
-	uint32_t reserved_;
+	uint32_t slot_;           /* which entry of a thread's unimem_tape_local_ table */
+	/* High 32 bits: a number unique to this open in the process; low 32 bits: clears
+	 * so far (wrapping). Per-thread chunks hold room only while it matches. */
+	uint64_t epoch_;
+	/* 0 before the first take, then the unimem_tape_local_ table address of the one
+	 * thread that took so far, then UNIMEM_TAPE_SHARED_ for good once a second one
+	 * took: from then on unimem_tape_take() serves every thread from its own chunk. */
+	uintptr_t solo_;
 } __attribute__((aligned(UNIMEM_CACHE_LINE))) unimem_tape;
+
+/* A thread's cached chunk of one Tape (private; unimem_tape_take() finds it by itself). */
+typedef struct unimem_tape_local {
+	uint64_t epoch;     /* the Tape's epoch_ when the room was grabbed; 0: none */
+	uintptr_t next;     /* next free byte */
+	uintptr_t end;      /* one past the room */
+	uint64_t grab;      /* bytes of the next grab */
+} unimem_tape_local;
+
+#define UNIMEM_TAPE_LOCAL_WAYS 8
+#define UNIMEM_TAPE_SHARED_ ((uintptr_t)1)
+
+/* Each thread's table of cached chunks, one entry per Tape slot_ (private). */
+UNIMEM_API extern __thread unimem_tape_local unimem_tape_local_[8]; /* UNIMEM_TAPE_LOCAL_WAYS */
 
 /* Start a Tape of at least `bytes` bytes on a new pinned Block that the Tape owns.
  * Returns 0 and sets *out, or a negative errno as unimem_block_open() (*out = NULL). */
@@ -40,18 +63,9 @@ UNIMEM_API const unimem_block *unimem_tape_block(const unimem_tape *t);
  * [old, old + size)). Call unimem_tape_take() instead. Thread-safe. */
 UNIMEM_API void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t old);
 
-/* Reserve `size` bytes aligned to `align` (a power of two; alignment is of the address).
- * Returns the memory, or NULL when the Tape cannot fit it or `align` is not a power of
- * two. Never returns overlapping memory, whatever the threads; never wraps. A take that
- * does not fit leaves the room it could not use to later, smaller takes (when no other
- * thread took meanwhile).
- * Lock-free and thread-safe. Fast path: one fetch-add of `size`, taken when the cursor is
- * already aligned, which it stays while takes are multiples of their alignment (64 B at
- * 16, 256 B at 64, ...). Otherwise one compare-exchange more pads the take; when another
- * thread took in between, up to `size` bytes are left unused and the take is retried.
- * size 0 returns a valid, aligned pointer that must not be written; it owns no byte, so
- * under concurrency it may fall inside another take's range. */
-UNIMEM_INLINE void *unimem_tape_take(unimem_tape *t, size_t size, size_t align)
+/* The shared-cursor take (private): one fetch-add of `size` on the Tape's cursor. */
+static inline __attribute__((always_inline)) void *
+unimem_tape_take_cursor_(unimem_tape *t, size_t size, size_t align)
 {
 	const uint64_t cap = t->capacity;
 	const uintptr_t mask = (uintptr_t)align - 1;
@@ -63,6 +77,56 @@ UNIMEM_INLINE void *unimem_tape_take(unimem_tape *t, size_t size, size_t align)
 	if (UNIMEM_LIKELY((at & mask) == 0 && old <= cap - size))
 		return (void *)at;
 	return unimem_tape_take_slow(t, size, align, old);
+}
+
+/* The slow paths of unimem_tape_take(): the first take of a thread on a Tape (claim),
+ * and a per-thread chunk that is empty, too small or from before a clear (refill).
+ * Call unimem_tape_take() instead. Thread-safe. */
+UNIMEM_API void *unimem_tape_take_claim(unimem_tape *t, size_t size, size_t align);
+UNIMEM_API void *unimem_tape_take_refill(unimem_tape *t, size_t size, size_t align);
+
+/* Reserve `size` bytes aligned to `align` (a power of two; alignment is of the address).
+ * Returns the memory, or NULL when the Tape cannot fit it or `align` is not a power of
+ * two. Never returns overlapping memory, whatever the threads; never wraps.
+ * Lock-free and thread-safe, and threads do not fight over the cursor:
+ * - While one thread alone takes from the Tape: one fetch-add of `size` on the cursor,
+ *   as unimem_tape_take_owned() but atomic; used() counts exactly what was taken
+ *   (padding included). A take that does not fit leaves the room it could not use to
+ *   later, smaller takes (when no other thread took meanwhile). When the cursor is not
+ *   aligned, one compare-exchange more pads the take.
+ * - Once a second thread took from it (for the rest of the Tape's life), each thread
+ *   takes from its own chunk of the Tape, found by itself in a small thread-local table
+ *   (UNIMEM_TAPE_LOCAL_WAYS entries, by Tape): no atomic operation, no shared write; a
+ *   chunk is grabbed from the cursor in bulk (4 KiB, doubling to 64 KiB, at most 1/16 of
+ *   the capacity; a take over half a grab goes to the cursor). used() then counts the
+ *   bytes handed to chunks: room a chunk did not hand out yet counts as used, at most one
+ *   grab per thread and Tape (and per Tape that evicted another from the table). When no
+ *   whole grab fits, the take is served from the cursor, then refused (NULL): up to one
+ *   grab per thread may go unused on a full Tape. unimem_tape_clear() invalidates every
+ *   chunk (the epoch), and a Tape closed and opened again at the same address never meets
+ *   a chunk of the old one (the epoch is unique per open).
+ * size 0 returns a valid, aligned pointer that must not be written; it owns no byte, so
+ * under concurrency it may fall inside another take's range. */
+UNIMEM_INLINE void *unimem_tape_take(unimem_tape *t, size_t size, size_t align)
+{
+	const uintptr_t solo = __atomic_load_n(&t->solo_, __ATOMIC_RELAXED);
+	if (UNIMEM_LIKELY(solo == (uintptr_t)unimem_tape_local_))
+		return unimem_tape_take_cursor_(t, size, align);
+	if (UNIMEM_LIKELY(solo == UNIMEM_TAPE_SHARED_)) {
+		unimem_tape_local *l = &unimem_tape_local_[t->slot_];
+		const uintptr_t mask = (uintptr_t)align - 1;
+		const uintptr_t at = l->next, end = l->end;
+		const uintptr_t start = (at + mask) & ~mask;
+		/* An entry of another Tape or epoch, or none (epoch 0), refills. */
+		if (UNIMEM_LIKELY(l->epoch == __atomic_load_n(&t->epoch_, __ATOMIC_RELAXED) &&
+				  align != 0 && (align & mask) == 0 && start >= at &&
+				  start <= end && size <= end - start)) {
+			l->next = start + size;
+			return (void *)start;
+		}
+		return unimem_tape_take_refill(t, size, align);
+	}
+	return unimem_tape_take_claim(t, size, align);
 }
 
 /* As unimem_tape_take() for a caller that owns the Tape: no other thread takes or
@@ -88,11 +152,16 @@ UNIMEM_INLINE void *unimem_tape_take_owned(unimem_tape *t, size_t size, size_t a
 	return (void *)(base + (uintptr_t)start);
 }
 
-/* Rewind: everything taken is free again (the bytes are not zeroed). One atomic store.
- * Clearing while other threads take is the caller's business: the cursor stays sound,
- * but memory handed out before the clear is handed out again. */
+/* Rewind: everything taken is free again (the bytes are not zeroed). Two plain atomic
+ * stores, no read-modify-write: the epoch (which invalidates every thread's cached chunk
+ * of this Tape) and the cursor. Clearing while other threads take is the caller's
+ * business: the cursor stays sound, but memory handed out before the clear is handed
+ * out again. */
 UNIMEM_INLINE void unimem_tape_clear(unimem_tape *t)
 {
+	const uint64_t e = __atomic_load_n(&t->epoch_, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->epoch_, (e & ~(uint64_t)0xffffffffu) | (uint32_t)(e + 1),
+			 __ATOMIC_RELAXED);
 	__atomic_store_n(&t->cursor, 0, __ATOMIC_RELEASE);
 }
 
@@ -175,7 +244,8 @@ UNIMEM_INLINE void unimem_tape_chunk_reset(unimem_tape_chunk *c)
 	c->end = 0;
 }
 
-/* Bytes taken so far, alignment padding included (<= capacity). */
+/* Bytes taken so far, alignment padding included (<= capacity). Once several threads
+ * took from the Tape, room handed to their chunks counts as taken (unimem_tape_take()). */
 UNIMEM_INLINE size_t unimem_tape_used(const unimem_tape *t)
 {
 	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
