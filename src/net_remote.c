@@ -237,6 +237,14 @@ static int check(unimem_remote *r, uint64_t offset, const void *buf, size_t len)
 	return len == 0;
 }
 
+/* check() for a write: a read-only export refuses it first (-EACCES). */
+static int check_write(unimem_remote *r, uint64_t offset, const void *src, size_t len)
+{
+	if (r && (r->flags & UNIMEM_NET_READONLY))
+		return umi_net_note(EACCES, "the Block was exported read-only");
+	return check(r, offset, src, len);
+}
+
 int unimem_remote_read(unimem_remote *r, uint64_t offset, void *dst, size_t len)
 {
 	int err = check(r, offset, dst, len);
@@ -249,9 +257,7 @@ int unimem_remote_read(unimem_remote *r, uint64_t offset, void *dst, size_t len)
 
 int unimem_remote_write(unimem_remote *r, uint64_t offset, const void *src, size_t len)
 {
-	if (r && (r->flags & UNIMEM_NET_READONLY))
-		return umi_net_note(EACCES, "the Block was exported read-only");
-	int err = check(r, offset, src, len);
+	int err = check_write(r, offset, src, len);
 	if (err)
 		return err < 0 ? err : 0;
 	umi_ucp_request_param_t p = { 0 };
@@ -292,9 +298,7 @@ int unimem_remote_read_start(unimem_remote *r, uint64_t offset, void *dst, size_
 
 int unimem_remote_write_start(unimem_remote *r, uint64_t offset, const void *src, size_t len)
 {
-	if (r && (r->flags & UNIMEM_NET_READONLY))
-		return umi_net_note(EACCES, "the Block was exported read-only");
-	int err = check(r, offset, src, len);
+	int err = check_write(r, offset, src, len);
 	if (err)
 		return err < 0 ? err : 0;
 	umi_ucp_request_param_t p = { 0 };
