@@ -327,8 +327,10 @@ static int gpu_setup(unimem_weights *w, const struct umi_cuda *cu, int device,
 
 void umi_weights_free_device(unimem_weights *w)
 {
+	if (w->ctx_device < 0)
+		return; /* a host load: never wake the driver (cuInit, its fds) for it */
 	const struct umi_cuda *cu = umi_cuda_driver();
-	if (!cu || w->ctx_device < 0)
+	if (!cu)
 		return;
 	CUdevice dev;
 	CUcontext ctx, popped;

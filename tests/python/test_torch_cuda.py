@@ -146,7 +146,7 @@ def safetensors_bf16_matmul_bit_exact_at_default_alignment():
         path = os.path.join(d, 'w.safetensors')
         with open(path, 'wb') as f:
             f.write(st_write.encode_at_8_mod_16(tensors, order=['x', 'w']))
-        with unimem.Layout(size + (8 << 20), 1 << 20, 0) as lay:
+        with unimem.Layout(2 * size + (8 << 20), 1 << 20, 0) as lay:  # both loads
             st = lay.weights.load_safetensors(path)
             tw = torch.from_dlpack(st['w'].to_device())
             tx = torch.from_dlpack(st['x'].to_device())
