@@ -16,6 +16,7 @@ Exit status 2: the input is not a `unimem bench --json` run.
 
 import json
 import math
+import re
 import sys
 
 NAN = float('nan')
@@ -31,6 +32,13 @@ GLIBC = 'glibc malloc+free'
 OTHER_MALLOCS = ('jemalloc malloc+free', 'mimalloc mi_malloc+mi_free',
                  'tcmalloc tc_malloc+tc_free')
 GRID = 'unimem_grid_take + give (generic)'
+GRID_GEN = 'unimem Grid, generated (checked give)'
+MEMPOOL = 'DPDK rte_mempool + per-thread cache'
+CROSSBEAM = 'crossbeam ArrayQueue (its algorithm in C)'
+# Issue 15's patterns: (group id, what).
+GRID_PATTERNS = (('grid_pairs', '1 thread'), ('grid_pairs_4k', '1 thread, 4 KiB cells'),
+                 ('grid_2t', '2 threads, 4096 cells'), ('grid_2t_4k', '2 threads, 256 x 4 KiB'),
+                 ('grid_pc', 'producer/consumer'))
 
 
 class Run:
@@ -123,6 +131,22 @@ def evaluate(run):
         r = run.row(gr, GRID)
         target(out, 'Grid take+give, one thread', run.med(gr, GRID), True, 5, 'ns',
                'the Grid is not in this build' if r is None or r.get('skipped') else None)
+    for gid, what in GRID_PATTERNS:
+        g = run.group(gid)
+        if g is None:
+            continue
+        r = run.row(g, MEMPOOL)
+        target(out, f'Grid {what}: rte_mempool / generated Grid', run.ratio(g, MEMPOOL), False,
+               1.0, 'x', 'DPDK is not in this build' if r is None or r.get('skipped') else None)
+        target(out, f'Grid {what}: crossbeam / generated Grid', run.ratio(g, CROSSBEAM), False,
+               2.0, 'x')
+    gn, g1 = run.group('grid_nt'), run.group('grid_pairs')
+    if gn is not None and g1 is not None:
+        m = re.match(r'Grid: (\d+) threads', gn.get('title', ''))
+        n = int(m.group(1)) if m else 0
+        t1, tn = run.med(g1, GRID_GEN), run.med(gn, GRID_GEN)
+        target(out, f'Grid {n} threads: throughput / one thread\'s', n * t1 / tn if n and tn
+               else NAN, False, 12, 'x')
     rd = run.group('read_bandwidth')
     if rd is not None:
         first = rd['rows'][0]['name'] if rd.get('rows') else ''

@@ -9,9 +9,18 @@ machine), only the shape. Prints to stderr only; exits 0 (pass) or 1 (fail).
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 
+
+
+def has_pkg(name):
+    """Whether pkg-config knows `name` (a package the build may have used)."""
+    if not shutil.which('pkg-config'):
+        return False
+    return subprocess.run(['pkg-config', '--exists', name]).returncode == 0
 
 def run(exe, *args, timeout=600):
     p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
@@ -61,8 +70,19 @@ def test_bench_json(exe, version):
     check(isinstance(d['machine']['cpus'], int), 'machine')
     ids = [g['id'] for g in d['groups']]
     for want in ('block_open_16mib', 'block_open_256mib', 'tape_take', 'tape_take_2threads',
-                 'clear', 'grid', 'read_bandwidth', 'write_bandwidth'):
+                 'clear', 'grid', 'grid_pairs', 'grid_pairs_4k', 'grid_2t', 'grid_2t_4k',
+                 'grid_pc', 'read_bandwidth', 'write_bandwidth'):
         check(want in ids, f'bench: no group "{want}" in {ids}')
+    # The Grid's rivals run wherever their packages are (CI installs them all).
+    pairs = next(g for g in d['groups'] if g['id'] == 'grid_2t')
+    rows = {r['name']: r for r in pairs['rows']}
+    for name, present in (('DPDK rte_mempool + per-thread cache', has_pkg('libdpdk')),
+                          ('ck_ring MPMC (Concurrency Kit)', os.path.exists('/usr/include/ck_ring.h')),
+                          ('unimem Grid, generated (checked give)', True),
+                          ('crossbeam ArrayQueue (its algorithm in C)', True)):
+        check(name in rows, f'grid_2t: no row "{name}"')
+        if present:
+            check(not rows[name]['skipped'], f"grid_2t: {name} skipped: {rows[name].get('note')}")
     for g in d['groups']:
         check(isinstance(g['title'], str) and isinstance(g['unit'], str), g['id'])
         if g['skipped']:
@@ -116,7 +136,8 @@ def test_targets_of_a_run(exe, script):
     rc, out, err = targets(script, stdin=run_json)
     check(rc == 0, f'targets.py < run: exit {rc}: {err}')
     check(out.startswith('Targets (this run)\n'), out)
-    for what in ('Tape clear', 'Grid take+give, one thread'):
+    for what in ('Tape clear', 'Grid take+give, one thread',
+                 'Grid 2 threads, 4096 cells: rte_mempool / generated Grid'):
         line = target_line(out, what)
         check(line.rstrip().endswith(('met', 'not measured')) or 'MISSED, gap' in line, line)
     check('Block' not in out and 'take (unimem_tape_take)' not in out,
@@ -124,7 +145,10 @@ def test_targets_of_a_run(exe, script):
     rc, out, err = targets(script, '--json', '-', stdin=run_json)
     check(rc == 0, f'targets.py --json: exit {rc}: {err}')
     ts = json.loads(out)
-    check([t['what'] for t in ts] == ['Tape clear', 'Grid take+give, one thread'], ts)
+    whats = [t['what'] for t in ts]
+    check(whats[:2] == ['Tape clear', 'Grid take+give, one thread'], ts)
+    check('Grid 2 threads, 4096 cells: rte_mempool / generated Grid' in whats and
+          'Grid producer/consumer: crossbeam / generated Grid' in whats, whats)
     for t in ts:
         check(t['compare'] in ('<=', '>=') and t['met'] in (True, False, None), t)
         check(is_number_or_null(t['value']) and is_number_or_null(t['limit']), t)

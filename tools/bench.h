@@ -16,7 +16,7 @@
 #define MAX_ROWS 16
 #define MAX_METRICS 3
 #define MAX_REPS 64
-#define MAX_GROUPS 16
+#define MAX_GROUPS 24
 #define BATCH 1000          /* allocations a batch: 1000 takes/mallocs, then clear/frees */
 #define TAKE_SIZE 64
 #define TAKE_ALIGN 16
@@ -68,7 +68,7 @@ void bench_tape(int reps, long batches);                          /* bench_tape.
 /* nthreads threads on one Tape (2..64) */
 void bench_threads(int reps, long batches, int nthreads);         /* bench_tape.c */
 void bench_clear(int reps, long n8);                              /* bench_tape.c */
-void bench_grid(int reps, long batches);                          /* bench_grid.c */
+void bench_grid(int reps, bool quick);                            /* bench_grid.c */
 
 /* `batches` times: BATCH mallocs of TAKE_SIZE bytes, then BATCH frees (bench_tape.c). */
 void tb_malloc(const struct allocator *a, void **ptr, long batches);

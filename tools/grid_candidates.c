@@ -1,12 +1,127 @@
 /* SPDX-License-Identifier: MIT */
-/* The grid group's table of contenders, and the two that are always there: the generic
- * Grid and the mutex free list. Rivals that need a package live in files of their own. */
+/* The Grid groups' table of contenders, and those that are always there: the generated
+ * Grid (checked and unchecked give), the generic Grid, the mutex free list and the malloc
+ * families. Rivals that need a package live in files of their own. */
 #include <unimem/unimem.h>
+#include <unimem/grids.h>
 
 #include "grid_candidates.h"
 #include "mutex_list.h"
 
 #include <stdlib.h>
+
+/* ---- unimem_grid, generated: the shapes the patterns use (bench_grid.c) ---------------- */
+
+/* The generated pool of the pattern's shape, when this build generated it (-Dgrids). */
+struct gen_pool {
+	int shape; /* 0: 64x4096, 1: 4096x256 */
+	void *g;
+};
+
+#define GEN_SHAPE(name, T)                                                                \
+	static inline void *name##_take(T *g) { return T##_take(g); }                     \
+	static inline int name##_give(T *g, void *p) { return T##_give(g, p); }           \
+	static inline int name##_giveu(T *g, void *p) { return T##_give_unchecked(g, p); } \
+	GRID_CANDIDATE_LOOPS(name##_c, T, name##_take, name##_give)                       \
+	GRID_CANDIDATE_LOOPS(name##_u, T, name##_take, name##_giveu)
+
+#ifdef UNIMEM_GRID_64X4096_CELL
+GEN_SHAPE(g64, unimem_grid_64x4096)
+#endif
+#ifdef UNIMEM_GRID_4096X256_CELL
+GEN_SHAPE(g4k, unimem_grid_4096x256)
+#endif
+
+static int gen_open(void **pool, size_t cell, size_t cells)
+{
+	struct gen_pool *p = calloc(1, sizeof *p);
+	int e = p ? -ENOTSUP : -ENOMEM;
+	*pool = NULL;
+#ifdef UNIMEM_GRID_64X4096_CELL
+	if (p && cell == 64 && cells == 4096) {
+		p->shape = 0;
+		e = unimem_grid_64x4096_open((unimem_grid_64x4096 **)&p->g);
+	}
+#endif
+#ifdef UNIMEM_GRID_4096X256_CELL
+	if (p && cell == 4096 && cells == 256) {
+		p->shape = 1;
+		e = unimem_grid_4096x256_open((unimem_grid_4096x256 **)&p->g);
+	}
+#endif
+	if (e) {
+		free(p);
+		return e;
+	}
+	*pool = p;
+	return 0;
+}
+
+static void gen_close(void *pool)
+{
+	struct gen_pool *p = pool;
+	if (p)
+		unimem_grid_close(p->g); /* a generated pool is one generic Grid (its ABI) */
+	free(p);
+}
+
+/* A loop of the pool's shape, or false when this build has no such pool. */
+#ifdef UNIMEM_GRID_64X4096_CELL
+#define GEN_64(name, ...) name(__VA_ARGS__)
+#else
+#define GEN_64(name, ...) false
+#endif
+#ifdef UNIMEM_GRID_4096X256_CELL
+#define GEN_4K(name, ...) name(__VA_ARGS__)
+#else
+#define GEN_4K(name, ...) false
+#endif
+#define GEN_DISPATCH(k)                                                                   \
+	static bool gen##k##_burst(void *pool, void **ptr, long b)                        \
+	{                                                                                 \
+		struct gen_pool *p = pool;                                                \
+		return p->shape ? GEN_4K(g4k_##k##_burst, p->g, ptr, b)                   \
+				: GEN_64(g64_##k##_burst, p->g, ptr, b);                  \
+	}                                                                                 \
+	static bool gen##k##_pairs(void *pool, long n)                                    \
+	{                                                                                 \
+		struct gen_pool *p = pool;                                                \
+		return p->shape ? GEN_4K(g4k_##k##_pairs, p->g, n)                        \
+				: GEN_64(g64_##k##_pairs, p->g, n);                       \
+	}                                                                                 \
+	static bool gen##k##_produce(void *pool, struct umb_spsc *q, long n)              \
+	{                                                                                 \
+		struct gen_pool *p = pool;                                                \
+		return p->shape ? GEN_4K(g4k_##k##_produce, p->g, q, n)                   \
+				: GEN_64(g64_##k##_produce, p->g, q, n);                  \
+	}                                                                                 \
+	static bool gen##k##_consume(void *pool, struct umb_spsc *q, long n)              \
+	{                                                                                 \
+		struct gen_pool *p = pool;                                                \
+		return p->shape ? GEN_4K(g4k_##k##_consume, p->g, q, n)                   \
+				: GEN_64(g64_##k##_consume, p->g, q, n);                  \
+	}
+GEN_DISPATCH(c)
+GEN_DISPATCH(u)
+
+static const char *gen_absent(void)
+{
+	return NULL;
+}
+
+static const struct grid_candidate grid_generated = {
+	.name = "unimem Grid, generated (checked give)",
+	.opened_by = "unimem_grid_<shape>_open (-Dgrids has no pool of this shape)",
+	.open = gen_open, .close = gen_close, .absent = gen_absent,
+	GRID_CANDIDATE_FNS(genc), .shared = true,
+};
+
+static const struct grid_candidate grid_generated_unchecked = {
+	.name = "unimem Grid, generated, give_unchecked",
+	.opened_by = "unimem_grid_<shape>_open (-Dgrids has no pool of this shape)",
+	.open = gen_open, .close = gen_close,
+	GRID_CANDIDATE_FNS(genu), .shared = true,
+};
 
 /* ---- unimem_grid, generic ------------------------------------------------------------ */
 
@@ -33,11 +148,11 @@ static inline int grid_give(unimem_grid *g, void *p)
 	return unimem_grid_give(g, p);
 }
 
-GRID_CANDIDATE_LOOP(grid_run, unimem_grid, grid_take, grid_give)
+GRID_CANDIDATE_LOOPS(grid, unimem_grid, grid_take, grid_give)
 
 static const struct grid_candidate grid_unimem = {
-	"unimem_grid_take + give (generic)", "unimem_grid_open",
-	grid_open, grid_run, grid_close, true,
+	.name = "unimem_grid_take + give (generic)", .opened_by = "unimem_grid_open",
+	.open = grid_open, .close = grid_close, GRID_CANDIDATE_FNS(grid), .shared = true,
 };
 
 /* ---- mutex free list ----------------------------------------------------------------- */
@@ -61,16 +176,93 @@ static void mfl_close(void *pool)
 	free(pool);
 }
 
-GRID_CANDIDATE_LOOP(mfl_run, struct umb_mutex_list, umb_mutex_list_take, umb_mutex_list_give)
+GRID_CANDIDATE_LOOPS(mfl, struct umb_mutex_list, umb_mutex_list_take, umb_mutex_list_give)
 
 static const struct grid_candidate grid_mutex_list = {
-	"mutex free list", "aligned_alloc", mfl_open, mfl_run, mfl_close, true,
+	.name = "mutex free list", .opened_by = "aligned_alloc",
+	.open = mfl_open, .close = mfl_close, GRID_CANDIDATE_FNS(mfl), .shared = true,
 };
+
+/* ---- the malloc families: malloc(cell) and free ------------------------------------- */
+
+struct heap {
+	const struct allocator *a;
+	size_t cell;
+};
+
+static inline void *heap_take(struct heap *h)
+{
+	return h->a->malloc_fn(h->cell);
+}
+
+static inline int heap_give(struct heap *h, void *p)
+{
+	h->a->free_fn(p);
+	return 0;
+}
+
+GRID_CANDIDATE_LOOPS(heap, struct heap, heap_take, heap_give)
+
+static int heap_open_of(int which, void **pool, size_t cell)
+{
+	struct heap *h = malloc(sizeof *h);
+	if (!h)
+		return -ENOMEM;
+	h->a = &allocs[which];
+	h->cell = cell;
+	*pool = h;
+	return 0;
+}
+
+static void heap_close(void *pool)
+{
+	free(pool);
+}
+
+#define HEAP(id, which)                                                                   \
+	static int id##_open(void **pool, size_t cell, size_t cells)                       \
+	{                                                                                 \
+		(void)cells;                                                              \
+		return heap_open_of(which, pool, cell);                                   \
+	}                                                                                 \
+	static const char *id##_absent(void)                                              \
+	{                                                                                 \
+		return allocs[which].present ? NULL : allocs[which].note;                 \
+	}                                                                                 \
+	static struct grid_candidate id = {                                               \
+		.opened_by = "malloc", .open = id##_open, .close = heap_close,            \
+		.absent = id##_absent, GRID_CANDIDATE_FNS(heap), .shared = true,          \
+	};
+HEAP(heap_glibc, ALLOC_GLIBC)
+HEAP(heap_je, ALLOC_JEMALLOC)
+HEAP(heap_mi, ALLOC_MIMALLOC)
+HEAP(heap_tc, ALLOC_TCMALLOC)
+
+/* The malloc rows take their names from allocs[] (known once the command started). */
+void grid_candidates_name_heaps(void)
+{
+	heap_glibc.name = allocs[ALLOC_GLIBC].name;
+	heap_je.name = allocs[ALLOC_JEMALLOC].name;
+	heap_mi.name = allocs[ALLOC_MIMALLOC].name;
+	heap_tc.name = allocs[ALLOC_TCMALLOC].name;
+}
 
 /* ---- the table ------------------------------------------------------------------------ */
 
+extern const struct grid_candidate grid_crossbeam, grid_ck_ring;
+
 const struct grid_candidate *const grid_candidates[] = {
+	&grid_generated,
+	&grid_generated_unchecked,
 	&grid_unimem,
+	&grid_crossbeam,
+#ifdef UMB_HAVE_CK
+	&grid_ck_ring,
+#endif
 	&grid_mutex_list,
+	&heap_glibc,
+	&heap_je,
+	&heap_mi,
+	&heap_tc,
 	NULL,
 };

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The mutex free list: the rival every pool is measured against (`unimem bench`'s grid
- * group and bench/grid_rivals.c). Cells are linked through their first word, behind one
+ * groups). Cells are linked through their first word, behind one
  * pthread mutex. Header-only; not part of the library. */
 #ifndef UNIMEM_TOOLS_MUTEX_LIST_H
 #define UNIMEM_TOOLS_MUTEX_LIST_H
