@@ -35,6 +35,13 @@ int unimem_layout_open_flags(unimem_layout **out, size_t weights, size_t scratch
 		free(l);
 		return err;
 	}
+	/* After the open, as unimem_tape_start(): bad input stays -EINVAL. */
+	if ((uint64_t)w > UNIMEM_TAPE_CAPACITY_MAX || (uint64_t)s > UNIMEM_TAPE_CAPACITY_MAX ||
+	    (uint64_t)h > UNIMEM_TAPE_CAPACITY_MAX) {
+		unimem_block_close(l->block);
+		free(l);
+		return -ENOMEM;
+	}
 	/* Offsets are of the system page; with huge pages the Block may be larger than
 	 * the sum, and the last bytes stay unused. */
 	unsigned char *base = unimem_block_ptr(l->block);
