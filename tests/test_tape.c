@@ -372,6 +372,12 @@ Test(tape, a_second_thread_switches_the_tape_to_per_thread_chunks)
 	cr_assert_eq(p, base + 64 + 4096, "this thread's own chunk, after the other's");
 	cr_assert_eq(p2, p + 64, "then from that chunk, no cursor");
 	cr_assert_eq(unimem_tape_used(t), 64 + 2 * 4096);
+	/* Use up the chunk: the next grab doubles (8 KiB), from the cursor. */
+	for (int i = 0; i < 4096 / 64 - 2; i++)
+		cr_assert_eq(unimem_tape_take(t, 64, 64), p + 128 + 64 * i);
+	cr_assert_eq(unimem_tape_used(t), 64 + 2 * 4096);
+	cr_assert_eq(unimem_tape_take(t, 64, 64), base + 64 + 2 * 4096, "a fresh grab");
+	cr_assert_eq(unimem_tape_used(t), 64 + 2 * 4096 + 8192, "the second grab doubles");
 	unimem_tape_close(t);
 }
 
@@ -437,6 +443,7 @@ Test(tape, a_tape_opened_where_a_closed_one_was_never_meets_its_chunks)
 
 struct filler {
 	unimem_tape *t;
+	pthread_barrier_t *go;
 	size_t bytes;   /* handed out to this thread */
 	bool bad;       /* a stamp found overwritten */
 	unsigned tag;
@@ -448,6 +455,7 @@ static void *fill_until_refused(void *arg)
 	unsigned char *p;
 	unsigned char *mine[4096];
 	size_t n = 0;
+	pthread_barrier_wait(f->go); /* all at once: one thread alone could fill the Tape */
 	while ((p = unimem_tape_take(f->t, 48, 16)) != NULL) {
 		memset(p, (int)f->tag, 48);
 		f->bytes += 48;
@@ -468,13 +476,18 @@ Test(tape, threads_fill_a_shared_tape_honestly)
 {
 	unimem_tape *t = start(128 << 10); /* grabs of 128 KiB / 16 = 8 KiB */
 	size_t cap = unimem_tape_capacity(t);
+	/* This thread takes first: the fillers' first take switches the Tape to per-thread
+	 * chunks, so that none of them fills it alone through the cursor. */
+	cr_assert_not_null(unimem_tape_take(t, 48, 16));
 	pthread_t tid[4];
 	struct filler f[4];
+	pthread_barrier_t go;
+	cr_assert_eq(pthread_barrier_init(&go, NULL, 4), 0);
 	for (unsigned i = 0; i < 4; i++) {
-		f[i] = (struct filler){ t, 0, false, i + 1 };
+		f[i] = (struct filler){ t, &go, 0, false, i + 1 };
 		cr_assert_eq(pthread_create(&tid[i], NULL, fill_until_refused, &f[i]), 0);
 	}
-	size_t total = 0;
+	size_t total = 48;
 	for (int i = 0; i < 4; i++) {
 		pthread_join(tid[i], NULL);
 		cr_assert_not(f[i].bad, "overlap, or a take after a refusal succeeded");
@@ -484,7 +497,13 @@ Test(tape, threads_fill_a_shared_tape_honestly)
 	cr_assert_geq(unimem_tape_used(t), total, "used() below what was handed out");
 	/* Room lost to chunks: at most one 8 KiB grab per thread (and the padding). */
 	cr_assert_geq(total + 4 * (8 << 10) + 4 * 64, cap, "only %zu of %zu handed out", total, cap);
+	cr_assert_eq(t->solo_, UNIMEM_TAPE_SHARED_);
+	pthread_barrier_destroy(&go);
 	cr_assert_null(unimem_tape_take(t, 48, 16), "a full Tape gave memory");
+	/* Refused only once not even one take fits: with no whole grab left, takes are
+	 * served from the cursor until the end. */
+	cr_assert_lt(cap - unimem_tape_used(t), 48 + 16, "refused with %zu of %zu left",
+		     cap - unimem_tape_used(t), cap);
 	unimem_tape_clear(t);
 	cr_assert_eq(unimem_tape_used(t), 0);
 	cr_assert_not_null(unimem_tape_take(t, 48, 16));
