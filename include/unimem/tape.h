@@ -95,9 +95,9 @@ UNIMEM_API const unimem_block *unimem_tape_block(const unimem_tape *t);
 UNIMEM_API void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t old);
 
 /* The shared-cursor take (private): one fetch-add of `size` on the Tape's cursor. Only the
- * one thread that takes from the Tape alone calls it (and owners, as the refill paths
- * do not): every other take compares-and-swaps, so that at most one take at a time adds
- * to the cursor before it knows whether it fits (UNIMEM_TAPE_CAPACITY_MAX). */
+ * one thread that takes from the Tape alone calls it; every other take (refills, chunk
+ * grabs, large takes, the loaders' rooms) compares-and-swaps, so that at most one take at
+ * a time adds to the cursor before it knows whether it fits (UNIMEM_TAPE_CAPACITY_MAX). */
 static inline __attribute__((always_inline)) void *
 unimem_tape_take_cursor_(unimem_tape *t, size_t size, size_t align)
 {
@@ -220,7 +220,7 @@ UNIMEM_INLINE void unimem_tape_clear(unimem_tape *t)
 }
 
 /* A per-thread chunk of a Tape: a thread takes a large piece of the shared cursor once
- * (one atomic fetch-add), then takes from that piece with plain loads and stores, so that
+ * (one compare-and-swap), then takes from that piece with plain loads and stores, so that
  * threads sharing one Tape do not fight over its cursor's cache line.
  *
  *     unimem_tape_chunk c;                     // one per thread (stack or thread-local)
