@@ -27,6 +27,14 @@ int unimem_layout_open_flags(unimem_layout **out, size_t weights, size_t scratch
 	if (w > SIZE_MAX - s || w + s > SIZE_MAX - h || w + s + h == 0)
 		return -EINVAL;
 
+	/* A Tape over UNIMEM_TAPE_CAPACITY_MAX: -ENOMEM, as unimem_tape_start(), once bad
+	 * input has had its -EINVAL. */
+	int bad = umi_block_check_open(w + s + h, flags);
+	if (bad)
+		return bad;
+	if ((uint64_t)w > UNIMEM_TAPE_CAPACITY_MAX || (uint64_t)s > UNIMEM_TAPE_CAPACITY_MAX ||
+	    (uint64_t)h > UNIMEM_TAPE_CAPACITY_MAX)
+		return -ENOMEM;
 	unimem_layout *l = aligned_alloc(UNIMEM_CACHE_LINE, sizeof *l);
 	if (!l)
 		return -ENOMEM;
@@ -34,13 +42,6 @@ int unimem_layout_open_flags(unimem_layout **out, size_t weights, size_t scratch
 	if (err) {
 		free(l);
 		return err;
-	}
-	/* After the open, as unimem_tape_start(): bad input stays -EINVAL. */
-	if ((uint64_t)w > UNIMEM_TAPE_CAPACITY_MAX || (uint64_t)s > UNIMEM_TAPE_CAPACITY_MAX ||
-	    (uint64_t)h > UNIMEM_TAPE_CAPACITY_MAX) {
-		unimem_block_close(l->block);
-		free(l);
-		return -ENOMEM;
 	}
 	/* Offsets are of the system page; with huge pages the Block may be larger than
 	 * the sum, and the last bytes stay unused. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tape: the out-of-line part (take and clear are inline in <unimem/tape.h>). */
 #include "tape_pvt.h"
+#include "block_pvt.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -120,6 +121,13 @@ int unimem_tape_start_flags(unimem_tape **out, size_t bytes, unsigned flags)
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	/* More than the offset bits of the cursor word say: -ENOMEM, as a size the machine
+	 * cannot back, once bad input has had its -EINVAL. */
+	int bad = umi_block_check_open(bytes, flags);
+	if (bad)
+		return bad;
+	if ((uint64_t)bytes > UNIMEM_TAPE_CAPACITY_MAX)
+		return -ENOMEM;
 	unimem_tape *t = aligned_alloc(UNIMEM_CACHE_LINE, sizeof *t);
 	if (!t)
 		return -ENOMEM;
@@ -129,8 +137,7 @@ int unimem_tape_start_flags(unimem_tape **out, size_t bytes, unsigned flags)
 		free(t);
 		return err;
 	}
-	/* After the open, so that bad input stays -EINVAL whatever the size; a Block this
-	 * large is unpinned (nothing is backed yet), and closed again at once. */
+	/* Rounded up to huge pages past it (the size asked was not). */
 	if ((uint64_t)unimem_block_size(b) > UNIMEM_TAPE_CAPACITY_MAX) {
 		unimem_block_close(b);
 		free(t);
