@@ -41,10 +41,10 @@ typedef struct unimem_tape {
 #define UNIMEM_TAPE_OFFSET_MASK_ ((((uint64_t)1) << UNIMEM_TAPE_OFFSET_BITS_) - 1)
 
 /* The largest capacity of a Tape (32 TiB): unimem_tape_start() and unimem_layout_open()
- * refuse more with -ENOMEM (as a size the machine cannot back). With it, the offset in the cursor word stays below 2^47 even
- * while failed takes back out (below 3 capacities: only the one thread that takes alone
- * adds before it checks, every other take compares-and-swaps), so it never carries into
- * the epoch bits. */
+ * refuse more with -ENOMEM (as a size the machine cannot back). With it, the offset in
+ * the cursor word stays below 2^47 even while failed takes back out (below 3 capacities:
+ * only the one thread that takes alone adds before it checks, every other take
+ * compares-and-swaps), so it never carries into the epoch bits. */
 #define UNIMEM_TAPE_CAPACITY_MAX (((uint64_t)1) << 45)
 
 /* The offset of a cursor word (private: every reader of the cursor goes through it). */
