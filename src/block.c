@@ -31,16 +31,24 @@ static int done(unimem_block **out, unimem_block *b, bool pin, int err)
 	return 0;
 }
 
+int umi_block_check_open(size_t bytes, unsigned flags)
+{
+	if (bytes == 0 || (flags & ~(unsigned)KNOWN_FLAGS))
+		return -EINVAL;
+	if (!umi_round_up(bytes, umi_os_page_size()))
+		return -EINVAL;
+	return 0;
+}
+
 int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 {
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (bytes == 0 || (flags & ~(unsigned)KNOWN_FLAGS))
-		return -EINVAL;
+	int bad = umi_block_check_open(bytes, flags);
+	if (bad)
+		return bad;
 	size_t size = umi_round_up(bytes, umi_os_page_size());
-	if (!size)
-		return -EINVAL;
 	/* Sizes a file length (off_t) or a CFNumber cannot say. */
 	if (size > (size_t)INT64_MAX)
 		return -ENOMEM;

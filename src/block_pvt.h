@@ -26,6 +26,11 @@ struct unimem_block {
 	atomic_uint extra_refs;
 };
 
+/* The checks of unimem_block_open() that make its input bad (-EINVAL: a zero size,
+ * an unknown flag, a size whose rounding to the page overflows), for the opens over it
+ * (the Tape, the Layout) that refuse more before a Block is made. 0 when none applies. */
+int umi_block_check_open(size_t bytes, unsigned flags);
+
 /* One more holder of b (a DLPack export): the Block stays mapped until every holder
  * has called unimem_block_close(). Thread-safe. */
 static inline void umi_block_retain(const unimem_block *b)

@@ -1,58 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Grid: attachments (who holds a handle, and whether it is still alive) and reclaim.
  *
- * An attachment record holds pid << 32 | start time (the process's start, in clock ticks
- * since boot, from /proc/PID/stat), written by one compare-and-swap from 0, so a record is
- * either free or names its process completely. A process is dead when kill(pid, 0) says
- * ESRCH, when it is a zombie, or when the process now under that pid started at another
- * time (the pid was reused). Reclaim then hands back every cell whose state word names the
+ * An attachment record holds pid << 32 | start time (the process's start, as
+ * umi_os_proc_start() tells it: on Linux clock ticks since boot, from /proc/PID/stat),
+ * written by one compare-and-swap from 0, so a record is either free or names its process
+ * completely. A process is dead when there is no such process or it is a zombie, or when
+ * the process now under that pid started at another time (the pid was reused); where its
+ * start cannot be read (hidepid, or a platform that cannot tell), it counts as alive. Reclaim then hands back every cell whose state word names the
  * dead attachment (taken through it) or one of its holder slots (cached), with a compare-
  * and-swap per cell, so that it races safely with live takes, gives and steals. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "grid_int.h"
+#include "os/os.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-/* State (field 3) and start time (field 22) of /proc/PID/stat; false when unreadable. */
-static bool proc_stat(int pid, char *state, uint64_t *start)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	/* The command name (field 2) is in parentheses and may hold anything: after the
-	 * last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return false;
-	p += 2;
-	*state = *p;
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p)
-			return false;
-		p++;
-	}
-	unsigned long long v = 0;
-	if (sscanf(p, "%llu", &v) != 1)
-		return false;
-	*start = v;
-	return true;
-}
 
 static int ident_pid;
 static uint64_t ident_value;
@@ -62,9 +26,8 @@ uint64_t umi_grid_self_ident(void)
 	int pid = umi_grid_getpid();
 	if (__atomic_load_n(&ident_pid, __ATOMIC_ACQUIRE) == pid)
 		return __atomic_load_n(&ident_value, __ATOMIC_RELAXED);
-	char st;
 	uint64_t start = 0;
-	if (!proc_stat(pid, &st, &start))
+	if (umi_os_proc_start(pid, &start) != 0)
 		start = 0;
 	uint64_t v = (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
 	__atomic_store_n(&ident_value, v, __ATOMIC_RELAXED);
@@ -79,14 +42,12 @@ bool umi_grid_ident_alive(uint64_t ident)
 		return false;
 	if (pid == umi_grid_getpid())
 		return ident == umi_grid_self_ident();
-	if (kill(pid, 0) != 0 && errno == ESRCH)
-		return false;
-	char st;
 	uint64_t start;
-	if (!proc_stat(pid, &st, &start))
-		return true; /* there but unreadable (hidepid): alive, to be safe */
-	if (st == 'Z' || st == 'X')
+	const int err = umi_os_proc_start(pid, &start);
+	if (err == -ESRCH) /* none, or a zombie */
 		return false;
+	if (err)
+		return true; /* there but its start unreadable: alive, to be safe */
 	return (uint32_t)start == (uint32_t)ident;
 }
 

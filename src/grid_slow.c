@@ -13,13 +13,12 @@
 #define _GNU_SOURCE
 #endif
 #include "grid_int.h"
+#include "os/os.h"
 
 #include <errno.h>
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 static __thread int32_t my_tid;
@@ -38,7 +37,7 @@ int umi_grid_getpid(void)
 int32_t umi_grid_tid(void)
 {
 	if (UNIMEM_UNLIKELY(!my_tid))
-		my_tid = (int32_t)syscall(SYS_gettid);
+		my_tid = umi_os_tid();
 	return my_tid;
 }
 
@@ -53,8 +52,7 @@ bool umi_grid_membarrier_ok(void)
 	pthread_mutex_lock(&mb_mutex);
 	if (mb_pid != umi_grid_getpid()) {
 		mb_pid = umi_grid_getpid();
-		mb_ok = !getenv("UNIMEM_GRID_NO_CACHE") &&
-			syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+		mb_ok = !getenv("UNIMEM_GRID_NO_CACHE") && umi_os_membarrier_register() == 0;
 	}
 	bool ok = mb_ok;
 	pthread_mutex_unlock(&mb_mutex);
@@ -63,7 +61,7 @@ bool umi_grid_membarrier_ok(void)
 
 bool umi_grid_membarrier(void)
 {
-	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+	return umi_os_membarrier() == 0;
 }
 
 /* ---- thread exit and fork ---- */

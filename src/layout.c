@@ -27,6 +27,14 @@ int unimem_layout_open_flags(unimem_layout **out, size_t weights, size_t scratch
 	if (w > SIZE_MAX - s || w + s > SIZE_MAX - h || w + s + h == 0)
 		return -EINVAL;
 
+	/* A Tape over UNIMEM_TAPE_CAPACITY_MAX: -ENOMEM, as unimem_tape_start(), once bad
+	 * input has had its -EINVAL. */
+	int bad = umi_block_check_open(w + s + h, flags);
+	if (bad)
+		return bad;
+	if ((uint64_t)w > UNIMEM_TAPE_CAPACITY_MAX || (uint64_t)s > UNIMEM_TAPE_CAPACITY_MAX ||
+	    (uint64_t)h > UNIMEM_TAPE_CAPACITY_MAX)
+		return -ENOMEM;
 	unimem_layout *l = aligned_alloc(UNIMEM_CACHE_LINE, sizeof *l);
 	if (!l)
 		return -ENOMEM;

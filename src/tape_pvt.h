@@ -16,8 +16,9 @@ void umi_tape_init(unimem_tape *t, unimem_block *b, unsigned char *base, size_t 
 		   uint32_t flags);
 
 /* Take room for len bytes at `align` from t (NULL when it does not fit), setting *before
- * to the cursor before the take (padding included); give_back moves the cursor from
- * `end` back to `before` only while nothing was taken after. */
+ * to the cursor word before the take (its epoch bits included: an opaque token); give_back
+ * moves the cursor from the offset `end` back to `before` only while nothing was taken
+ * after and no clear came between. */
 void *umi_tape_take_room(unimem_tape *t, size_t len, size_t align, uint64_t *before);
 void umi_tape_give_back(unimem_tape *t, uint64_t before, uint64_t end);
 

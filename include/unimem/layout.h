@@ -15,7 +15,8 @@ typedef struct unimem_layout unimem_layout;
  * once), scratch (cleared per pass / token) and history (cleared per conversation).
  * Each size rounds up to the page size; a zero size gives a Tape that takes nothing,
  * but not all three may be zero. Returns 0 and sets *out, or -EINVAL (all zero, out
- * NULL, or the sum overflows), -EPERM, -ENOMEM as unimem_block_open(). */
+ * NULL, or the sum overflows), -EPERM, -ENOMEM as unimem_block_open(); -ENOMEM also for a
+ * size over UNIMEM_TAPE_CAPACITY_MAX. */
 UNIMEM_API int unimem_layout_open(unimem_layout **out, size_t weights, size_t scratch,
 				  size_t history);
 

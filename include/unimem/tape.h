@@ -9,31 +9,61 @@
 UNIMEM_BEGIN_DECLS
 
 /* ABI: the struct is visible so that take and clear can be inline. Changing it bumps the
- * soversion (0.2.0: `epoch_` and `solo_` added in the second cache line, `reserved_`
+ * soversion (0.2.0: `id_` and `solo_` added in the second cache line, `reserved_`
  * became `slot_`; the size stays two cache lines). Fields are private to unimem; use the
  * functions. */
 typedef struct unimem_tape {
-	/* Offset of the next free byte. Atomic (__atomic builtins); may pass `capacity`
-	 * for a moment while a take that does not fit backs out. Alone on its cache line. */
+	/* The cursor word, atomic (__atomic builtins); read it through unimem_tape_offset_().
+	 * Low UNIMEM_TAPE_OFFSET_BITS_ (48) bits: the offset of the next free byte, which may
+	 * pass `capacity` for a moment while a take that does not fit backs out (it stays
+	 * below 2^47: see UNIMEM_TAPE_CAPACITY_MAX). High 16 bits: the epoch, clears so far
+	 * (wrapping), which unimem_tape_clear() bumps in the same store that rewinds the
+	 * offset. Alone on its cache line. */
 	uint64_t cursor;
 	unsigned char pad_[UNIMEM_CACHE_LINE - sizeof(uint64_t)];
 	unsigned char *base;      /* first byte of the Tape inside its Block */
-	uint64_t capacity;        /* bytes */
+	uint64_t capacity;        /* bytes, at most UNIMEM_TAPE_CAPACITY_MAX */
 	unimem_block *block;      /* the Block the Tape lives in */
 	uint32_t flags;           /* private */
 	uint32_t slot_;           /* which entry of a thread's unimem_tape_local_ table */
-	/* High 32 bits: a number unique to this open in the process; low 32 bits: clears
-	 * so far (wrapping). Per-thread chunks hold room only while it matches. */
-	uint64_t epoch_;
+	/* High 48 bits: a number unique to this Tape in the process (1, 2, ...), a new one at
+	 * each open and at each clear that wraps the epoch; low 16 bits 0. Atomic. A per-thread
+	 * chunk holds room only while its key is unimem_tape_key_(): id_ | the epoch. */
+	uint64_t id_;
 	/* 0 before the first take, then the unimem_tape_local_ table address of the one
 	 * thread that took so far, then UNIMEM_TAPE_SHARED_ for good once a second one
 	 * took: from then on unimem_tape_take() serves every thread from its own chunk. */
 	uintptr_t solo_;
 } __attribute__((aligned(UNIMEM_CACHE_LINE))) unimem_tape;
 
+/* The cursor word's offset bits (private). */
+#define UNIMEM_TAPE_OFFSET_BITS_ 48
+#define UNIMEM_TAPE_OFFSET_MASK_ ((((uint64_t)1) << UNIMEM_TAPE_OFFSET_BITS_) - 1)
+
+/* The largest capacity of a Tape (32 TiB): unimem_tape_start() and unimem_layout_open()
+ * refuse more with -ENOMEM (as a size the machine cannot back). With it, the offset in
+ * the cursor word stays below 2^47 even while failed takes back out (below 3 capacities:
+ * only the one thread that takes alone adds before it checks, every other take
+ * compares-and-swaps), so it never carries into the epoch bits. */
+#define UNIMEM_TAPE_CAPACITY_MAX (((uint64_t)1) << 45)
+
+/* The offset of a cursor word (private: every reader of the cursor goes through it). */
+static inline __attribute__((always_inline)) uint64_t unimem_tape_offset_(uint64_t word)
+{
+	return word & UNIMEM_TAPE_OFFSET_MASK_;
+}
+
+/* The key of a per-thread chunk of Tape t taken from cursor word `word` (private): the
+ * Tape's id_ | the word's epoch. */
+static inline __attribute__((always_inline)) uint64_t
+unimem_tape_key_(const unimem_tape *t, uint64_t word)
+{
+	return __atomic_load_n(&t->id_, __ATOMIC_RELAXED) | (word >> UNIMEM_TAPE_OFFSET_BITS_);
+}
+
 /* A thread's cached chunk of one Tape (private; unimem_tape_take() finds it by itself). */
 typedef struct unimem_tape_local {
-	uint64_t epoch;     /* the Tape's epoch_ when the room was grabbed; 0: none */
+	uint64_t key;       /* unimem_tape_key_() of the word its room came from; 0: none */
 	uintptr_t next;     /* next free byte */
 	uintptr_t end;      /* one past the room */
 	uint64_t grab;      /* bytes of the next grab */
@@ -46,7 +76,8 @@ typedef struct unimem_tape_local {
 UNIMEM_API extern __thread unimem_tape_local unimem_tape_local_[8]; /* UNIMEM_TAPE_LOCAL_WAYS */
 
 /* Start a Tape of at least `bytes` bytes on a new pinned Block that the Tape owns.
- * Returns 0 and sets *out, or a negative errno as unimem_block_open() (*out = NULL). */
+ * Returns 0 and sets *out, or a negative errno as unimem_block_open() (*out = NULL);
+ * -ENOMEM also for more than UNIMEM_TAPE_CAPACITY_MAX bytes. */
 UNIMEM_API int unimem_tape_start(unimem_tape **out, size_t bytes);
 
 /* As unimem_tape_start(), with unimem_block_open() flags (UNIMEM_BLOCK_UNPINNED, ...). */
@@ -59,11 +90,14 @@ UNIMEM_API void unimem_tape_close(unimem_tape *t);
 UNIMEM_API const unimem_block *unimem_tape_block(const unimem_tape *t);
 
 /* The slow path of unimem_tape_take(), for a take whose fetch-add found the cursor not
- * aligned or the Tape full; `old` is what the fetch-add returned (the caller then owns
- * [old, old + size)). Call unimem_tape_take() instead. Thread-safe. */
+ * aligned or the Tape full; `old` is the cursor word the fetch-add returned (the caller
+ * then owns [offset, offset + size) of it). Call unimem_tape_take() instead. Thread-safe. */
 UNIMEM_API void *unimem_tape_take_slow(unimem_tape *t, size_t size, size_t align, uint64_t old);
 
-/* The shared-cursor take (private): one fetch-add of `size` on the Tape's cursor. */
+/* The shared-cursor take (private): one fetch-add of `size` on the Tape's cursor. Only the
+ * one thread that takes from the Tape alone calls it; every other take (refills, chunk
+ * grabs, large takes, the loaders' rooms) compares-and-swaps, so that at most one take at
+ * a time adds to the cursor before it knows whether it fits (UNIMEM_TAPE_CAPACITY_MAX). */
 static inline __attribute__((always_inline)) void *
 unimem_tape_take_cursor_(unimem_tape *t, size_t size, size_t align)
 {
@@ -71,10 +105,12 @@ unimem_tape_take_cursor_(unimem_tape *t, size_t size, size_t align)
 	const uintptr_t mask = (uintptr_t)align - 1;
 	if (UNIMEM_UNLIKELY(align == 0 || (align & mask) != 0 || size > cap || align > cap))
 		return NULL;
-	/* No load first: the fetch-add does not wait on one. */
+	/* No load first: the fetch-add does not wait on one. size <= cap: the offset does
+	 * not carry into the epoch bits. */
 	const uint64_t old = __atomic_fetch_add(&t->cursor, (uint64_t)size, __ATOMIC_RELAXED);
-	const uintptr_t at = (uintptr_t)t->base + (uintptr_t)old;
-	if (UNIMEM_LIKELY((at & mask) == 0 && old <= cap - size))
+	const uint64_t off = unimem_tape_offset_(old);
+	const uintptr_t at = (uintptr_t)t->base + (uintptr_t)off;
+	if (UNIMEM_LIKELY((at & mask) == 0 && off <= cap - size))
 		return (void *)at;
 	return unimem_tape_take_slow(t, size, align, old);
 }
@@ -98,13 +134,15 @@ UNIMEM_API void *unimem_tape_take_refill(unimem_tape *t, size_t size, size_t ali
  *   takes from its own chunk of the Tape, found by itself in a small thread-local table
  *   (UNIMEM_TAPE_LOCAL_WAYS entries, by Tape): no atomic operation, no shared write; a
  *   chunk is grabbed from the cursor in bulk (4 KiB, doubling to 64 KiB, at most 1/16 of
- *   the capacity; a take over half a grab goes to the cursor). used() then counts the
+ *   the capacity; a take over half a grab goes to the cursor, by compare-and-swap).
+ *   The fast path reads the cursor word (no write) for its epoch. used() then counts the
  *   bytes handed to chunks: room a chunk did not hand out yet counts as used, at most one
  *   grab per thread and Tape (and per Tape that evicted another from the table). When no
  *   whole grab fits, the take is served from the cursor, then refused (NULL): up to one
  *   grab per thread may go unused on a full Tape. unimem_tape_clear() invalidates every
- *   chunk (the epoch), and a Tape closed and opened again at the same address never meets
- *   a chunk of the old one (the epoch is unique per open).
+ *   chunk (the epoch bits of the cursor word, stored with the rewind; a chunk's key is
+ *   the epoch of the very word its grab swapped), and a Tape closed and opened again at
+ *   the same address never meets a chunk of the old one (id_ is unique per open).
  * size 0 returns a valid, aligned pointer that must not be written; it owns no byte, so
  * under concurrency it may fall inside another take's range. */
 UNIMEM_INLINE void *unimem_tape_take(unimem_tape *t, size_t size, size_t align)
@@ -117,8 +155,11 @@ UNIMEM_INLINE void *unimem_tape_take(unimem_tape *t, size_t size, size_t align)
 		const uintptr_t mask = (uintptr_t)align - 1;
 		const uintptr_t at = l->next, end = l->end;
 		const uintptr_t start = (at + mask) & ~mask;
-		/* An entry of another Tape or epoch, or none (epoch 0), refills. */
-		if (UNIMEM_LIKELY(l->epoch == __atomic_load_n(&t->epoch_, __ATOMIC_RELAXED) &&
+		/* The clear that rewound the cursor changed its epoch bits in the same store. */
+		const uint64_t key =
+			unimem_tape_key_(t, __atomic_load_n(&t->cursor, __ATOMIC_RELAXED));
+		/* An entry of another Tape or epoch, or none (key 0), refills. */
+		if (UNIMEM_LIKELY(l->key == key &&
 				  align != 0 && (align & mask) == 0 && start >= at &&
 				  start <= end && size <= end - start)) {
 			l->next = start + size;
@@ -138,35 +179,48 @@ UNIMEM_INLINE void *unimem_tape_take_owned(unimem_tape *t, size_t size, size_t a
 	const uintptr_t mask = (uintptr_t)align - 1;
 	if (UNIMEM_UNLIKELY(align == 0 || (align & mask) != 0 || size > cap || align > cap))
 		return NULL;
-	const uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	const uint64_t word = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	const uint64_t cur = unimem_tape_offset_(word);
 	/* The base is page aligned (huge-page aligned in a huge Block): aligning the offset
-	 * aligns the address, and keeps the chain from the load to the store short. */
-	uint64_t start;
+	 * aligns the address. Aligned on the whole word, the epoch bits ride along (no carry:
+	 * cur + mask < 2^46 whenever cur <= cap), and the chain from the load to the store
+	 * stays as short as without them. */
+	uint64_t next;
 	if (UNIMEM_LIKELY((base & mask) == 0))
-		start = (cur + mask) & ~(uint64_t)mask;
+		next = (word + mask) & ~(uint64_t)mask;
 	else
-		start = (uint64_t)(((base + (uintptr_t)cur + mask) & ~mask) - base);
+		next = word - cur + (uint64_t)(((base + (uintptr_t)cur + mask) & ~mask) - base);
+	const uint64_t start = unimem_tape_offset_(next);
 	if (UNIMEM_UNLIKELY(cur > cap || start > cap - size))
 		return NULL;
-	__atomic_store_n(&t->cursor, start + size, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->cursor, next + size, __ATOMIC_RELAXED);
 	return (void *)(base + (uintptr_t)start);
 }
 
-/* Rewind: everything taken is free again (the bytes are not zeroed). Two plain atomic
- * stores, no read-modify-write: the epoch (which invalidates every thread's cached chunk
- * of this Tape) and the cursor. Clearing while other threads take is the caller's
+/* The slow path of unimem_tape_clear() (private), for the clear in 65,536 that wraps the
+ * epoch: it rewinds the cursor, then gives the Tape a new id_. Call unimem_tape_clear(). */
+UNIMEM_API void unimem_tape_clear_wrap(unimem_tape *t);
+
+/* Rewind: everything taken is free again (the bytes are not zeroed). One load and ONE
+ * plain atomic store of the cursor word: offset 0 and the next epoch, which invalidates
+ * every thread's cached chunk of this Tape. (Once in 65,536 clears the epoch wraps to 0:
+ * that clear also stores a new id_ after the cursor, out of line, so that no chunk from
+ * 65,536 clears ago matches again.) Clearing while other threads take is the caller's
  * business: the cursor stays sound, but memory handed out before the clear is handed
  * out again. */
 UNIMEM_INLINE void unimem_tape_clear(unimem_tape *t)
 {
-	const uint64_t e = __atomic_load_n(&t->epoch_, __ATOMIC_RELAXED);
-	__atomic_store_n(&t->epoch_, (e & ~(uint64_t)0xffffffffu) | (uint32_t)(e + 1),
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&t->cursor, 0, __ATOMIC_RELEASE);
+	/* All offset bits set, plus one: offset 0, epoch + 1 (0 on the wrap). */
+	const uint64_t next =
+		(__atomic_load_n(&t->cursor, __ATOMIC_RELAXED) | UNIMEM_TAPE_OFFSET_MASK_) + 1;
+	if (UNIMEM_LIKELY(next != 0))
+		__atomic_store_n(&t->cursor, next, __ATOMIC_RELEASE);
+	else
+		unimem_tape_clear_wrap(t);
 }
 
 /* A per-thread chunk of a Tape: a thread takes a large piece of the shared cursor once
- * (one atomic fetch-add), then takes from that piece with plain loads and stores, so that
+ * (one compare-and-swap), then takes from that piece with plain loads and stores, so that
  * threads sharing one Tape do not fight over its cursor's cache line.
  *
  *     unimem_tape_chunk c;                     // one per thread (stack or thread-local)
@@ -248,7 +302,7 @@ UNIMEM_INLINE void unimem_tape_chunk_reset(unimem_tape_chunk *c)
  * took from the Tape, room handed to their chunks counts as taken (unimem_tape_take()). */
 UNIMEM_INLINE size_t unimem_tape_used(const unimem_tape *t)
 {
-	uint64_t cur = __atomic_load_n(&t->cursor, __ATOMIC_RELAXED);
+	uint64_t cur = unimem_tape_offset_(__atomic_load_n(&t->cursor, __ATOMIC_RELAXED));
 	return (size_t)(cur < t->capacity ? cur : t->capacity);
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The platform contract under src/block.c (mimalloc's prim.h pattern). One backend per
- * host implements it: src/os/linux/ (memfd, seals, /proc ids, SCM_RIGHTS) or
- * src/os/darwin/ (IOSurface); meson picks the folder.
+/* The platform contract under src/block.c and the Grid's holders (grid_slow.c,
+ * grid_reclaim.c) (mimalloc's prim.h pattern). One backend per host implements it:
+ * src/os/linux/ (memfd, seals, /proc ids, SCM_RIGHTS, membarrier) or src/os/darwin/
+ * (IOSurface; stubs where the platform has no equivalent); meson picks the folder.
  *
  * block.c owns the policy: it validates every argument, rounds sizes (once), allocates
  * the struct (calloc, then fd = -1), decides pinning (a default open pins unless
@@ -62,5 +63,28 @@ int umi_os_recv(unimem_block *b, int unix_socket, uint64_t max, bool pin);
 /* Seal Block b (not NULL) read-only for every later holder: 0 (also when sealed
  * already), -EBUSY (sealing forbidden by another holder), -ENOTSUP, -EINVAL. */
 int umi_os_seal(unimem_block *b);
+
+/* ---- Threads and processes, for the Grid (os/linux/proc.c, os/darwin/proc.c) ---- */
+
+/* The calling thread's id: never 0, unique among the live threads of the process (Linux:
+ * the kernel's thread id, one system call: the Grid caches it; darwin: a number the
+ * thread draws on its first call, never reused). Never fails, thread-safe. */
+int32_t umi_os_tid(void);
+
+/* Register the process for umi_os_membarrier() (once per process, and again in a fork's
+ * child). 0, or a negative errno: -ENOSYS where the platform has no such barrier (darwin),
+ * -EINVAL or -EPERM where the kernel refuses it. */
+int umi_os_membarrier_register(void);
+
+/* A full memory barrier on every running thread of every registered process (Linux:
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED). 0, or a negative errno as the register. */
+int umi_os_membarrier(void);
+
+/* Whether process `pid` (> 0) runs, and since when: 0 with *start set to its start time
+ * (an opaque number: two processes that had the same pid in turn differ in it); -ESRCH
+ * when there is no such process or it is a zombie; another negative errno when it exists
+ * but its start cannot be read (-EACCES, e.g. under hidepid; -ENOSYS where the platform
+ * cannot tell: darwin). Thread-safe. */
+int umi_os_proc_start(int pid, uint64_t *start);
 
 #endif

@@ -6,7 +6,7 @@ clang's own freestanding headers: no SDK, no libc headers.
 Usage: macos_check.py SRC_ROOT BUILD_INCLUDE [CLANG]
 
 Runs `clang -target arm64-apple-macos13 -std=c11 -fsyntax-only -nostdlibinc -Wall -Wextra
--Werror` over src/os/darwin/iosurface.c, src/os/darwin/decls.h and each header of include/unimem/ and
+-Werror` over src/os/darwin/iosurface.c, src/os/darwin/proc.c, src/os/darwin/decls.h and each header of include/unimem/ and
 of the build's include/unimem/ (the generated ones), each header in a translation unit of
 its own. A canary that includes <stdlib.h> must fail, or the check proves nothing.
 Exits 77 (skip) only when no clang is installed."""
@@ -71,6 +71,7 @@ def main():
         run('canary: <stdlib.h> is out of reach',
             unit('canary.c', '#include <stdlib.h>\n'), expect_ok=False)
         run('src/os/darwin/iosurface.c', os.path.join(src_dir, 'os', 'darwin', 'iosurface.c'))
+        run('src/os/darwin/proc.c', os.path.join(src_dir, 'os', 'darwin', 'proc.c'))
         run('src/os/darwin/decls.h on its own',
             unit('decls.c', '#include "os/darwin/decls.h"\n#include "os/darwin/decls.h"\n'))
         for h in headers:

@@ -15,14 +15,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* libSystem (<stdlib.h>). */
+/* libSystem (<stdlib.h>; <signal.h> and <errno.h> for proc.c). */
 void *calloc(size_t count, size_t size);
 void free(void *ptr);
+int kill(int pid, int sig);
+int *__error(void); /* errno */
 
 /* errno values of macOS (<sys/errno.h>). Several differ from Linux's (ENOTSUP is 95 there,
  * ENOSYS 38), so the backend never takes them from a host's <errno.h>. */
 #define DARWIN_EPERM 1
 #define DARWIN_ENOENT 2
+#define DARWIN_ESRCH 3
 #define DARWIN_EIO 5
 #define DARWIN_ENOMEM 12
 #define DARWIN_EACCES 13
