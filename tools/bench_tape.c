@@ -267,7 +267,7 @@ void bench_threads(int reps, long batches, int nth)
 	}
 	/* Takes never touch the memory: a big lazy Tape costs nothing. */
 	size_t need = (size_t)nth * (size_t)batches * BATCH * TAKE_SIZE +
-		      (size_t)(2 * nth) * UNIMEM_TAPE_CHUNK_DEFAULT;
+		      (size_t)(2 * nth) * ((size_t)1 << 20); /* a grab per thread, up to 1 MiB */
 	unimem_tape *t = NULL;
 	int e = unimem_tape_start_flags(&t, need, UNIMEM_BLOCK_UNPINNED);
 	if (e) {

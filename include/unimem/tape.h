@@ -133,7 +133,7 @@ UNIMEM_API void *unimem_tape_take_refill(unimem_tape *t, size_t size, size_t ali
  * - Once a second thread took from it (for the rest of the Tape's life), each thread
  *   takes from its own chunk of the Tape, found by itself in a small thread-local table
  *   (UNIMEM_TAPE_LOCAL_WAYS entries, by Tape): no atomic operation, no shared write; a
- *   chunk is grabbed from the cursor in bulk (4 KiB, doubling to 64 KiB, at most 1/16 of
+ *   chunk is grabbed from the cursor in bulk (4 KiB, doubling to 1 MiB, at most 1/16 of
  *   the capacity; a take over half a grab goes to the cursor, by compare-and-swap).
  *   The fast path reads the cursor word (no write) for its epoch. used() then counts the
  *   bytes handed to chunks: room a chunk did not hand out yet counts as used, at most one
