@@ -262,8 +262,30 @@ static void importer(int in, int cmd, int out)
 	_exit(0);
 }
 
-/* Part 1; fills ours[op][size], theirs[op][size] (GB/s). Returns 0 or -1. */
+/* Part 1; fills ours[op][size], theirs[op][size] (GB/s, the best) and the paired ratios
+ * (ours / the ucx_perftest run right after it). Returns 0 or -1. */
 static double ours[2][NSIZES], theirs[2][NSIZES];
+#define MAX_ROUNDS 20
+static double pairs[2][NSIZES][2 * MAX_ROUNDS];
+static int npairs[2][NSIZES];
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The median of the paired ratios of (op, size); 0 when there is none. */
+static double paired_median(int w, size_t k)
+{
+	int n = npairs[w][k];
+	if (n == 0)
+		return 0;
+	double v[2 * MAX_ROUNDS];
+	memcpy(v, pairs[w][k], (size_t)n * sizeof v[0]);
+	qsort(v, (size_t)n, sizeof v[0], cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 static int transfers(void)
 {
@@ -327,6 +349,8 @@ static int transfers(void)
 					double t = perftest_one(w ? "ucp_put_bw" : "ucp_get", sizes[k],
 								variant, &cut);
 					theirs[w][k] = t > theirs[w][k] ? t : theirs[w][k];
+					if (v > 0 && t > 0)
+						pairs[w][k][npairs[w][k]++] = v / t;
 				}
 	close(m2[1]);
 	close(q[0]);
@@ -347,14 +371,17 @@ out:
 		return -1;
 	}
 	printf("## Two network namespaces over a veth pair, UCX_TLS=tcp (GB/s, GB = 1e9 bytes)\n\n");
-	printf("| op | size | unimem, start + wait (best of %d) | ucx_perftest, best of default and -O 16 (best of %d) | ratio |\n",
-	       2 * rounds, 2 * rounds);
-	printf("|----|------|------:|------:|------:|\n");
+	printf("| op | size | unimem, start + wait (best of %d) | ucx_perftest, default or -O 16 (best of %d) | ratio of the bests | median of %d paired ratios |\n",
+	       2 * rounds, 2 * rounds, 2 * rounds);
+	printf("|----|------|------:|------:|------:|------:|\n");
 	for (int w = 0; w < 2; w++)
 		for (size_t k = 0; k < NSIZES; k++)
-			printf("| %s | %zu KiB | %.3f | %.3f | %.2fx |\n",
+			printf("| %s | %zu KiB | %.3f | %.3f | %.2fx | %.2fx |\n",
 			       w ? "write / ucp_put_bw" : "read / ucp_get", sizes[k] >> 10, ours[w][k],
-			       theirs[w][k], theirs[w][k] > 0 ? ours[w][k] / theirs[w][k] : 0.0);
+			       theirs[w][k], theirs[w][k] > 0 ? ours[w][k] / theirs[w][k] : 0.0,
+			       paired_median(w, k));
+	printf("\n(A paired ratio: one measurement of ours over the ucx_perftest run right after it, "
+	       "under the same load.)\n");
 	fflush(stdout);
 	return 0;
 }
@@ -502,7 +529,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--gib") == 0 && i + 1 < argc)
 			gib = strtoul(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
+		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0 &&
+			 atoi(argv[i + 1]) <= MAX_ROUNDS)
 			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--no-transfers") == 0)
 			only_reg = 1;
