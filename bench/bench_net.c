@@ -8,22 +8,27 @@
  *     registration costs);
  *  3. same host, other process: a Block passed as an fd (unimem_block_send/recv) and read
  *     with memcpy.
- * Needs root and ip(8) (exit 77 = skipped otherwise). Usage: bench_net [--gib N]
- * (the Block of part 2, default 4, unpinned: nothing is touched). */
+ * Needs root, ip(8), timeout(1) and ucx_perftest (exit 77 = skipped otherwise).
+ * Usage: bench_net [--gib N] [--rounds N] [--no-transfers]: N GiB for the Block of part 2
+ * (default 4, unpinned: nothing is touched), N rounds of part 1 (default 3, best kept).
+ * Every wait is bounded (the whole run by alarm(): 180 s + 150 s a round); the namespaces
+ * and what runs in them are removed however it ends, SIGKILL included (tests/lib/netns.c),
+ * and left-overs of earlier runs whose process is dead are removed first. */
 #define _GNU_SOURCE
 #include <unimem/unimem.h>
 
-#include "../src/net_ucp.h"
+#include "net_ucp.h"
+#include "netns.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,8 +37,75 @@
 #define MIB ((size_t)1 << 20)
 static const size_t sizes[] = { 64 << 10, 1 << 20, 16 << 20, 64 << 20 };
 #define NSIZES (sizeof sizes / sizeof sizes[0])
-static char nsa[32], nsb[32], ipa[32];
-static int net;
+/* Every wait is bounded: a ucx_perftest run (client and server) by timeout(1), a
+ * measurement of ours by poll, a child by reap(), the whole run by alarm(). */
+#define WHOLE_S(rounds) (180 + 150 * (rounds))
+#define PERFTEST_S 30
+#define MEASURE_MS 120000
+static struct netns_pair pair;
+static int rounds = 3;
+
+/* Children to kill when the run is cut short (the guardian removes the namespaces). */
+static volatile pid_t kids[4];
+
+static void on_signal(int sig)
+{
+	for (int i = 0; i < 4; i++)
+		if (kids[i] > 0)
+			kill(kids[i], SIGKILL);
+	static const char m[] = "bench_net: stopped by a signal (the namespaces are removed)\n";
+	if (write(2, m, sizeof m - 1) < 0)
+		_exit(128 + sig);
+	_exit(128 + sig);
+}
+
+static void kid_add(pid_t p)
+{
+	for (int i = 0; i < 4; i++)
+		if (kids[i] <= 0) {
+			kids[i] = p;
+			return;
+		}
+}
+
+/* Wait at most `ms` for child p, then kill it. Returns its wait status, or -1. */
+static int reap(pid_t p, int ms)
+{
+	int st = -1;
+	struct timespec t = { 0, 5000000 };
+	for (int i = 0; i < ms / 5; i++) {
+		pid_t w = waitpid(p, &st, WNOHANG);
+		if (w == p || w < 0)
+			goto out;
+		nanosleep(&t, NULL);
+	}
+	kill(p, SIGKILL);
+	waitpid(p, &st, 0);
+	st = -1;
+out:
+	for (int i = 0; i < 4; i++)
+		if (kids[i] == p)
+			kids[i] = 0;
+	return st;
+}
+
+/* read() of exactly n bytes within ms; 0 or -1. */
+static int read_within(int fd, void *buf, size_t n, int ms)
+{
+	for (size_t got = 0; got < n;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int r = poll(&pf, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t k = read(fd, (char *)buf + got, n - got);
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
 
 static double now_s(void)
 {
@@ -45,7 +117,7 @@ static double now_s(void)
 static int sh(const char *cmd)
 {
 	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int iters_for(size_t size)
@@ -54,59 +126,85 @@ static int iters_for(size_t size)
 	return (int)(n < 8 ? 8 : n > 2000 ? 2000 : n);
 }
 
-static int enter_netns(const char *name)
-{
-	char path[128];
-	snprintf(path, sizeof path, "/var/run/netns/%s", name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
-		return -1;
-	close(fd);
-	/* UCX reads /sys/class/net: a sysfs of this namespace, as `ip netns exec` mounts. */
-	if (unshare(CLONE_NEWNS) != 0 || mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) != 0)
-		return -1;
-	umount2("/sys", MNT_DETACH);
-	return mount(name, "/sys", "sysfs", 0, NULL);
-}
-
-/* ucx_perftest's overall bandwidth (MB/s, MB = 2^20 bytes) of `test` at `size`. */
+/* ucx_perftest's overall bandwidth of `test` at `size` in GB/s (it prints MB/s with
+ * MB = 2^20 bytes); 0 when it failed, -1 when it ran past PERFTEST_S. */
 static double perftest(const char *test, size_t size, const char *extra)
 {
-	static int port = 14000;
+	static int port;
+	if (!port)
+		port = 20000 + (int)(getpid() % 20000);
 	port++;
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "ip netns exec %s ucx_perftest -p %d >/dev/null 2>&1 &", nsa, port);
-	if (sh(cmd) != 0)
+	char ports[16], lim[16];
+	snprintf(ports, sizeof ports, "%d", port);
+	snprintf(lim, sizeof lim, "%d", PERFTEST_S);
+	fflush(NULL);
+	pid_t srv = fork();
+	if (srv < 0)
 		return 0;
-	usleep(300000);
-	snprintf(cmd, sizeof cmd, "ip netns exec %s ucx_perftest %s -p %d -t %s -s %zu -n %d -w %d %s "
-		 "2>/dev/null", nsb, ipa, port, test, size, iters_for(size), iters_for(size) / 8 + 1, extra);
+	if (srv == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("ip", "ip", "netns", "exec", pair.a, "timeout", "-k", "2", lim, "ucx_perftest",
+		       "-p", ports, (char *)NULL);
+		_exit(127);
+	}
+	kid_add(srv);
+	usleep(300000); /* the server listens (a failed client is retried once below) */
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "ip netns exec %s timeout -k 2 %d ucx_perftest %s -p %d -t %s "
+		 "-s %zu -n %d -w %d %s 2>/dev/null; echo \"rc $?\"", pair.b, PERFTEST_S, pair.ipa,
+		 port, test, size, iters_for(size), iters_for(size) / 8 + 1, extra);
 	FILE *f = popen(cmd, "r");
 	double bw = 0;
+	int rc = -1;
 	char line[512];
 	while (f && fgets(line, sizeof line, f)) {
 		double v[7];
-		if (sscanf(line, "Final: %lf %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4],
-			   &v[5], &v[6]) == 7)
-			bw = v[5];
+		if (sscanf(line, "Final: %lf %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3],
+			   &v[4], &v[5], &v[6]) == 7)
+			bw = v[5] * (double)MIB / 1e9;
+		sscanf(line, "rc %d", &rc);
 	}
 	if (f)
 		pclose(f);
+	reap(srv, 5000);
+	if (rc == 124 || rc == 137)
+		return -1;
 	return bw;
 }
 
+/* ucx_perftest's default (variant 0) or -O 16 (16 outstanding, variant 1), retried once
+ * when it failed to start; *cut counts the runs that ran past PERFTEST_S. */
+static double perftest_one(const char *test, size_t size, int variant, int *cut)
+{
+	const char *extra = variant ? "-O 16" : "";
+	double x = perftest(test, size, extra);
+	if (x == 0)
+		x = perftest(test, size, extra);
+	if (x < 0) {
+		++*cut;
+		x = 0;
+	}
+	return x;
+}
+
 /* The exporter in namespace a: a Block of 64 MiB, exported; the descriptor goes to `out`;
- * it lives until `in` closes. */
+ * it lives until `in` closes (or the bench dies: PR_SET_PDEATHSIG). */
 static void exporter(int out, int in)
 {
 	unimem_block *b;
 	unsigned char d[UNIMEM_NET_DESC_MAX];
 	size_t n = 0;
-	if (enter_netns(nsa) != 0 || unimem_block_open(&b, 64 * MIB, 0) != 0)
+	if (netns_enter(&pair, pair.a) != 0 || unimem_block_open(&b, 64 * MIB, 0) != 0)
 		_exit(1);
 	memset(unimem_block_ptr(b), 1, 64 * MIB);
-	if (unimem_net_export(b, 0, d, sizeof d, &n) != 0)
+	int e = unimem_net_export(b, 0, d, sizeof d, &n);
+	if (e) {
+		fprintf(stderr, "bench_net: export: %s\n", unimem_strerror(e));
 		n = 0;
+	}
 	if (write(out, &n, sizeof n) < 0 || write(out, d, n) < 0)
 		_exit(1);
 	char c;
@@ -116,13 +214,13 @@ static void exporter(int out, int in)
 }
 
 /* The importer in namespace b: for each command (op, size index) read from `cmd`, the
- * MB/s of that transfer, written to `out`. */
+ * GB/s of that transfer, written to `out`. */
 static void importer(int in, int cmd, int out)
 {
 	size_t n;
 	unsigned char d[UNIMEM_NET_DESC_MAX];
-	if (enter_netns(nsb) != 0 || read(in, &n, sizeof n) != sizeof n || n == 0 ||
-	    read(in, d, n) != (ssize_t)n)
+	if (netns_enter(&pair, pair.b) != 0 || read(in, &n, sizeof n) != sizeof n || n == 0 ||
+	    n > sizeof d || read(in, d, n) != (ssize_t)n)
 		_exit(1);
 	unimem_remote *r;
 	int e = unimem_net_import(&r, d, n);
@@ -131,6 +229,8 @@ static void importer(int in, int cmd, int out)
 		_exit(1);
 	}
 	unsigned char *buf = malloc(64 * MIB);
+	if (!buf)
+		_exit(1);
 	memset(buf, 2, 64 * MIB);
 	int c[2];
 	while (read(cmd, c, sizeof c) == sizeof c) {
@@ -154,7 +254,7 @@ static void importer(int in, int cmd, int out)
 				_exit(1);
 			}
 		}
-		double v = (double)sizes[k] * it / (now_s() - t0) / (double)MIB;
+		double v = (double)sizes[k] * it / (now_s() - t0) / 1e9;
 		if (write(out, &v, sizeof v) != sizeof v)
 			_exit(1);
 	}
@@ -162,78 +262,127 @@ static void importer(int in, int cmd, int out)
 	_exit(0);
 }
 
+/* Part 1; fills ours[op][size], theirs[op][size] (GB/s, the best) and the paired ratios
+ * (ours / the ucx_perftest run right after it). Returns 0 or -1. */
+static double ours[2][NSIZES], theirs[2][NSIZES];
+#define MAX_ROUNDS 20
+static double pairs[2][NSIZES][2 * MAX_ROUNDS];
+static int npairs[2][NSIZES];
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The median of the paired ratios of (op, size); 0 when there is none. */
+static double paired_median(int w, size_t k)
+{
+	int n = npairs[w][k];
+	if (n == 0)
+		return 0;
+	double v[2 * MAX_ROUNDS];
+	memcpy(v, pairs[w][k], (size_t)n * sizeof v[0]);
+	qsort(v, (size_t)n, sizeof v[0], cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static int transfers(void)
 {
-	char cmd[1024];
-	snprintf(nsa, sizeof nsa, "umb%d-a", (int)getpid());
-	snprintf(nsb, sizeof nsb, "umb%d-b", (int)getpid());
-	net = (int)(getpid() % 250) + 1;
-	snprintf(ipa, sizeof ipa, "10.214.%d.1", net);
-	snprintf(cmd, sizeof cmd,
-		 "set -e; ip netns add %s; ip netns add %s;"
-		 "ip link add uba%d netns %s type veth peer name ubb%d netns %s;"
-		 "ip -n %s addr add 10.214.%d.1/30 dev uba%d; ip -n %s addr add 10.214.%d.2/30 dev ubb%d;"
-		 "ip -n %s link set uba%d up; ip -n %s link set ubb%d up;"
-		 "ip -n %s link set lo up; ip -n %s link set lo up;"
-		 "for i in $(seq 100); do ip -n %s link show uba%d | grep -q LOWER_UP &&"
-		 " ip -n %s link show ubb%d | grep -q LOWER_UP && exit 0; sleep 0.05; done; exit 1",
-		 nsa, nsb, net, nsa, net, nsb, nsa, net, net, nsb, net, net, nsa, net, nsb, net, nsa, nsb,
-		 nsa, net, nsb, net);
-	int ok = sh(cmd) == 0;
-	double res[2][NSIZES] = { { 0 } }, pt[2][NSIZES] = { { 0 } };
-	if (ok) {
-		int p[2], q[2], c[2], m2[2];
-		if (pipe(p) || pipe(q) || pipe(c) || pipe(m2))
-			return 1;
-		fflush(NULL);
-		pid_t x = fork();
-		if (x == 0) {
-			close(c[1]);
-			exporter(p[1], c[0]);
-		}
-		close(c[0]);
-		pid_t m = fork();
-		if (m == 0) {
-			close(m2[1]);
-			importer(p[0], m2[0], q[1]);
-		}
-		close(m2[0]);
-		close(q[1]);
-		/* Interleaved, two rounds: the machine is shared, and its load changes. */
-		for (int round = 0; round < 2 && ok; round++)
-			for (int w = 0; w < 2 && ok; w++)
-				for (size_t k = 0; k < NSIZES && ok; k++) {
+	int removed = netns_sweep("umb");
+	if (removed)
+		fprintf(stderr, "bench_net: removed %d namespaces left by earlier runs\n", removed);
+	if (netns_pair_make(&pair, "umb", 214) != 0) {
+		fprintf(stderr, "bench_net: could not make the namespaces and the veth pair\n");
+		return -1;
+	}
+	int ok = 1, cut = 0;
+	int p[2], c[2];
+	if (pipe(p) || pipe(c)) {
+		ok = 0;
+		goto out;
+	}
+	fflush(NULL);
+	pid_t x = fork();
+	if (x == 0) {
+		close(p[0]);
+		close(c[1]);
+		exporter(p[1], c[0]);
+	}
+	close(p[1]);
+	close(c[0]);
+	kid_add(x);
+	/* Made after the exporter's fork, so that it holds none of their ends. */
+	int q[2], m2[2];
+	if (pipe(q) || pipe(m2)) {
+		ok = 0;
+		goto out;
+	}
+	fflush(NULL);
+	pid_t m = fork();
+	if (m == 0) {
+		close(c[1]);
+		close(q[0]);
+		close(m2[1]);
+		importer(p[0], m2[0], q[1]);
+	}
+	kid_add(m);
+	close(p[0]);
+	close(m2[0]);
+	close(q[1]);
+	/* Interleaved rounds, the best of each kept: the machine is shared, its load changes.
+	 * Ours is measured before each ucx_perftest variant, so that both sides get as many
+	 * tries (a best of more tries is higher on a noisy machine). */
+	for (int round = 0; round < rounds && ok; round++)
+		for (int w = 0; w < 2 && ok; w++)
+			for (size_t k = 0; k < NSIZES && ok; k++)
+				for (int variant = 0; variant < 2 && ok; variant++) {
 					int cmdv[2] = { w, (int)k };
 					double v = 0;
 					ok = write(m2[1], cmdv, sizeof cmdv) == sizeof cmdv &&
-					     read(q[0], &v, sizeof v) == sizeof v;
-					res[w][k] = v > res[w][k] ? v : res[w][k];
-					const char *t = w ? "ucp_put_bw" : "ucp_get";
-					double a = perftest(t, sizes[k], ""), b = perftest(t, sizes[k], "-O 16");
-					a = a > b ? a : b;
-					pt[w][k] = a > pt[w][k] ? a : pt[w][k];
+					     read_within(q[0], &v, sizeof v, MEASURE_MS) == 0;
+					if (!ok)
+						fprintf(stderr, "bench_net: the importer gave no figure "
+							"for %s of %zu KiB\n", w ? "writes" : "reads",
+							sizes[k] >> 10);
+					ours[w][k] = v > ours[w][k] ? v : ours[w][k];
+					double t = perftest_one(w ? "ucp_put_bw" : "ucp_get", sizes[k],
+								variant, &cut);
+					theirs[w][k] = t > theirs[w][k] ? t : theirs[w][k];
+					if (v > 0 && t > 0)
+						pairs[w][k][npairs[w][k]++] = v / t;
 				}
-		close(m2[1]);
-		int st;
-		waitpid(m, &st, 0);
-		ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-		close(c[1]);
-		waitpid(x, NULL, 0);
-	}
-	snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", nsa, nsb);
-	sh(cmd);
+	close(m2[1]);
+	close(q[0]);
+	int st = reap(m, 15000);
+	ok = ok && st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	close(c[1]);
+	reap(x, 15000);
+	if (cut)
+		fprintf(stderr, "bench_net: %d ucx_perftest runs ran past %d s and were stopped "
+			"(the other variant of each gives its figure)\n", cut, PERFTEST_S);
+out:
+	netns_pair_remove(&pair);
+	if (netns_exists(pair.a) || netns_exists(pair.b))
+		fprintf(stderr, "bench_net: the namespaces %s, %s could not be removed\n", pair.a,
+			pair.b);
 	if (!ok) {
-		fprintf(stderr, "bench_net: the namespaces or the transfers failed\n");
-		return 1;
+		fprintf(stderr, "bench_net: the transfers failed\n");
+		return -1;
 	}
-	printf("## Two network namespaces over a veth pair, UCX_TLS=tcp (MB/s, MB = 2^20 bytes)\n\n");
-	printf("| op | size | unimem_remote_*_start + wait (best of 2) | ucx_perftest (best of default and -O 16, 2 rounds) | ratio |\n");
-	printf("|----|------|-----------------|----------------------------------------|-------|\n");
+	printf("## Two network namespaces over a veth pair, UCX_TLS=tcp (GB/s, GB = 1e9 bytes)\n\n");
+	printf("| op | size | unimem, start + wait (best of %d) | ucx_perftest, default or -O 16 (best of %d) | ratio of the bests | median of %d paired ratios |\n",
+	       2 * rounds, 2 * rounds, 2 * rounds);
+	printf("|----|------|------:|------:|------:|------:|\n");
 	for (int w = 0; w < 2; w++)
 		for (size_t k = 0; k < NSIZES; k++)
-			printf("| %s | %zu KiB | %.0f | %.0f | %.2fx |\n", w ? "write / ucp_put" : "read / ucp_get",
-			       sizes[k] >> 10, res[w][k], pt[w][k],
-			       pt[w][k] > 0 ? res[w][k] / pt[w][k] : 0.0);
+			printf("| %s | %zu KiB | %.3f | %.3f | %.2fx | %.2fx |\n",
+			       w ? "write / ucp_put_bw" : "read / ucp_get", sizes[k] >> 10, ours[w][k],
+			       theirs[w][k], theirs[w][k] > 0 ? ours[w][k] / theirs[w][k] : 0.0,
+			       paired_median(w, k));
+	printf("\n(A paired ratio: one measurement of ours over the ucx_perftest run right after it, "
+	       "under the same load.)\n");
+	fflush(stdout);
 	return 0;
 }
 
@@ -315,69 +464,110 @@ static void registration(size_t gib)
 	_exit(0);
 }
 
-/* Part 3: an fd-passed Block read with memcpy in the receiving process. */
-static void fd_passing(void)
+/* Part 3: an fd-passed Block read with memcpy in the receiving process (GB/s). */
+static double fdpass[NSIZES];
+
+static int fd_passing(void)
 {
 	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
-		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -1;
 	fflush(NULL);
 	pid_t c = fork();
 	if (c == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(sv[1]);
 		unimem_block *b;
 		if (unimem_block_open(&b, 64 * MIB, 0))
 			_exit(1);
 		memset(unimem_block_ptr(b), 3, 64 * MIB);
-		unimem_block_send(sv[0], b);
+		if (unimem_block_send(sv[0], b) != 0)
+			_exit(1);
 		char x;
-		if (read(sv[0], &x, 1) < 0)
+		if (read(sv[0], &x, 1) < 0) /* until the reader is done (or gone) */
 			_exit(1);
 		_exit(0);
 	}
-	unimem_block *b;
-	if (unimem_block_recv(&b, sv[1]) != 0)
-		return;
+	close(sv[0]);
+	kid_add(c);
+	unimem_block *b = NULL;
 	unsigned char *dst = malloc(64 * MIB);
-	memset(dst, 0, 64 * MIB);
-	printf("\n## Same host, other process: a Block passed as an fd, read with memcpy (MB/s)\n\n");
-	printf("| size | fd passing + memcpy | note |\n|---|---|---|\n");
-	for (size_t k = 0; k < NSIZES; k++) {
-		int it = iters_for(sizes[k]);
-		double t0 = now_s();
-		for (int i = 0; i < it; i++)
-			memcpy(dst, (unsigned char *)unimem_block_ptr(b) + ((size_t)i * sizes[k]) % (64 * MIB),
-			       sizes[k]);
-		printf("| %zu KiB | %.0f | zero copy is possible: the pages are mapped here |\n",
-		       sizes[k] >> 10, (double)sizes[k] * it / (now_s() - t0) / (double)MIB);
+	int e = unimem_block_recv(&b, sv[1]); /* bounded: 2 s once a message has begun */
+	if (e == 0 && dst) {
+		memset(dst, 0, 64 * MIB);
+		for (size_t k = 0; k < NSIZES; k++) {
+			int it = iters_for(sizes[k]);
+			const unsigned char *src = unimem_block_ptr(b);
+			double t0 = now_s();
+			for (int i = 0; i < it; i++)
+				memcpy(dst, src + ((size_t)i * sizes[k]) % (64 * MIB), sizes[k]);
+			fdpass[k] = (double)sizes[k] * it / (now_s() - t0) / 1e9;
+		}
+		unimem_block_close(b);
 	}
-	unimem_block_close(b);
-	if (write(sv[1], "x", 1) < 0)
-		return;
-	waitpid(c, NULL, 0);
+	close(sv[1]); /* the sender's read ends */
+	reap(c, 10000);
 	free(dst);
+	if (e) {
+		fprintf(stderr, "bench_net: unimem_block_recv: %s\n", unimem_strerror(e));
+		return -1;
+	}
+	printf("\n## Same host, other process: a Block passed as an fd (unimem_block_send/recv), "
+	       "read with memcpy (GB/s)\n\n");
+	printf("| size | fd passing + memcpy | unimem over veth (read, above) | note |\n|---|---:|---:|---|\n");
+	for (size_t k = 0; k < NSIZES; k++)
+		printf("| %zu KiB | %.2f | %.3f | the pages are mapped here: no copy is needed at all |\n",
+		       sizes[k] >> 10, fdpass[k], ours[0][k]);
+	fflush(stdout);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	size_t gib = 4;
-	if (argc == 3 && strcmp(argv[1], "--gib") == 0)
-		gib = strtoul(argv[2], NULL, 10);
-	if (geteuid() != 0 || sh("command -v ip >/dev/null && command -v ucx_perftest >/dev/null")) {
-		fprintf(stderr, "bench_net: skipped: needs root, ip(8) and ucx_perftest\n");
+	int only_reg = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--gib") == 0 && i + 1 < argc)
+			gib = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0 &&
+			 atoi(argv[i + 1]) <= MAX_ROUNDS)
+			rounds = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--no-transfers") == 0)
+			only_reg = 1;
+		else {
+			fprintf(stderr, "usage: bench_net [--gib N] [--rounds N] [--no-transfers]\n");
+			return 2;
+		}
+	}
+	if (!only_reg && (!netns_can_make() ||
+			  sh("command -v ucx_perftest >/dev/null && command -v timeout >/dev/null"))) {
+		fprintf(stderr, "bench_net: skipped: needs root, ip(8), timeout(1) and ucx_perftest\n");
 		return 77;
 	}
 	setenv("UCX_TLS", "tcp", 1);
 	setenv("UCX_LOG_LEVEL", "fatal", 1);
-	if (transfers())
-		return 1;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(WHOLE_S(rounds));
+	int bad = 0;
+	if (!only_reg && transfers() != 0)
+		bad = 1;
 	fflush(NULL);
 	pid_t c = fork();
-	if (c == 0)
+	if (c == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		registration(gib);
-	int st;
-	waitpid(c, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
+	}
+	kid_add(c);
+	int st = reap(c, 300000);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		fprintf(stderr, "bench_net: the registration part failed (%d)\n", st);
-	fd_passing();
-	return 0;
+		bad = 1;
+	}
+	if (fd_passing() != 0)
+		bad = 1;
+	return bad;
 }

@@ -6,16 +6,15 @@
  * not survive fork, so the test process forks before touching UCX. */
 #include <unimem/unimem.h>
 
+#include "netns.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,7 +42,8 @@ static unsigned char pattern(size_t i)
 
 /* An exporting child: opens a Block of `bytes`, fills it with pattern(), exports it with
  * `flags`, sends the descriptor, then obeys one-letter commands: 'u' unexport, 'c' close
- * the Block, 'q' exit; it answers each with the result byte. */
+ * the Block, 'g' byte 0 ^ byte 4096, 'z' the last byte, 'q' exit; it answers each with
+ * the result byte. */
 struct exporter {
 	pid_t pid;
 	int cmd, ans;
@@ -75,6 +75,8 @@ static void exporter_main(size_t bytes, unsigned flags, int cmd, int ans)
 			unimem_block_close(b);
 		else if (c == 'g') /* report byte 0 and byte 4096 */
 			r = (signed char)(p[0] ^ p[4096]);
+		else if (c == 'z') /* report the last byte */
+			r = (signed char)p[bytes - 1];
 		if (write(ans, &r, 1) != 1 || c == 'q')
 			_exit(0);
 	}
@@ -89,6 +91,8 @@ static void exporter_start(struct exporter *x, size_t bytes, unsigned flags)
 	x->pid = fork();
 	cr_assert_geq(x->pid, 0);
 	if (x->pid == 0) {
+		/* Dies with the test, even stopped (SIGSTOP) or when the test crashed. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(c[1]);
 		close(a[0]);
 		exporter_main(bytes, flags, c[0], a[1]);
@@ -435,43 +439,250 @@ Test(net, closing_the_block_revokes_access)
 	revoke_while_reading('c');
 }
 
-/* ---- two network namespaces joined by a veth pair ------------------------------------ */
+/* ---- the non-blocking forms: _read_start, _write_start, _wait -------------------------- */
 
-static int sh(const char *cmd)
+/* More transfers than the window holds (16), in pieces that do not line up with pages:
+ * every byte read lands where it belongs, every byte written reaches the exporter's Block,
+ * and a wait with nothing started is 0. */
+Test(net, started_reads_and_writes_round_trip)
 {
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 8 * MIB, 0);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	cr_assert_eq(unimem_remote_wait(r), 0, "nothing started");
+	unsigned char *buf = malloc(8 * MIB);
+	memset(buf, 0, 8 * MIB);
+	const size_t piece = 8 * MIB / 200 + 3; /* 200 pieces, the last one short */
+	int started = 0;
+	for (size_t off = 0; off < 8 * MIB; off += piece) {
+		size_t n = off + piece <= 8 * MIB ? piece : 8 * MIB - off;
+		cr_assert_eq(unimem_remote_read_start(r, off, buf + off, n), 0, "at %zu", off);
+		started++;
+	}
+	cr_assert_gt(started, 16);
+	cr_assert_eq(unimem_remote_read_start(r, 100, buf, 0), 0, "an empty read");
+	cr_assert_eq(unimem_remote_wait(r), 0);
+	cr_assert(matches(buf, 0, 8 * MIB), "every started read landed in place");
+	/* Writes: 100 pieces of 4000 bytes from 4096 on, each its own value. */
+	unsigned char *src = malloc(100 * 4000);
+	for (int i = 0; i < 100; i++)
+		memset(src + i * 4000, 0x10 + i, 4000);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(unimem_remote_write_start(r, 4096 + (uint64_t)i * 4000, src + i * 4000,
+						       4000), 0);
+	cr_assert_eq(unimem_remote_wait(r), 0);
+	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(pattern(0) ^ 0x10),
+		     "the first started write is in the exporter's Block after the wait");
+	memset(buf, 0, 100 * 4000);
+	cr_assert_eq(unimem_remote_read(r, 4096, buf, 100 * 4000), 0);
+	cr_assert_eq(memcmp(buf, src, 100 * 4000), 0, "every started write arrived");
+	cr_assert_eq(unimem_remote_wait(r), 0, "waiting twice is harmless");
+	/* The wait returns once the writes are in the remote Block (a flush), not only sent:
+	 * the last byte of 8 MiB written is there as soon as the wait returns. */
+	memset(buf, 0x5a, 8 * MIB);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(unimem_remote_write_start(r, (uint64_t)i * MIB, buf + (size_t)i * MIB,
+						       MIB), 0);
+	cr_assert_eq(unimem_remote_wait(r), 0);
+	cr_assert_eq(exporter_do(&x, 'z'), 0x5a, "the wait returned before the writes arrived");
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	free(buf);
+	free(src);
 }
 
-static bool can_make_namespaces(void)
+/* Bounds, NULLs and read-only are refused at the start, nothing is posted, and the handle
+ * goes on working. */
+Test(net, started_transfers_check_bounds_and_read_only_at_once)
 {
-	return geteuid() == 0 && sh("command -v ip >/dev/null 2>&1") == 0;
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	unsigned char buf[4096];
+	cr_assert_eq(unimem_remote_read_start(NULL, 0, buf, 1), -EINVAL);
+	cr_assert_eq(unimem_remote_write_start(NULL, 0, buf, 1), -EINVAL);
+	cr_assert_eq(unimem_remote_wait(NULL), -EINVAL);
+	/* Both exporters first: a child forked after this process used UCX cannot export. */
+	struct exporter x, ro;
+	exporter_start(&x, MIB, 0);
+	exporter_start(&ro, MIB, UNIMEM_NET_READONLY);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	cr_assert_eq(unimem_remote_read_start(r, 0, NULL, 1), -EINVAL);
+	cr_assert_eq(unimem_remote_write_start(r, 0, NULL, 1), -EINVAL);
+	cr_assert_eq(unimem_remote_read_start(r, MIB, buf, 1), -ERANGE);
+	cr_assert_eq(unimem_remote_read_start(r, MIB - 1, buf, 2), -ERANGE);
+	cr_assert_eq(unimem_remote_read_start(r, UINT64_MAX, buf, 2), -ERANGE);
+	cr_assert_eq(unimem_remote_write_start(r, MIB - 4095, buf, 4096), -ERANGE);
+	cr_assert_eq(unimem_remote_write_start(r, UINT64_MAX - 1, buf, 4), -ERANGE);
+	cr_assert_eq(unimem_remote_read_start(r, MIB - 16, buf, 16), 0, "the last bytes");
+	cr_assert_eq(unimem_remote_wait(r), 0, "the handle still works");
+	cr_assert(matches(buf, MIB - 16, 16));
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	/* Read-only: a started write is refused before anything is sent. */
+	cr_assert_eq(unimem_net_import(&r, ro.desc, ro.len), 0);
+	memset(buf, 0xa5, sizeof buf);
+	cr_assert_eq(unimem_remote_write_start(r, 0, buf, sizeof buf), -EACCES);
+	cr_assert_eq(unimem_remote_wait(r), 0, "nothing was started");
+	cr_assert_eq(unimem_remote_read_start(r, 0, buf, sizeof buf), 0);
+	cr_assert_eq(unimem_remote_wait(r), 0);
+	cr_assert(matches(buf, 0, sizeof buf));
+	cr_assert_eq(exporter_do(&ro, 'g'), (signed char)(pattern(0) ^ pattern(4096)));
+	unimem_remote_close(r);
+	exporter_do(&ro, 'q');
+	exporter_end(&ro);
 }
 
-static int enter_netns(const char *name)
+/* Started reads whose exporter stops answering (SIGSTOP): the wait returns -ETIMEDOUT
+ * within the handle's timeout, and the handle is broken. */
+Test(net, started_transfers_of_a_stopped_exporter_time_out)
 {
-	char path[128];
-	snprintf(path, sizeof path, "/var/run/netns/%s", name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = setns(fd, CLONE_NEWNET);
-	close(fd);
-	if (r != 0)
-		return r;
-	/* As `ip netns exec` does: UCX finds its interfaces in /sys/class/net, which shows the
-	 * namespace of whoever mounted /sys, so mount a sysfs of this namespace, privately. */
-	if (unshare(CLONE_NEWNS) != 0 || mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) != 0)
-		return -1;
-	umount2("/sys", MNT_DETACH);
-	return mount(name, "/sys", "sysfs", 0, NULL);
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 16 * MIB, 0);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	cr_assert_eq(unimem_remote_set_timeout(r, 500), 0);
+	cr_assert_eq(unimem_remote_set_timeout(r, 0), -EINVAL);
+	unsigned char *buf = malloc(16 * MIB);
+	cr_assert_eq(kill(x.pid, SIGSTOP), 0);
+	double t0 = now_s();
+	int e = 0;
+	for (int i = 0; i < 16 && e == 0; i++)
+		e = unimem_remote_read_start(r, (uint64_t)i * MIB, buf + (size_t)i * MIB, MIB);
+	cr_assert_eq(e, 0, "starting does not wait for the exporter: %s", unimem_strerror(e));
+	e = unimem_remote_wait(r);
+	double dt = now_s() - t0;
+	/* Killed while stopped: UCX 1.13 over tcp can abort in an exporter that resumes to
+	 * answer reads of a peer that gave up on them (docs/NET.md, limits). */
+	kill(x.pid, SIGKILL);
+	cr_assert_eq(e, -ETIMEDOUT, "%d %s", e, unimem_strerror(e));
+	cr_assert_geq(dt, 0.45, "%.2f s: the wait gave up before the timeout", dt);
+	cr_assert_lt(dt, 2.0, "%.2f s: the wait overran the timeout of 0.5 s", dt);
+	cr_assert_eq(unimem_remote_read_start(r, 0, buf, 16), -ENOTCONN);
+	cr_assert_eq(unimem_remote_write_start(r, 0, buf, 16), -ENOTCONN);
+	cr_assert_eq(unimem_remote_wait(r), -ENOTCONN);
+	unimem_remote_close(r);
+	exporter_end(&x);
+	free(buf);
 }
+
+/* Started reads and writes whose exporter is killed: the wait reports the failure within
+ * the timeout (never 0, never a hang), and every later call says -ENOTCONN. */
+Test(net, started_transfers_of_a_killed_exporter_fail_within_the_timeout)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 64 * MIB, 0);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	cr_assert_eq(unimem_remote_set_timeout(r, 1500), 0);
+	unsigned char *buf = malloc(64 * MIB);
+	memset(buf, 0x77, 64 * MIB);
+	double t0 = now_s();
+	int e = 0, rounds = 0;
+	bool killed = false;
+	while (e == 0 && now_s() - t0 < 8) {
+		for (int i = 0; i < 8 && e == 0; i++)
+			e = (i & 1) ? unimem_remote_write_start(r, (uint64_t)i * 8 * MIB,
+								buf + (size_t)i * 8 * MIB, 8 * MIB)
+				    : unimem_remote_read_start(r, (uint64_t)i * 8 * MIB,
+							       buf + (size_t)i * 8 * MIB, 8 * MIB);
+		if (!killed && e == 0) { /* killed with transfers in flight */
+			kill(x.pid, SIGKILL);
+			killed = true;
+		}
+		if (e == 0)
+			e = unimem_remote_wait(r);
+		rounds++;
+	}
+	double dt = now_s() - t0;
+	cr_assert(e == -ECONNRESET || e == -ETIMEDOUT || e == -ENOTCONN, "%d %s", e,
+		  unimem_strerror(e));
+	cr_assert_lt(dt, 3.0, "%.2f s (timeout 1.5 s)", dt);
+	cr_assert_eq(unimem_remote_read_start(r, 0, buf, 16), -ENOTCONN);
+	cr_assert_eq(unimem_remote_wait(r), -ENOTCONN);
+	unimem_remote_close(r);
+	exporter_end(&x);
+	free(buf);
+	cr_log_info("failed after %d rounds, %.3f s", rounds, dt);
+}
+
+/* An importer killed with started reads in flight does not harm the exporter: it goes on
+ * serving the next importer.
+ * KNOWN FAILURE with Debian's UCX 1.13 over tcp: in 2-3 of 12 runs here the exporter aborts
+ * inside UCX when the dead importer's connection is torn down with read replies still
+ * queued (uct_tcp_ep_pending_purge -> stubs.c:102 "Assertion `0' failed", or
+ * ucp_request.inl:346 "unexpected error: Endpoint timeout"). Closing the endpoint in the
+ * error handler does not avoid it. unimem cannot catch an abort inside UCX, so the test runs
+ * only with UNIMEM_TEST_UCX_KNOWN_BUGS=1 (docs/NET.md, caveats) until a UCX without it is
+ * found; it is not a pass. */
+Test(net, an_importer_killed_mid_transfer_leaves_the_exporter_serving)
+{
+	if (!getenv("UNIMEM_TEST_UCX_KNOWN_BUGS"))
+		cr_skip_test("known UCX 1.13 tcp defect: an exporter can abort when an importer dies "
+			     "mid-read (set UNIMEM_TEST_UCX_KNOWN_BUGS=1 to run it)");
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	struct exporter x;
+	exporter_start(&x, 16 * MIB, 0);
+	for (int round = 0; round < 2; round++) {
+		int ready[2];
+		cr_assert_eq(pipe(ready), 0);
+		fflush(NULL);
+		pid_t imp = fork(); /* this process has not used UCX: its children may */
+		if (imp == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			unimem_remote *r;
+			if (unimem_net_import(&r, x.desc, x.len) != 0)
+				_exit(1);
+			unsigned char *buf = malloc(16 * MIB);
+			char c = 1;
+			if (!buf || write(ready[1], &c, 1) != 1)
+				_exit(1);
+			for (;;) {
+				for (int i = 0; i < 8; i++)
+					unimem_remote_read_start(r, 0, buf, 16 * MIB);
+				unimem_remote_wait(r);
+			}
+		}
+		close(ready[1]);
+		char c = 0;
+		cr_assert_eq(read(ready[0], &c, 1), 1, "the importer could not import");
+		close(ready[0]);
+		usleep(50000); /* reads in flight */
+		kill(imp, SIGKILL);
+		waitpid(imp, NULL, 0);
+	}
+	usleep(100000);
+	int st;
+	cr_assert_eq(waitpid(x.pid, &st, WNOHANG), 0, "the exporter died (status %d)", st);
+	unimem_remote *r;
+	int e = unimem_net_import(&r, x.desc, x.len);
+	cr_assert_eq(e, 0, "%s", unimem_strerror(e));
+	unsigned char *buf = malloc(16 * MIB);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, 16 * MIB), 0);
+	cr_assert(matches(buf, 0, 16 * MIB));
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	free(buf);
+}
+
+/* ---- two network namespaces joined by a veth pair (tests/lib/netns.c) ------------------ */
 
 /* In namespace b, as a child: import the descriptor from fd `in`, check a read and a
  * write, exit 0 when all is well. */
-static void netns_importer(const char *ns, int in)
+static void netns_importer(const struct netns_pair *p, int in)
 {
-	if (enter_netns(ns) != 0)
+	if (netns_enter(p, p->b) != 0)
 		_exit(20);
 	size_t n;
 	unsigned char d[UNIMEM_NET_DESC_MAX];
@@ -481,7 +692,7 @@ static void netns_importer(const char *ns, int in)
 	unimem_remote *r;
 	int e = unimem_net_import(&r, d, n);
 	if (e != 0) {
-		fprintf(stderr, "import in %s: %s [%u.%u.%u.%u:%u]\n", ns, unimem_strerror(e), d[28], d[29], d[30], d[31], d[26] | d[27] << 8);
+		fprintf(stderr, "import in %s: %s\n", p->b, unimem_strerror(e));
 		_exit(22);
 	}
 	size_t size = unimem_remote_size(r);
@@ -496,56 +707,121 @@ static void netns_importer(const char *ns, int in)
 	_exit(0);
 }
 
-Test(net, round_trip_across_two_network_namespaces)
+/* The pair of the running test, removed by the fixture's teardown when an assertion fails
+ * (and by its guardian process when the test crashes). */
+static struct netns_pair pair = { .guard_fd = -1 };
+
+static void pair_teardown(void)
 {
-	if (!can_make_namespaces())
+	netns_pair_remove(&pair);
+}
+
+Test(net, round_trip_across_two_network_namespaces, .fini = pair_teardown)
+{
+	if (!netns_can_make())
 		cr_skip_test("needs root and ip(8) to make network namespaces and a veth pair");
 	quiet_env();
-	char a[32], b[32], cmd[1024];
-	snprintf(a, sizeof a, "umt%d-a", (int)getpid());
-	snprintf(b, sizeof b, "umt%d-b", (int)getpid());
 	/* 10.213.x.0/30: private, and only inside the two namespaces. */
-	int net = (int)(getpid() % 250) + 1;
-	snprintf(cmd, sizeof cmd,
-		 "set -e; ip netns add %s; ip netns add %s;"
-		 "ip link add uva%d netns %s type veth peer name uvb%d netns %s;"
-		 "ip -n %s addr add 10.213.%d.1/30 dev uva%d; ip -n %s addr add 10.213.%d.2/30 dev uvb%d;"
-		 "ip -n %s link set uva%d up; ip -n %s link set uvb%d up;"
-		 "ip -n %s link set lo up; ip -n %s link set lo up;"
-		 /* UCX opens only interfaces that are running: wait for the carrier. */
-		 "for i in $(seq 100); do ip -n %s link show uva%d | grep -q LOWER_UP &&"
-		 " ip -n %s link show uvb%d | grep -q LOWER_UP && exit 0; sleep 0.05; done; exit 1",
-		 a, b, net, a, net, b, a, net, net, b, net, net, a, net, b, net, a, b, a, net, b, net);
-	int made = sh(cmd);
-	int status = -1;
-	if (made == 0) {
-		int p[2];
-		cr_assert_eq(pipe(p), 0);
-		pid_t exp = fork();
-		if (exp == 0) {
-			/* The exporter, in namespace a: its only address is 10.213.net.1. */
-			unsetenv("UNIMEM_NET_ADDR");
-			if (enter_netns(a) != 0)
-				_exit(30);
-			int c[2];
-			if (pipe(c) != 0)
-				_exit(31);
-			exporter_main(4 * MIB, 0, c[0], p[1]); /* waits on c until killed */
-		}
-		pid_t imp = fork();
-		if (imp == 0)
-			netns_importer(b, p[0]);
-		int st;
-		waitpid(imp, &st, 0);
-		status = WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
-		kill(exp, SIGKILL);
-		waitpid(exp, NULL, 0);
-		close(p[0]);
-		close(p[1]);
+	cr_assert_eq(netns_pair_make(&pair, "umt", 213), 0,
+		     "could not make the namespaces and the veth pair");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	fflush(NULL);
+	pid_t exp = fork();
+	if (exp == 0) {
+		/* The exporter, in namespace a: its only address is pair.ipa. */
+		unsetenv("UNIMEM_NET_ADDR");
+		if (netns_enter(&pair, pair.a) != 0)
+			_exit(30);
+		int c[2];
+		if (pipe(c) != 0)
+			_exit(31);
+		exporter_main(4 * MIB, 0, c[0], p[1]); /* waits on c until killed */
 	}
-	/* Removed even on failure: deleting a namespace deletes its end of the veth pair. */
-	snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", a, b);
-	sh(cmd);
-	cr_assert_eq(made, 0, "could not make the namespaces and the veth pair");
+	pid_t imp = fork();
+	if (imp == 0)
+		netns_importer(&pair, p[0]);
+	int st;
+	waitpid(imp, &st, 0);
+	int status = WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+	kill(exp, SIGKILL);
+	waitpid(exp, NULL, 0);
+	close(p[0]);
+	close(p[1]);
 	cr_assert_eq(status, 0, "the importer in the other namespace failed (exit %d)", status);
+	netns_pair_remove(&pair);
+	cr_assert(!netns_exists(pair.a) && !netns_exists(pair.b), "both namespaces are gone");
+}
+
+/* Waits up to 5 s for a namespace to go; whether it went. */
+static bool gone_within_5s(const char *name)
+{
+	for (int i = 0; i < 500; i++) {
+		if (!netns_exists(name))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* The cleanup survives its maker: a process that made a pair (and has a child inside it)
+ * is killed with SIGKILL, and the pair goes all the same; a pair named after a dead pid
+ * (left by a maker whose guardian died too) goes at the next sweep. */
+Test(net, namespaces_go_when_their_maker_is_killed_and_stale_ones_are_swept)
+{
+	if (!netns_can_make())
+		cr_skip_test("needs root and ip(8) to make network namespaces and a veth pair");
+	int ready[2];
+	cr_assert_eq(pipe(ready), 0);
+	fflush(NULL);
+	pid_t maker = fork();
+	if (maker == 0) {
+		struct netns_pair q;
+		if (netns_pair_make(&q, "umt", 213) != 0)
+			_exit(1);
+		if (fork() == 0) { /* a process inside namespace a, holding it */
+			if (netns_enter(&q, q.a) != 0)
+				_exit(1);
+			pause();
+			_exit(0);
+		}
+		char c = 1;
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	char c = 0;
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the maker could not make its pair");
+	char a[32], b[32];
+	snprintf(a, sizeof a, "umt%d-a", (int)maker);
+	snprintf(b, sizeof b, "umt%d-b", (int)maker);
+	cr_assert(netns_exists(a) && netns_exists(b));
+	kill(maker, SIGKILL);
+	waitpid(maker, NULL, 0);
+	cr_assert(gone_within_5s(a) && gone_within_5s(b), "the pair outlived its maker");
+	/* A stale pair: named after a pid that is dead, with no guardian. */
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, NULL, 0);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "ip netns add umt%d-a && ip netns add umt%d-b", (int)dead,
+		 (int)dead);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(a, sizeof a, "umt%d-a", (int)dead);
+	snprintf(b, sizeof b, "umt%d-b", (int)dead);
+	cr_assert(netns_exists(a) && netns_exists(b));
+	netns_sweep("umt"); /* (a test beside this one may sweep it first) */
+	cr_assert(!netns_exists(a) && !netns_exists(b), "the sweep left a stale pair");
+	/* A live pid's pair is not swept: this process's own name. */
+	snprintf(cmd, sizeof cmd, "ip netns add umt%d-a", (int)getpid());
+	cr_assert_eq(system(cmd), 0);
+	snprintf(a, sizeof a, "umt%d-a", (int)getpid());
+	int swept = netns_sweep("umt");
+	snprintf(cmd, sizeof cmd, "ip netns del umt%d-a", (int)getpid());
+	bool kept = netns_exists(a);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert(kept, "the sweep removed the pair of a live process (%d swept)", swept);
 }

@@ -82,7 +82,7 @@ UNIMEM_API int unimem_remote_write(unimem_remote *r, uint64_t offset, const void
 				   size_t len);
 
 /* Non-blocking forms, for pipelining: start a read or a write and return once it is
- * posted (up to 64 in flight per handle; a 65th waits for the oldest). dst and src must
+ * posted (up to 16 in flight per handle; a 17th waits for the oldest). dst and src must
  * stay valid, and dst unread, until unimem_remote_wait() returns. Bounds, read-only and a
  * broken handle are checked at once, with the codes of unimem_remote_read() and
  * unimem_remote_write(); a transfer that fails later is reported by unimem_remote_wait().
