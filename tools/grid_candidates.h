@@ -18,6 +18,17 @@
 #include "bench.h"
 #include "spsc.h"
 
+/* A sanitizer build (ASan, TSan): the rivals that cannot run under it say so instead
+ * (ck_ring reads a slot before its CAS validates it, by design, which TSan reports; DPDK's
+ * EAL, not instrumented, crashes LeakSanitizer's exit scan). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UMB_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UMB_SANITIZED 1
+#endif
+#endif
+
 #define GRID_PLUGIN_ABI 1 /* struct grid_candidate's layout, for the plugins */
 
 struct grid_candidate {

@@ -64,6 +64,13 @@ const struct grid_candidate *const *grid_plugin_candidates(const char **whyp)
 		int n = 0;
 		snprintf(why, sizeof why, "DPDK rows: unimem-bench-dpdk.so not found (built where "
 			 "dpdk-dev is installed)");
+#ifdef UMB_SANITIZED
+		snprintf(why, sizeof why, "DPDK rows: not loaded in a sanitizer build (DPDK's EAL "
+			 "is not instrumented and crashes LeakSanitizer's exit scan)");
+		found[0] = NULL;
+		*whyp = why;
+		return found;
+#endif
 		for (const char *const *p = plugins; *p; p++)
 			if (!try_load(getenv("UNIMEM_BENCH_PLUGINS"), *p, &n) &&
 			    !try_load(slash ? exe : NULL, *p, &n))
