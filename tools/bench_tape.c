@@ -295,7 +295,7 @@ void bench_threads(int reps, long batches, int nth)
 		snprintf(g->note, sizeof g->note, "could not start %d threads", nth);
 		return;
 	}
-	static double s[MAX_ROWS][MAX_REPS], ov[MAX_ROWS][MAX_REPS];
+	static double s[MAX_ROWS][MAX_REPS], ov[MAX_ROWS][MAX_REPS], cc[MAX_ROWS][MAX_REPS];
 	bool bad[MAX_ROWS] = { false };
 	for (int r = -1; r < reps; r++) {
 		if (r < 0 || r % 4 == 0)
@@ -312,17 +312,23 @@ void bench_threads(int reps, long batches, int nth)
 			pthread_barrier_wait(&sh.done);
 			int busy = k == TW_ALONE ? 1 : nth; /* threads that took */
 			double sum = 0, lo = sh.t_start[0], hi = sh.t_end[0], span = 0;
+			double first = sh.t_start[0], last = sh.t_end[0];
 			for (int i = 0; i < busy; i++) {
 				bad[k] |= !sh.ok[i];
 				sum += sh.ns[i];
 				lo = sh.t_start[i] > lo ? sh.t_start[i] : lo;
 				hi = sh.t_end[i] < hi ? sh.t_end[i] : hi;
 				span = sh.ns[i] > span ? sh.ns[i] : span;
+				first = sh.t_start[i] < first ? sh.t_start[i] : first;
+				last = sh.t_end[i] > last ? sh.t_end[i] : last;
 			}
 			if (r >= 0) {
 				s[k][r] = sum / busy / ((double)batches * BATCH);
 				/* How much of the runs overlapped in time (all of them at once). */
 				ov[k][r] = hi > lo && span > 0 ? (hi - lo) / span : 0;
+				/* How many threads ran at once on average: their busy time over
+				 * the span from the first start to the last end. */
+				cc[k][r] = last > first ? sum / (last - first) : 1;
 			}
 		}
 	}
@@ -340,10 +346,11 @@ void bench_threads(int reps, long batches, int nth)
 			continue;
 		}
 		g->rows[k].m[0] = umb_stats_of(s[k], reps);
-		struct umb_stats o = umb_stats_of(ov[k], reps);
+		struct umb_stats o = umb_stats_of(ov[k], reps), c = umb_stats_of(cc[k], reps);
 		if (k != TW_ALONE)
 			snprintf(g->rows[k].note, sizeof g->rows[k].note,
-				 "threads overlapped %.0f%%", o.median * 100);
+				 "all %d at once %.0f%% of the time; %.1f running on average", nth,
+				 o.median * 100, c.median);
 	}
 	unimem_tape_close(t);
 }
