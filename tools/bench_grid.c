@@ -54,8 +54,6 @@ static bool job_run(void *ctx, int w, int n)
 	return false;
 }
 
-void grid_candidates_name_heaps(void);
-
 static const struct grid_candidate *rows_of[MAX_ROWS];
 static int nrows_of;
 static const char *plugin_why;

@@ -12,18 +12,17 @@
 
 /* ---- unimem_grid, generated: the shapes the patterns use (bench_grid.c) ---------------- */
 
-/* The generated pool of the pattern's shape, when this build generated it (-Dgrids). */
-struct gen_pool {
-	int shape; /* 0: 64x4096, 1: 4096x256 */
-	void *g;
-};
-
+/* The shapes' loops (GRID_CANDIDATE_LOOPS over each generated pool's inline take and
+ * give), checked and unchecked: `burst`..`consume` of a struct grid_candidate. */
 #define GEN_SHAPE(name, T)                                                                \
 	static inline void *name##_take(T *g) { return T##_take(g); }                     \
 	static inline int name##_give(T *g, void *p) { return T##_give(g, p); }           \
 	static inline int name##_giveu(T *g, void *p) { return T##_give_unchecked(g, p); } \
 	GRID_CANDIDATE_LOOPS(name##_c, T, name##_take, name##_give)                       \
-	GRID_CANDIDATE_LOOPS(name##_u, T, name##_take, name##_giveu)
+	GRID_CANDIDATE_LOOPS(name##_u, T, name##_take, name##_giveu)                      \
+	static const struct grid_candidate name##_loops[2] = {                            \
+		{ GRID_CANDIDATE_FNS(name##_c) }, { GRID_CANDIDATE_FNS(name##_u) },       \
+	};
 
 #ifdef UNIMEM_GRID_64X4096_CELL
 GEN_SHAPE(g64, unimem_grid_64x4096)
@@ -32,20 +31,28 @@ GEN_SHAPE(g64, unimem_grid_64x4096)
 GEN_SHAPE(g4k, unimem_grid_4096x256)
 #endif
 
-static int gen_open(void **pool, size_t cell, size_t cells)
+/* The generated pool of the pattern's shape, when this build generated it (-Dgrids), and
+ * the loops of that shape (checked or unchecked give). */
+struct gen_pool {
+	const struct grid_candidate *loops;
+	void *g;
+};
+
+static int gen_open(void **pool, size_t cell, size_t cells, int unchecked)
 {
 	struct gen_pool *p = calloc(1, sizeof *p);
 	int e = p ? -ENOTSUP : -ENOMEM;
 	*pool = NULL;
+	(void)cell, (void)cells, (void)unchecked; /* unused when -Dgrids has neither shape */
 #ifdef UNIMEM_GRID_64X4096_CELL
 	if (p && cell == 64 && cells == 4096) {
-		p->shape = 0;
+		p->loops = &g64_loops[unchecked];
 		e = unimem_grid_64x4096_open((unimem_grid_64x4096 **)&p->g);
 	}
 #endif
 #ifdef UNIMEM_GRID_4096X256_CELL
 	if (p && cell == 4096 && cells == 256) {
-		p->shape = 1;
+		p->loops = &g4k_loops[unchecked];
 		e = unimem_grid_4096x256_open((unimem_grid_4096x256 **)&p->g);
 	}
 #endif
@@ -57,6 +64,16 @@ static int gen_open(void **pool, size_t cell, size_t cells)
 	return 0;
 }
 
+static int genc_open(void **pool, size_t cell, size_t cells)
+{
+	return gen_open(pool, cell, cells, 0);
+}
+
+static int genu_open(void **pool, size_t cell, size_t cells)
+{
+	return gen_open(pool, cell, cells, 1);
+}
+
 static void gen_close(void *pool)
 {
 	struct gen_pool *p = pool;
@@ -65,62 +82,41 @@ static void gen_close(void *pool)
 	free(p);
 }
 
-/* A loop of the pool's shape, or false when this build has no such pool. */
-#ifdef UNIMEM_GRID_64X4096_CELL
-#define GEN_64(name, ...) name(__VA_ARGS__)
-#else
-#define GEN_64(name, ...) false
-#endif
-#ifdef UNIMEM_GRID_4096X256_CELL
-#define GEN_4K(name, ...) name(__VA_ARGS__)
-#else
-#define GEN_4K(name, ...) false
-#endif
-#define GEN_DISPATCH(k)                                                                   \
-	static bool gen##k##_burst(void *pool, void **ptr, long b)                        \
-	{                                                                                 \
-		struct gen_pool *p = pool;                                                \
-		return p->shape ? GEN_4K(g4k_##k##_burst, p->g, ptr, b)                   \
-				: GEN_64(g64_##k##_burst, p->g, ptr, b);                  \
-	}                                                                                 \
-	static bool gen##k##_pairs(void *pool, long n)                                    \
-	{                                                                                 \
-		struct gen_pool *p = pool;                                                \
-		return p->shape ? GEN_4K(g4k_##k##_pairs, p->g, n)                        \
-				: GEN_64(g64_##k##_pairs, p->g, n);                       \
-	}                                                                                 \
-	static bool gen##k##_produce(void *pool, struct umb_spsc *q, long n)              \
-	{                                                                                 \
-		struct gen_pool *p = pool;                                                \
-		return p->shape ? GEN_4K(g4k_##k##_produce, p->g, q, n)                   \
-				: GEN_64(g64_##k##_produce, p->g, q, n);                  \
-	}                                                                                 \
-	static bool gen##k##_consume(void *pool, struct umb_spsc *q, long n)              \
-	{                                                                                 \
-		struct gen_pool *p = pool;                                                \
-		return p->shape ? GEN_4K(g4k_##k##_consume, p->g, q, n)                   \
-				: GEN_64(g64_##k##_consume, p->g, q, n);                  \
-	}
-GEN_DISPATCH(c)
-GEN_DISPATCH(u)
-
-static const char *gen_absent(void)
+/* One call through a pointer per run, not per take: the timed loops are the shape's. */
+static bool gen_burst(void *pool, void **ptr, long b)
 {
-	return NULL;
+	const struct gen_pool *p = pool;
+	return p->loops->burst(p->g, ptr, b);
+}
+
+static bool gen_pairs(void *pool, long n)
+{
+	const struct gen_pool *p = pool;
+	return p->loops->pairs(p->g, n);
+}
+
+static bool gen_produce(void *pool, struct umb_spsc *q, long n)
+{
+	const struct gen_pool *p = pool;
+	return p->loops->produce(p->g, q, n);
+}
+
+static bool gen_consume(void *pool, struct umb_spsc *q, long n)
+{
+	const struct gen_pool *p = pool;
+	return p->loops->consume(p->g, q, n);
 }
 
 static const struct grid_candidate grid_generated = {
 	.name = "unimem Grid, generated (checked give)",
 	.opened_by = "unimem_grid_<shape>_open (-Dgrids has no pool of this shape)",
-	.open = gen_open, .close = gen_close, .absent = gen_absent,
-	GRID_CANDIDATE_FNS(genc), .shared = true,
+	.open = genc_open, .close = gen_close, GRID_CANDIDATE_FNS(gen), .shared = true,
 };
 
 static const struct grid_candidate grid_generated_unchecked = {
 	.name = "unimem Grid, generated, give_unchecked",
 	.opened_by = "unimem_grid_<shape>_open (-Dgrids has no pool of this shape)",
-	.open = gen_open, .close = gen_close,
-	GRID_CANDIDATE_FNS(genu), .shared = true,
+	.open = genu_open, .close = gen_close, GRID_CANDIDATE_FNS(gen), .shared = true,
 };
 
 /* ---- unimem_grid, generic ------------------------------------------------------------ */

@@ -54,6 +54,9 @@ struct grid_candidate {
 /* NULL-terminated, the base row (the generated Grid) first. */
 extern const struct grid_candidate *const grid_candidates[];
 
+/* The malloc rows take their names from allocs[]: call once the command has loaded them. */
+void grid_candidates_name_heaps(void);
+
 /* The rivals of the plugins found (grid_plugin.c): a NULL-terminated list, maybe empty;
  * *why says what was not found. */
 const struct grid_candidate *const *grid_plugin_candidates(const char **why);

@@ -47,14 +47,13 @@ static void *worker(void *arg)
 	uint64_t seen = 0;
 	for (;;) {
 		pthread_mutex_lock(&team.lock);
-		while (team.gen == seen || w >= team.n)
-		{
-			if (team.gen != seen)
-				seen = team.gen; /* a job without this worker */
-			else
-				pthread_cond_wait(&team.go, &team.lock);
-		}
+		while (team.gen == seen)
+			pthread_cond_wait(&team.go, &team.lock);
 		seen = team.gen;
+		if (w >= team.n) { /* a job without this worker */
+			pthread_mutex_unlock(&team.lock);
+			continue;
+		}
 		workers_fn *fn = team.fn;
 		void *ctx = team.ctx;
 		int n = team.n;
