@@ -347,6 +347,18 @@ static void *take_once(void *arg)
 }
 
 /* A take of 64 B from another thread, which joins before this returns. */
+/* On a cleared Tape whose thread still holds a chunk from before: another owner takes
+ * the front 64 KiB (where that chunk lay), then this thread's take must come from past it
+ * and within used() (`why` says which old chunk it would have been). */
+static void assert_old_chunk_unused(unimem_tape *t, unsigned char *base, const char *why)
+{
+	unsigned char *front = unimem_tape_take_owned(t, 64 << 10, 64);
+	cr_assert_eq(front, base);
+	unsigned char *p = unimem_tape_take(t, 64, 64);
+	cr_assert_geq(p, front + (64 << 10), "%s", why);
+	cr_assert_leq(p + 64, base + unimem_tape_used(t));
+}
+
 static unsigned char *take_elsewhere(unimem_tape *t)
 {
 	struct one_take o = { t, 64, NULL };
@@ -392,11 +404,7 @@ Test(tape, clear_invalidates_every_thread_chunk)
 	unimem_tape_clear(t);
 	cr_assert_eq(unimem_tape_used(t), 0);
 	/* Another owner takes the front after the clear: this thread's old chunk lies in it. */
-	unsigned char *front = unimem_tape_take_owned(t, 64 << 10, 64);
-	cr_assert_eq(front, base);
-	unsigned char *p = unimem_tape_take(t, 64, 64);
-	cr_assert_geq(p, front + (64 << 10), "a chunk from before the clear was used again");
-	cr_assert_leq(p + 64, base + unimem_tape_used(t));
+	assert_old_chunk_unused(t, base, "a chunk from before the clear was used again");
 	unimem_tape_close(t);
 }
 
@@ -524,11 +532,7 @@ Test(tape, a_chunk_from_65536_clears_ago_is_not_used_again)
 	cr_assert_eq(__atomic_load_n(&t->cursor, __ATOMIC_RELAXED), 0, "the epoch wrapped to 0");
 	cr_assert_eq(unimem_tape_used(t), 0);
 	/* Another owner takes the front: this thread's old chunk lies in it. */
-	unsigned char *front = unimem_tape_take_owned(t, 64 << 10, 64);
-	cr_assert_eq(front, base);
-	unsigned char *p = unimem_tape_take(t, 64, 64);
-	cr_assert_geq(p, front + (64 << 10), "a chunk from 65,536 clears ago was used again");
-	cr_assert_leq(p + 64, base + unimem_tape_used(t));
+	assert_old_chunk_unused(t, base, "a chunk from 65,536 clears ago was used again");
 	unimem_tape_close(t);
 }
 
