@@ -204,16 +204,24 @@ Test(net, bad_arguments_and_block_offset)
 	unimem_tape_close(t);
 }
 
-/* Read everything, write a page, read it back; bounds. */
-Test(net, round_trip_across_two_processes_on_loopback)
+/* An exporter child of a `size`-byte Block on loopback (quiet UCX over tcp), and an
+ * importer's handle on it. */
+static unimem_remote *loopback_import(struct exporter *x, size_t size, unsigned flags)
 {
 	quiet_env();
 	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
-	struct exporter x;
-	exporter_start(&x, 8 * MIB, 0);
+	exporter_start(x, size, flags);
 	unimem_remote *r;
-	int e = unimem_net_import(&r, x.desc, x.len);
+	int e = unimem_net_import(&r, x->desc, x->len);
 	cr_assert_eq(e, 0, "%s", unimem_strerror(e));
+	return r;
+}
+
+/* Read everything, write a page, read it back; bounds. */
+Test(net, round_trip_across_two_processes_on_loopback)
+{
+	struct exporter x;
+	unimem_remote *r = loopback_import(&x, 8 * MIB, 0);
 	cr_assert_eq(unimem_remote_size(r), 8 * MIB);
 	unsigned char *buf = malloc(8 * MIB);
 	cr_assert_eq(unimem_remote_read(r, 0, buf, 8 * MIB), 0);
@@ -243,12 +251,8 @@ Test(net, round_trip_across_two_processes_on_loopback)
 
 Test(net, read_only_export_refuses_writes)
 {
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
 	struct exporter x;
-	exporter_start(&x, MIB, UNIMEM_NET_READONLY);
-	unimem_remote *r;
-	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unimem_remote *r = loopback_import(&x, MIB, UNIMEM_NET_READONLY);
 	unsigned char buf[4096];
 	memset(buf, 0xa5, sizeof buf);
 	cr_assert_eq(unimem_remote_write(r, 0, buf, sizeof buf), -EACCES);
@@ -361,12 +365,8 @@ Test(net, every_bad_descriptor_is_a_clear_error)
 
 Test(net, exporter_killed_mid_transfer_gives_an_error_within_the_timeout)
 {
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
 	struct exporter x;
-	exporter_start(&x, 64 * MIB, 0);
-	unimem_remote *r;
-	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unimem_remote *r = loopback_import(&x, 64 * MIB, 0);
 	unsigned char *buf = malloc(64 * MIB);
 	pid_t killer = fork();
 	if (killer == 0) {
@@ -392,12 +392,8 @@ Test(net, exporter_killed_mid_transfer_gives_an_error_within_the_timeout)
 /* Unexport, and closing the Block, revoke access while an importer reads. */
 static void revoke_while_reading(char how)
 {
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
 	struct exporter x;
-	exporter_start(&x, 16 * MIB, 0);
-	unimem_remote *r;
-	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unimem_remote *r = loopback_import(&x, 16 * MIB, 0);
 	unsigned char *buf = malloc(16 * MIB);
 	int rounds = 0, e = 0;
 	pid_t pid = fork();
@@ -446,12 +442,8 @@ Test(net, closing_the_block_revokes_access)
  * and a wait with nothing started is 0. */
 Test(net, started_reads_and_writes_round_trip)
 {
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
 	struct exporter x;
-	exporter_start(&x, 8 * MIB, 0);
-	unimem_remote *r;
-	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unimem_remote *r = loopback_import(&x, 8 * MIB, 0);
 	cr_assert_eq(unimem_remote_wait(r), 0, "nothing started");
 	unsigned char *buf = malloc(8 * MIB);
 	memset(buf, 0, 8 * MIB);
@@ -542,12 +534,8 @@ Test(net, started_transfers_check_bounds_and_read_only_at_once)
  * within the handle's timeout, and the handle is broken. */
 Test(net, started_transfers_of_a_stopped_exporter_time_out)
 {
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
 	struct exporter x;
-	exporter_start(&x, 16 * MIB, 0);
-	unimem_remote *r;
-	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unimem_remote *r = loopback_import(&x, 16 * MIB, 0);
 	cr_assert_eq(unimem_remote_set_timeout(r, 500), 0);
 	cr_assert_eq(unimem_remote_set_timeout(r, 0), -EINVAL);
 	unsigned char *buf = malloc(16 * MIB);
@@ -577,12 +565,8 @@ Test(net, started_transfers_of_a_stopped_exporter_time_out)
  * the timeout (never 0, never a hang), and every later call says -ENOTCONN. */
 Test(net, started_transfers_of_a_killed_exporter_fail_within_the_timeout)
 {
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
 	struct exporter x;
-	exporter_start(&x, 64 * MIB, 0);
-	unimem_remote *r;
-	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
+	unimem_remote *r = loopback_import(&x, 64 * MIB, 0);
 	cr_assert_eq(unimem_remote_set_timeout(r, 1500), 0);
 	unsigned char *buf = malloc(64 * MIB);
 	memset(buf, 0x77, 64 * MIB);
