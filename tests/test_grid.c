@@ -1321,3 +1321,193 @@ Test(grid, generated_give_unchecked_and_index)
 {
 	UNIMEM_GRID_FOREACH(UNCHECKED_GENERATED)
 }
+
+/* ---- the depot (issue 15): batches handed over with one compare-and-swap ---- */
+
+static size_t depot_full(const unimem_grid *g, uint32_t *first)
+{
+	size_t cells = 0;
+	*first = UINT32_MAX;
+	for (uint32_t d = 0; d < g->ndepot; d++) {
+		uint32_t w = g->depot[d];
+		if (w & UNIMEM_GRID_PVT_FULL) {
+			cells += w & ~UNIMEM_GRID_PVT_FULL;
+			if (*first == UINT32_MAX)
+				*first = d;
+		}
+	}
+	return cells;
+}
+
+/* Take every cell once (all distinct, inside the pool), then none more; give them back. */
+static void take_every_cell_once(unimem_grid *g)
+{
+	const size_t count = unimem_grid_cells(g);
+	void **all = malloc(count * sizeof *all);
+	unsigned char *seen = calloc(count, 1);
+	for (size_t k = 0; k < count; k++) {
+		cr_assert_not_null(all[k] = unimem_grid_take(g), "cell %zu of %zu", k, count);
+		uint64_t i = unimem_grid_index(g, all[k]);
+		cr_assert_lt(i, count);
+		cr_assert_eq(seen[i]++, 0, "cell %llu handed out twice", (unsigned long long)i);
+	}
+	cr_assert_null(unimem_grid_take(g));
+	for (size_t k = 0; k < count; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0);
+	free(seen);
+	free(all);
+}
+
+/* A cache that overflows hands a batch of half a cache to the depot: its cells are tagged
+ * with the entry, available() counts them, and a take on another thread gets them back
+ * (a refill from the depot) with no cell lost or doubled. */
+Test(grid, overflowing_caches_hand_batches_to_the_depot)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+	cr_assert_eq(g->mag, 32);
+	cr_assert_eq(g->ndepot, 128);
+	void **c = malloc(1000 * sizeof *c);
+	for (int k = 0; k < 1000; k++)
+		cr_assert_not_null(c[k] = unimem_grid_take(g));
+	for (int k = 0; k < 1000; k++)
+		cr_assert_eq(unimem_grid_give(g, c[k]), 0);
+	uint32_t d;
+	const size_t in_depot = depot_full(g, &d);
+	cr_assert_geq(in_depot, 1000 - 64, "%zu cells in the depot", in_depot);
+	cr_assert_eq(in_depot % 32, 0, "whole batches");
+	cr_assert_eq(unimem_grid_available(g), 4096);
+	size_t tagged = 0;
+	for (size_t i = 0; i < 4096; i++)
+		tagged += (g->state[i] & ~UNIMEM_GRID_PVT_INDEX) == UNIMEM_GRID_PVT_DEPOT;
+	cr_assert_eq(tagged, in_depot, "every cell listed in the depot names its entry");
+	free(c);
+	take_every_cell_once(g);
+	cr_assert_eq(unimem_grid_available(g), 4096);
+	unimem_grid_close(g);
+}
+
+/* The slot of handle h of the calling thread. */
+static unimem_grid_pvt_slot *my_slot(const unimem_grid *h)
+{
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(h);
+	cr_assert_not_null(e);
+	return e->slot;
+}
+
+/* A holder killed in the middle of a batch (its depot entry busy, the cells partly
+ * retagged) loses nothing: reclaim returns the entry's cells and frees the entry. Played
+ * with a second handle whose attachment is made to look dead (its pid with another start
+ * time), after forging exactly the states such a death leaves: mid-refill (half the cells
+ * moved to its cache) and mid-flush (half its cache tagged for an empty entry). */
+Test(grid, a_holder_dying_mid_batch_loses_nothing)
+{
+	for (int mid_flush = 0; mid_flush <= 1; mid_flush++) {
+		unimem_grid *g, *h;
+		cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+		cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
+		void **c = malloc(4096 * sizeof *c);
+		for (int k = 0; k < 300; k++)
+			cr_assert_not_null(c[k] = unimem_grid_take(h));
+		for (int k = 0; k < 300; k++)
+			cr_assert_eq(unimem_grid_give(h, c[k]), 0);
+		unimem_grid_pvt_slot *s = my_slot(h);
+		const uint32_t t = (uint32_t)(s - h->slots);
+		const uint32_t busy = UNIMEM_GRID_PVT_BUSY | h->rec;
+		uint32_t d;
+		cr_assert_gt(depot_full(h, &d), 0);
+		if (!mid_flush) {
+			/* Dead after claiming entry d and moving half its cells to its cache. */
+			uint32_t w = h->depot[d], k = w & ~UNIMEM_GRID_PVT_FULL;
+			h->depot[d] = busy;
+			for (uint32_t j = 0; j < k / 2; j++) {
+				uint32_t i = h->dlists[(size_t)d * h->dstride + j];
+				cr_assert_eq(h->state[i], UNIMEM_GRID_PVT_DEPOT | d);
+				h->state[i] = UNIMEM_GRID_PVT_CACHED | t;
+			}
+		} else {
+			/* Dead after claiming an empty entry and tagging half of its cache's
+			 * cells (listed) for it. */
+			for (d = 0; d < h->ndepot && h->depot[d]; d++)
+				;
+			cr_assert_lt(d, h->ndepot);
+			h->depot[d] = busy;
+			cr_assert_geq(s->n, 8);
+			for (uint32_t j = 0; j < 4; j++) {
+				uint32_t i = s->cache[j];
+				h->state[i] = UNIMEM_GRID_PVT_DEPOT | d;
+				h->dlists[(size_t)d * h->dstride + j] = i;
+			}
+		}
+		cr_assert_eq(unimem_grid_reclaim(g), 0, "a live holder keeps its cells");
+		h->recs[h->rec].ident ^= 1; /* h's process is now "dead" */
+		long back = unimem_grid_reclaim(g);
+		cr_assert_gt(back, 0);
+		cr_assert_eq(h->depot[d], 0, "the dead holder's busy entry is free again");
+		cr_assert_eq(unimem_grid_available(g), 4096, "mid_flush %d: %zu available, %ld back",
+			     mid_flush, unimem_grid_available(g), back);
+		for (uint32_t e = 0; e < g->ndepot; e++)
+			cr_assert((g->depot[e] & UNIMEM_GRID_PVT_BUSY) == 0 || (g->depot[e] & UNIMEM_GRID_PVT_FULL),
+				  "entry %u still busy", e);
+		free(c);
+		unimem_grid_close(h);
+		take_every_cell_once(g);
+		unimem_grid_close(g);
+	}
+}
+
+struct filler {
+	unimem_grid *g;
+	int cells;
+};
+
+static void *fill_depot(void *arg)
+{
+	struct filler *f = arg;
+	void **c = malloc((size_t)f->cells * sizeof *c);
+	for (int k = 0; k < f->cells; k++)
+		if (!(c[k] = unimem_grid_take(f->g)))
+			return (void *)1;
+	for (int k = 0; k < f->cells; k++)
+		if (unimem_grid_give(f->g, c[k]))
+			return (void *)2;
+	free(c);
+	return NULL; /* the thread's exit flushes its cache; the depot keeps its batches */
+}
+
+/* Cells in the depot are reachable by a process that runs without caches (no membarrier
+ * here: UNIMEM_GRID_NO_CACHE): its dry take empties full entries into the shared pool. */
+Test(grid, a_process_without_caches_reaches_the_depot)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+	pthread_t th;
+	struct filler f = {g, 4096};
+	void *rc;
+	cr_assert_eq(pthread_create(&th, NULL, fill_depot, &f), 0);
+	cr_assert_eq(pthread_join(th, &rc), 0);
+	cr_assert_null(rc);
+	uint32_t d;
+	cr_assert_geq(depot_full(g, &d), 4096 - 64);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("UNIMEM_GRID_NO_CACHE", "1", 1);
+		unimem_block *b;
+		unimem_grid *h;
+		if (unimem_block_lookup(&b, unimem_block_id(unimem_grid_block(g))) ||
+		    unimem_grid_attach(&h, b))
+			_exit(2);
+		if (h->cap != 0)
+			_exit(3);
+		for (int k = 0; k < 4096; k++)
+			if (!unimem_grid_take(h))
+				_exit(4);
+		_exit(unimem_grid_take(h) ? 5 : 0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+	cr_assert_eq(unimem_grid_reclaim(g), 4096, "the dead child held every cell");
+	take_every_cell_once(g);
+	unimem_grid_close(g);
+}
