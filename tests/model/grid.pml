@@ -28,6 +28,7 @@
  *   -DBROKEN_DEPOT    the refill from the depot stores EMPTY before it retags the cells
  *   -DBROKEN_DEPOT_RECLAIM  reclaim leaves the DEPOT cells of a dead holder's BUSY entry
  *   -DBROKEN_DEPOT_FLUSH    the flush publishes FULL before it tags the cell DEPOT
+ *   -DBROKEN_DEPOT_GONE     reclaim returns every DEPOT cell, FULL entries' too
  *   -DNO_MONITOR      no invariant monitor (a broken variant then fails at the end check) */
 
 #ifndef NC
@@ -402,7 +403,11 @@ inline reclaim(d)
 		:: !moved ->
 			v = state[c];
 			if
+#ifdef BROKEN_DEPOT_GONE
+			:: ISDEPOT(v) -> /* any DEPOT cell, as if no state this library writes */
+#else
 			:: ISDEPOT(v) && dword[v - DEPOT(0)] == BUSY(d) ->
+#endif
 				d_step { if :: state[c] == v -> state[c] = POOL; moved = 1 :: else -> skip fi }
 			:: else -> skip
 			fi
