@@ -53,19 +53,9 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 	l->off_state = l->off_bits + up64(l->words * 8);
 	l->off_slots = l->off_state + up64(count * 4);
 	l->off_recs = l->off_slots + (uint64_t)UNIMEM_GRID_PVT_SLOTS * sizeof(unimem_grid_pvt_slot);
+	l->bytes = l->off_recs + up64(UNIMEM_GRID_PVT_RECS * sizeof(unimem_grid_pvt_rec)) +
+		   UNIMEM_GRID_PVT_HDR_BYTES;
 	l->cap = UNIMEM_GRID_PVT_CAP(count);
-	/* The depot: entries of half a cache (what one flush hands over), enough for every
-	 * cell of a small pool, at most DEPOT_MAX; none for caches of fewer than 4 cells. */
-	l->mag = l->cap - l->cap / 2;
-	l->ndepot = l->cap >= 4 ? (uint32_t)(count / l->mag < UNIMEM_GRID_PVT_DEPOT_MAX
-						    ? count / l->mag : UNIMEM_GRID_PVT_DEPOT_MAX)
-				: 0;
-	if (!l->ndepot)
-		l->mag = 0;
-	l->dstride = (uint32_t)(up64((uint64_t)l->mag * 4) / 4);
-	l->off_depot = l->off_recs + up64(UNIMEM_GRID_PVT_RECS * sizeof(unimem_grid_pvt_rec));
-	l->bytes = l->off_depot + up64((uint64_t)l->ndepot * 4) +
-		   (uint64_t)l->ndepot * l->dstride * 4 + UNIMEM_GRID_PVT_HDR_BYTES;
 	if (l->bytes > SIZE_MAX)
 		return -EINVAL;
 	return 0;
@@ -73,8 +63,6 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 
 UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_hdr) == UNIMEM_GRID_PVT_HDR_BYTES, "grid header");
 UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_slot) == 64 + 4 * UNIMEM_GRID_PVT_CACHE, "grid slot");
-/* The handle is embedded by generated pools (ABI): its size must not change. */
-UNIMEM_STATIC_ASSERT(sizeof(unimem_grid) == 192, "grid handle");
 
 /* The inverse of an odd number modulo 2^64 (Newton's iteration: each step doubles the
  * correct low bits; d * d == 1 mod 8 gives 3 to start with). */
@@ -109,11 +97,6 @@ static int bind(unimem_grid *g, unimem_block *b, uint64_t cell, uint64_t count,
 	g->slots = (unimem_grid_pvt_slot *)(void *)(base + l->off_slots);
 	g->recs = (unimem_grid_pvt_rec *)(void *)(base + l->off_recs);
 	g->hdr = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) - UNIMEM_GRID_PVT_HDR_BYTES);
-	g->depot = (uint32_t *)(void *)(base + l->off_depot);
-	g->dlists = g->depot + up64((uint64_t)l->ndepot * 4) / 4;
-	g->ndepot = l->ndepot;
-	g->mag = l->mag;
-	g->dstride = l->dstride;
 	g->block = b;
 	g->flags = flags;
 	int err = umi_grid_claim_record(g);
@@ -152,10 +135,8 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 		bits[w] = n == 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
 	}
 	unimem_grid_pvt_slot *slots = (unimem_grid_pvt_slot *)(void *)(base + l.off_slots);
-	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++)
 		slots[t].rover = (uint32_t)((uint64_t)t * 16 % cells / 64); /* with bit t * 16 % 64 */
-		slots[t].drover = l.ndepot ? t * l.ndepot / UNIMEM_GRID_PVT_SLOTS : 0;
-	}
 	unimem_grid_pvt_hdr *h = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) -
 								 UNIMEM_GRID_PVT_HDR_BYTES);
 	h->version = UNIMEM_GRID_PVT_VERSION;
@@ -171,9 +152,6 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 	h->nrecs = UNIMEM_GRID_PVT_RECS;
 	h->cap = l.cap;
 	h->slot_bytes = sizeof(unimem_grid_pvt_slot);
-	h->ndepot = l.ndepot;
-	h->mag = l.mag;
-	h->off_depot = l.off_depot;
 	/* The magic last: a Block caught half way is no Grid yet. */
 	__atomic_store_n(&h->magic, UNIMEM_GRID_PVT_MAGIC, __ATOMIC_RELEASE);
 	err = bind(g, b, cell, cells, &l, UMI_GRID_OWNS_BLOCK);
@@ -225,8 +203,7 @@ static int check_header(unimem_block *b, uint64_t *cell, uint64_t *count, struct
 	    h.off_bits != l->off_bits || h.off_state != l->off_state ||
 	    h.off_slots != l->off_slots || h.off_recs != l->off_recs ||
 	    h.nslots != UNIMEM_GRID_PVT_SLOTS || h.nrecs != UNIMEM_GRID_PVT_RECS ||
-	    h.cap != l->cap || h.slot_bytes != sizeof(unimem_grid_pvt_slot) ||
-	    h.ndepot != l->ndepot || h.mag != l->mag || h.off_depot != l->off_depot)
+	    h.cap != l->cap || h.slot_bytes != sizeof(unimem_grid_pvt_slot))
 		return -EINVAL;
 	*cell = h.cell_size;
 	*count = h.count;
@@ -311,11 +288,6 @@ size_t unimem_grid_available(const unimem_grid *g)
 			continue;
 		uint32_t k = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 		n += k <= UNIMEM_GRID_PVT_CACHE ? k : 0;
-	}
-	for (uint32_t d = 0; d < g->ndepot; d++) {
-		uint32_t w = __atomic_load_n(&g->depot[d], __ATOMIC_RELAXED);
-		if ((w & UMI_GRID_FULL) && (w & ~UMI_GRID_FULL) <= g->mag)
-			n += w & ~UMI_GRID_FULL;
 	}
 	return n;
 }

@@ -11,15 +11,12 @@
 #define UMI_GRID_HELD UNIMEM_GRID_PVT_HELD
 #define UMI_GRID_CACHED UNIMEM_GRID_PVT_CACHED
 #define UMI_GRID_IDX UNIMEM_GRID_PVT_INDEX
-#define UMI_GRID_DEPOT UNIMEM_GRID_PVT_DEPOT
-#define UMI_GRID_FULL UNIMEM_GRID_PVT_FULL
-#define UMI_GRID_BUSY UNIMEM_GRID_PVT_BUSY
 #define UMI_GRID_NO_REC UINT32_MAX
 
 /* Where everything of a Grid of this shape lies in its Block. */
 struct umi_grid_layout {
-	uint64_t span, words, off_bits, off_state, off_slots, off_recs, off_depot, bytes;
-	uint32_t cap, ndepot, mag, dstride;
+	uint64_t span, words, off_bits, off_state, off_slots, off_recs, bytes;
+	uint32_t cap;
 };
 
 /* The layout of `count` cells of `cell` bytes (a positive multiple of 64); -EINVAL when
@@ -52,17 +49,6 @@ void umi_grid_return_held(unimem_grid *g, uint32_t rec);
 /* Reclaim when some attachment other than g's is dead; what unimem_grid_reclaim returns,
  * or 0 when none is (no lock taken, no scan). */
 long umi_grid_reclaim_if_dead(unimem_grid *g);
-
-/* Whether depot word w of g is one this library writes (empty, full with at most mag
- * cells, busy by an attachment), so that a hostile word is never trusted. */
-static inline bool umi_grid_depot_word_ok(const unimem_grid *g, uint32_t w)
-{
-	if (w & UMI_GRID_FULL)
-		return (w & ~UMI_GRID_FULL) <= g->mag;
-	if (w & UMI_GRID_BUSY)
-		return (w & ~UMI_GRID_BUSY) < UNIMEM_GRID_PVT_RECS;
-	return w == 0;
-}
 
 /* Put cell i (state already 0) back in the bitmap. */
 static inline void umi_grid_set_bit(unimem_grid *g, uint64_t i)

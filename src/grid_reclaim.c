@@ -7,9 +7,8 @@
  * completely. A process is dead when there is no such process or it is a zombie, or when
  * the process now under that pid started at another time (the pid was reused); where its
  * start cannot be read (hidepid, or a platform that cannot tell), it counts as alive. Reclaim then hands back every cell whose state word names the
- * dead attachment (taken through it), one of its holder slots (cached) or a depot entry it
- * was filling or emptying (busy), with a compare-and-swap per cell, so that it races
- * safely with live takes, gives and steals, and then frees those entries. */
+ * dead attachment (taken through it) or one of its holder slots (cached), with a compare-
+ * and-swap per cell, so that it races safely with live takes, gives and steals. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -140,15 +139,6 @@ long unimem_grid_reclaim(unimem_grid *g)
 		if (o && (o > UNIMEM_GRID_PVT_RECS || dead_rec[o - 1]))
 			dead_slot[t] = true;
 	}
-	/* Depot entries a dead attachment was filling or emptying (or words no attachment
-	 * writes): no live party touches them, so their cells are the dead one's. */
-	bool dead_entry[UNIMEM_GRID_PVT_DEPOT_MAX] = {false};
-	for (uint32_t d = 0; d < g->ndepot; d++) {
-		uint32_t v = __atomic_load_n(&g->depot[d], __ATOMIC_ACQUIRE);
-		dead_entry[d] = !umi_grid_depot_word_ok(g, v) ||
-				((v & UMI_GRID_BUSY) && !(v & UMI_GRID_FULL) &&
-				 dead_rec[v & ~UMI_GRID_BUSY]);
-	}
 	long back = 0;
 	for (uint64_t w = 0; w < g->words; w++) {
 		uint64_t fix = 0;
@@ -170,8 +160,6 @@ long unimem_grid_reclaim(unimem_grid *g)
 				gone = x >= UNIMEM_GRID_PVT_RECS || dead_rec[x];
 			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_CACHED)
 				gone = x >= UNIMEM_GRID_PVT_SLOTS || dead_slot[x];
-			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_DEPOT)
-				gone = x >= g->ndepot || dead_entry[x];
 			else
 				gone = true; /* no state this library writes */
 			if (gone && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false, __ATOMIC_ACQ_REL,
@@ -182,12 +170,6 @@ long unimem_grid_reclaim(unimem_grid *g)
 		}
 		if (fix)
 			__atomic_fetch_or(&g->bits[w], fix, __ATOMIC_RELEASE);
-	}
-	for (uint32_t d = 0; d < g->ndepot; d++) {
-		uint32_t v = __atomic_load_n(&g->depot[d], __ATOMIC_RELAXED);
-		if (dead_entry[d])
-			__atomic_compare_exchange_n(&g->depot[d], &v, 0u, false, __ATOMIC_RELEASE,
-						    __ATOMIC_RELAXED);
 	}
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		unimem_grid_pvt_slot *s = &g->slots[t];

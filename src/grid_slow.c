@@ -3,12 +3,6 @@
  * or give, freed at thread exit), refill from and flush to the shared pool, stealing from
  * other holders' caches when the shared pool is dry, and the fallback without a cache.
  *
- * Batches move through the depot: a cache that overflows hands its older half to an
- * empty depot entry, a cache that runs dry takes a full one, each with one compare-and-
- * swap of the entry's word (which names the attachment while it moves the cells, so that
- * reclaim knows whose they are if it dies there). The shared pool's bitmap is where cells
- * start, and where batches go when the depot is full.
- *
  * Every step that moves a cell changes its state word first, by compare-and-swap where
  * another party may race (the shared pool, a steal, a reclaim), so that whatever
  * instruction a holder dies on, the state word names who may have the cell: reclaim
@@ -184,99 +178,6 @@ static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, u
 		__atomic_fetch_or(&g->bits[word], mask, __ATOMIC_RELEASE);
 }
 
-/* ---- the depot ---- */
-
-static uint32_t *depot_list(unimem_grid *g, uint32_t d)
-{
-	return g->dlists + (size_t)d * g->dstride;
-}
-
-static uint32_t next_entry(const unimem_grid *g, uint32_t d)
-{
-	return d + 1 < g->ndepot ? d + 1 : 0;
-}
-
-/* Hand cache[from..to) of slot s (entered; to - from <= mag) to an empty depot entry:
- * claim it (EMPTY -> BUSY | attachment), retag each cell that still names the slot as the
- * entry's and list it, then publish it FULL with the count. false when no entry is empty
- * (the caller flushes to the shared pool). */
-static bool depot_put(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, uint32_t from,
-		      uint32_t to)
-{
-	uint32_t d = __atomic_load_n(&s->drover, __ATOMIC_RELAXED);
-	if (d >= g->ndepot)
-		d = 0;
-	for (uint32_t it = 0; it < g->ndepot; it++, d = next_entry(g, d)) {
-		uint32_t w = 0;
-		if (__atomic_load_n(&g->depot[d], __ATOMIC_RELAXED) != 0 ||
-		    !__atomic_compare_exchange_n(&g->depot[d], &w, UMI_GRID_BUSY | g->rec, false,
-						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-			continue;
-		uint32_t *list = depot_list(g, d), k = 0;
-		for (uint32_t j = from; j < to && k < g->mag; j++) {
-			const uint32_t i = __atomic_load_n(&s->cache[j], __ATOMIC_RELAXED);
-			if (i >= g->count || __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != tag)
-				continue;
-			__atomic_store_n(&g->state[i], UMI_GRID_DEPOT | d, __ATOMIC_RELAXED);
-			__atomic_store_n(&list[k++], i, __ATOMIC_RELAXED);
-		}
-		/* The release publishes the list, the states and the cells' bytes. */
-		__atomic_store_n(&g->depot[d], k ? UMI_GRID_FULL | k : 0u, __ATOMIC_RELEASE);
-		__atomic_store_n(&s->drover, next_entry(g, d), __ATOMIC_RELAXED);
-		return true;
-	}
-	return false;
-}
-
-/* Take a full depot entry: claim it (FULL | k -> BUSY | attachment), retag each listed
- * cell that is still the entry's with `tag` into out[], then mark the entry EMPTY. Returns
- * how many cells came (0: the depot has no full entry). */
-static uint32_t depot_take(unimem_grid *g, uint32_t *drover, uint32_t tag, uint32_t *out)
-{
-	uint32_t d = *drover < g->ndepot ? *drover : 0;
-	for (uint32_t it = 0; it < g->ndepot; it++, d = next_entry(g, d)) {
-		uint32_t w = __atomic_load_n(&g->depot[d], __ATOMIC_RELAXED);
-		if (!(w & UMI_GRID_FULL) ||
-		    !__atomic_compare_exchange_n(&g->depot[d], &w, UMI_GRID_BUSY | g->rec, false,
-						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-			continue;
-		uint32_t k = w & ~UMI_GRID_FULL, m = 0;
-		const uint32_t *list = depot_list(g, d);
-		for (uint32_t j = 0; j < k && j < g->mag; j++) {
-			const uint32_t i = __atomic_load_n(&list[j], __ATOMIC_RELAXED);
-			if (i >= g->count ||
-			    __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != (UMI_GRID_DEPOT | d))
-				continue;
-			__atomic_store_n(&g->state[i], tag, __ATOMIC_RELAXED);
-			__atomic_store_n(&out[m++], i, __ATOMIC_RELAXED);
-		}
-		/* The release orders the list's reads before the next filler's writes. */
-		__atomic_store_n(&g->depot[d], 0u, __ATOMIC_RELEASE);
-		*drover = next_entry(g, d);
-		if (m)
-			return m;
-	}
-	return 0;
-}
-
-/* Empty every full depot entry into the shared pool (a take without a cache found the
- * pool dry). Returns how many cells came back. */
-static uint32_t depot_drain(unimem_grid *g)
-{
-	uint32_t back = 0, d = 0, got[UNIMEM_GRID_PVT_CACHE];
-	if (g->pid != umi_grid_getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
-		return 0;
-	for (uint32_t it = 0; it < g->ndepot; it++) {
-		uint32_t k = depot_take(g, &d, 0u, got);
-		for (uint32_t j = 0; j < k; j++)
-			umi_grid_set_bit(g, got[j]);
-		back += k;
-		if (!k)
-			break;
-	}
-	return back;
-}
-
 /* A thread's slot of g, made when it has none; NULL when g runs without caches here or
  * every slot is taken (the thread then works on the shared pool directly). */
 static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
@@ -349,7 +250,7 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t wan
 			uint32_t zero = 0;
 			if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &zero, tag, false,
 									 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-				__atomic_store_n(&out[k++], (uint32_t)i, __ATOMIC_RELAXED);
+				out[k++] = (uint32_t)i;
 				got |= bit;
 			} else {
 				stale |= bit;
@@ -450,32 +351,25 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 					return i;
 				}
 			}
-			/* Refill (into cache[0..k), n being 0): a full depot entry, else half
-			 * the cache in one pass over the bitmap. */
-			uint32_t drover = __atomic_load_n(&s->drover, __ATOMIC_RELAXED);
-			uint32_t k = depot_take(g, &drover, e->tag, s->cache);
-			__atomic_store_n(&s->drover, drover, __ATOMIC_RELAXED);
-			if (!k) {
-				uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
-				const uint32_t t = e->tag & UMI_GRID_IDX;
-				k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag,
-					  s->cache);
-				__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
-			}
+			/* Refill half the cache in one pass over the bitmap. */
+			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
+			uint32_t got[UNIMEM_GRID_PVT_CACHE];
+			const uint32_t t = e->tag & UMI_GRID_IDX;
+			uint32_t k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag, got);
+			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
-				const uint32_t i = __atomic_load_n(&s->cache[k - 1], __ATOMIC_RELAXED);
+				for (uint32_t j = 0; j + 1 < k; j++)
+					__atomic_store_n(&s->cache[j], got[j], __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, k - 1, __ATOMIC_RELAXED);
-				__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
+				__atomic_store_n(&g->state[got[k - 1]], e->held, __ATOMIC_RELAXED);
 				leave(s);
-				return i;
+				return got[k - 1];
 			}
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 			leave(s);
 		} else {
 			uint32_t rover = __atomic_load_n(&shared_rover, __ATOMIC_RELAXED);
 			uint64_t i = take_direct(g, &rover);
-			if (i == UINT64_MAX && depot_drain(g))
-				i = take_direct(g, &rover);
 			__atomic_store_n(&shared_rover, rover, __ATOMIC_RELAXED);
 			if (i != UINT64_MAX)
 				return i;
@@ -500,22 +394,14 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 			unimem_grid_pvt_slot *s = e->slot;
 			uint32_t n = clamp_n(s);
 			if (n >= g->cap) {
-				/* Full: the newer half goes to the depot as one batch (nothing to
-				 * shift), or the older half back to the shared pool when the
-				 * depot has no room. */
+				/* Full: the older half goes back to the shared pool. */
 				const uint32_t keep = g->cap / 2;
-				const uint32_t batch = n - keep < g->mag ? n - keep : g->mag;
-				if (g->ndepot && depot_put(g, s, e->tag, n - batch, n)) {
-					n -= batch;
-				} else {
-					flush_range(g, s, e->tag, 0, n - keep);
-					for (uint32_t k = 0; k < keep; k++)
-						__atomic_store_n(&s->cache[k],
-								 __atomic_load_n(&s->cache[n - keep + k],
-										 __ATOMIC_RELAXED),
-								 __ATOMIC_RELAXED);
-					n = keep;
-				}
+				flush_range(g, s, e->tag, 0, n - keep);
+				for (uint32_t k = 0; k < keep; k++)
+					__atomic_store_n(&s->cache[k],
+							 __atomic_load_n(&s->cache[n - keep + k], __ATOMIC_RELAXED),
+							 __ATOMIC_RELAXED);
+				n = keep;
 				__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
 			}
 			bool ok = true;

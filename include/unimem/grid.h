@@ -51,9 +51,6 @@ typedef struct unimem_grid {
 	uint32_t flags;          /* private */
 	int32_t pid;             /* the process the record belongs to */
 	uint32_t pad;
-	uint32_t *depot;         /* depot words, in the Block; lists at dlists */
-	uint32_t *dlists;        /* entry d's list at dlists + d * dstride */
-	uint32_t ndepot, mag, dstride, pad2;
 } __attribute__((aligned(UNIMEM_CACHE_LINE))) unimem_grid;
 
 /* Open a pool of `cells` cells of `cell_size` bytes, rounded up to a multiple of 64, on a

@@ -9,13 +9,7 @@
  *   bits             free hint: bit i set = cell i is probably in the shared pool
  *   state            one uint32_t per cell, its owner (the truth; the bits only help find
  *                    free cells): 0 in the shared pool, HELD | r taken through attachment
- *                    r, CACHED | t in the cache of holder slot t, DEPOT | d in depot
- *                    entry d
- *   depot            full magazines: ndepot words (0 empty, FULL | k: the entry lists k
- *                    cells, BUSY | r: attachment r is filling or emptying it), then per
- *                    entry a list of up to `mag` cell indices. A cache that overflows
- *                    hands its older half to an empty entry, a cache that runs dry takes
- *                    a full one: one compare-and-swap per batch, not per cell
+ *                    r, CACHED | t in the cache of holder slot t
  *   slots            holder slots: one per thread (per attachment) using the Grid, each a
  *                    cache of up to `cap` cell indices, owned by that thread alone
  *   recs             attachments: one per unimem_grid handle (process), its identity
@@ -30,17 +24,13 @@
 UNIMEM_BEGIN_DECLS
 
 #define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
-#define UNIMEM_GRID_PVT_VERSION 2u
+#define UNIMEM_GRID_PVT_VERSION 1u
 #define UNIMEM_GRID_PVT_CACHE 64u /* the most cells one holder slot caches */
 #define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
 #define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
 #define UNIMEM_GRID_PVT_WAYS 4u    /* per-thread entries: Grids a thread uses at full speed */
 #define UNIMEM_GRID_PVT_HELD 0x40000000u   /* state: taken, low bits = attachment */
 #define UNIMEM_GRID_PVT_CACHED 0x80000000u /* state: in a cache, low bits = slot */
-#define UNIMEM_GRID_PVT_DEPOT 0x20000000u  /* state: in a depot entry, low bits = entry */
-#define UNIMEM_GRID_PVT_DEPOT_MAX 256u     /* depot entries per Grid, at most */
-#define UNIMEM_GRID_PVT_FULL 0x80000000u   /* depot word: full, low bits = cells listed */
-#define UNIMEM_GRID_PVT_BUSY 0x40000000u   /* depot word: in use, low bits = attachment */
 #define UNIMEM_GRID_PVT_INDEX 0x0000ffffu  /* state: the attachment or slot */
 #define UNIMEM_GRID_PVT_HDR_BYTES 128u
 
@@ -62,8 +52,7 @@ typedef struct unimem_grid_pvt_slot {
 	uint32_t owner; /* 0 free, else the attachment + 1 of the owner thread */
 	int32_t tid;    /* the owner thread (gettid) */
 	uint32_t rover; /* bitmap word where this slot's next refill starts */
-	uint32_t drover; /* depot entry where this slot's next search starts */
-	uint32_t pad[9];
+	uint32_t pad[10];
 	uint32_t cache[UNIMEM_GRID_PVT_CACHE];
 } __attribute__((aligned(64))) unimem_grid_pvt_slot;
 
@@ -85,8 +74,7 @@ typedef struct unimem_grid_pvt_hdr {
 	uint64_t off_bits, off_state, off_slots, off_recs;
 	uint32_t nslots, nrecs, cap, slot_bytes;
 	uint32_t reclaim_lock; /* 0, or the attachment + 1 of the running reclaim */
-	uint32_t ndepot, mag;  /* depot entries, and the most cells one lists */
-	uint64_t off_depot;    /* the depot words; the lists follow, up64(mag * 4) bytes each */
+	uint32_t pad[5];
 } __attribute__((aligned(64))) unimem_grid_pvt_hdr;
 
 /* A thread's entry for one Grid handle (thread-local, indexed by gen % WAYS). */
