@@ -127,7 +127,7 @@ def evaluate(run):
     if cl is not None:
         first = cl['rows'][0]['name'] if cl.get('rows') else ''
         target(out, 'Tape clear', run.med(cl, first), True, 0.3, 'ns')
-    gr = run.group('grid_pairs')
+    gr = run.group('grid_pairs') or run.group('grid')
     if gr is not None:
         r = run.row(gr, GRID)
         target(out, 'Grid take+give, one thread', run.med(gr, GRID), True, 5, 'ns',
