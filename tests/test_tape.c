@@ -346,7 +346,6 @@ static void *take_once(void *arg)
 	return NULL;
 }
 
-/* A take of 64 B from another thread, which joins before this returns. */
 /* On a cleared Tape whose thread still holds a chunk from before: another owner takes
  * the front 64 KiB (where that chunk lay), then this thread's take must come from past it
  * and within used() (`why` says which old chunk it would have been). */
@@ -359,6 +358,7 @@ static void assert_old_chunk_unused(unimem_tape *t, unsigned char *base, const c
 	cr_assert_leq(p + 64, base + unimem_tape_used(t));
 }
 
+/* A take of 64 B from another thread, which joins before this returns. */
 static unsigned char *take_elsewhere(unimem_tape *t)
 {
 	struct one_take o = { t, 64, NULL };
