@@ -5,7 +5,7 @@
 # and its logits check, bench/bench_weights.py on it and on an 8 GiB file, and the open +
 # map of a 16 GiB Block. Logs in $OUT; a short table on stdout.
 #   source ../.device/kit.sh setup && bash bench/weights_device.sh [steps]
-# steps (default all): build tests llama bench big block
+# steps (default all but net and sweep): build tests llama bench big block; also net, sweep
 set -u
 OUTD=${OUT:-/tmp/out}
 mkdir -p "$OUTD"
@@ -54,21 +54,41 @@ if has big; then
   cat "$OUTD/bench_big.md"
 fi
 if has block; then
+  # 16 GiB Blocks, each a fresh process: 4 KiB pages, then UNIMEM_BLOCK_HUGE through shmem
+  # transparent huge pages (shmem_enabled set to advise for these runs only) and through a
+  # hugetlb pool (vm.nr_hugepages set for these runs only); both are put back after.
   log block 16 GiB
-  for v in "unpinned 4 1" "unpinned 8 1" "unpinned 16 1" "unpinned 16 0" "pinned 4 1" "unpinned 4 1"; do
-    set -- $v
-    UNIMEM_GPU_MAP_THREADS=$2 UNIMEM_GPU_MAP_PREFAULT=$3 $PY - "$1" <<'PYEOF' 2>&1 | tee -a "$OUTD/block.log"
-import sys, time, os, unimem
-mode = sys.argv[1]
+  THP=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+  thp0=$(sed 's/.*\[\(.*\)\].*/\1/' $THP); hp0=$(cat /proc/sys/vm/nr_hugepages)
+  trap 'echo $thp0 > $THP; echo $hp0 > /proc/sys/vm/nr_hugepages' EXIT
+  block() { # pages mode threads huge
+    UNIMEM_GPU_MAP_THREADS=$3 $PY - "$@" <<'PYEOF' 2>&1 | tee -a "$OUTD/block.log"
+import sys, time, unimem
+pages, mode, threads, huge = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1'
 keep = unimem.Block(1 << 20, pinned=False); keep.gpu_map()  # driver and context up first
 n = 16 << 30
-t0 = time.perf_counter(); b = unimem.Block(n, pinned=(mode == 'pinned')); t1 = time.perf_counter()
+t0 = time.perf_counter(); b = unimem.Block(n, pinned=(mode == 'pinned'), huge=huge); t1 = time.perf_counter()
 b.gpu_map(); t2 = time.perf_counter()
-print('16 GiB %s, map threads %s, prefault %s: open %.3f s + map %.3f s = %.3f s, %.1f GB/s'
-      % (mode, os.environ['UNIMEM_GPU_MAP_THREADS'], os.environ['UNIMEM_GPU_MAP_PREFAULT'],
-         t1 - t0, t2 - t1, t2 - t0, n / (t2 - t0) / 1e9))
+hp = [l.split()[1] for l in open('/proc/meminfo') if l.startswith(('ShmemHugePages', 'HugePages_Free'))]
+print('16 GiB %-8s %-8s huge=%d map threads %2s: open %.3f s + map %.3f s = %.3f s, %5.1f GB/s  (ShmemHugePages kB, HugePages_Free: %s)'
+      % (pages, mode, huge, threads, t1 - t0, t2 - t1, t2 - t0, n / (t2 - t0) / 1e9, ' '.join(hp)))
 PYEOF
-  done
+  }
+  for v in "4k unpinned 8 0" "4k pinned 8 0" "4k pinned 1 0" "4k unpinned 16 0"; do block $v; done
+  echo advise > $THP
+  for v in "thp unpinned 8 1" "thp pinned 8 1" "thp pinned 1 1" "thp unpinned 16 1" "thp pinned 16 1" "thp unpinned 8 1" "thp pinned 8 1"; do block $v; done
+  echo $thp0 > $THP; echo 8200 > /proc/sys/vm/nr_hugepages; echo "hugetlb pool: $(cat /proc/sys/vm/nr_hugepages) pages" | tee -a "$OUTD/block.log"
+  for v in "hugetlb pinned 8 1" "hugetlb unpinned 8 1" "hugetlb pinned 8 1"; do block $v; done
+  echo $hp0 > /proc/sys/vm/nr_hugepages; trap - EXIT
+fi
+if has net; then
+  # Issue 17 on this host: UCX from Debian carried in .bench-carry/ucx (libs, ucx_perftest).
+  log net
+  export LD_LIBRARY_PATH=$PWD/.bench-carry/ucx/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} PATH=$PWD/.bench-carry/ucx/bin:$PATH
+  { command -v ip; ucx_info -v | head -2; } 2>&1 | tee "$OUTD/net.log"
+  $B/tests/test_net --jobs=4 >> "$OUTD/net.log" 2>&1; grep -E "Synthesis|FAIL" "$OUTD/net.log"
+  timeout 420 $B/bench/bench_net --rounds ${NET_ROUNDS:-3} > "$OUTD/bench_net.md" 2>> "$OUTD/net.log"; echo "bench_net rc $?"
+  cat "$OUTD/bench_net.md"; ip netns list | head -3
 fi
 if has sweep; then
   log sweep threads x chunk, warm, 8 GiB
@@ -91,5 +111,5 @@ PYEOF
 fi
 log done
 # At most 8 files come back from the device tool: the small logs go into one.
-(cd "$OUTD" && for f in machine.txt tests.log torch.log llama.log big.log block.log sweep.log bench_llama.err; do
+(cd "$OUTD" && for f in machine.txt tests.log torch.log llama.log big.log block.log net.log sweep.log bench_llama.err; do
    [ -e $f ] && { echo "### $f"; cat $f; rm -f $f; }; done > details.txt)

@@ -225,6 +225,7 @@ static CUresult unregister_chunks(const unimem_block *b, size_t chunk, size_t up
  * the first touch of the VM's memory, not the threads, sets the pace past 8. */
 #define PIECE_MIN ((size_t)4 << 20)
 #define PIECE_MAX ((size_t)64 << 20)
+#define PINNED_PIECES_MIN ((size_t)256 << 20)
 
 struct pieces {
 	const unimem_block *b;
@@ -301,7 +302,9 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 	size_t want = piece_threads ? piece_threads :
 		      idle > PIECE_THREADS_AUTO ? PIECE_THREADS_AUTO : (size_t)(idle > 1 ? idle : 1);
 	size_t piece = b->size;
-	if (j.populate) {
+	/* Unpinned: fault in and register piece by piece. Pinned and large: register pieces
+	 * from several threads too (pinning the pages again is the driver's cost). */
+	if (j.populate || (want > 1 && b->size >= PINNED_PIECES_MIN)) {
 		piece = b->size / (2 * want);
 		piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
 		piece = umi_round_up(piece, b->page);
@@ -315,8 +318,7 @@ static int register_pieces(struct umi_gpu_state *s, const unimem_block *b, CUcon
 		return -ENOMEM;
 	pthread_mutex_init(&j.lock, NULL);
 
-	/* Pinned Blocks register in one call: nothing to fault in, nothing to share out. */
-	umi_parallel(j.count, piece_one, &j, j.populate && want > 1 ? (unsigned)(want - 1) : 0);
+	umi_parallel(j.count, piece_one, &j, j.count > 1 && want > 1 ? (unsigned)(want - 1) : 0);
 
 	int err = j.err;
 	if (!err && j.call)

@@ -172,6 +172,31 @@ Test(gpu, kernel_reads_what_the_cpu_wrote_and_the_cpu_reads_what_it_wrote)
 	unimem_block_close(b);
 }
 
+/* A pinned Block of 256 MiB and more registers in pieces from several threads: the kernel
+ * sees every byte through one device range, and unmap leaves no piece registered. */
+Test(gpu, a_large_pinned_block_registers_in_pieces_and_works_end_to_end)
+{
+	need_gpu();
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, (size_t)288 << 20, UNIMEM_BLOCK_HUGE), 0);
+	size_t n = unimem_block_size(b) / sizeof(float) / 2;
+	float *x = unimem_block_ptr(b), *y = x + n;
+	unsigned seed = seed_now();
+	fill_random(x, n, &seed);
+	poison(y, n);
+	void *d = NULL;
+	cr_assert_eq(unimem_gpu_map(b, &d), 0);
+	load_driver();
+	CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
+	CU_OK(cu.cuCtxSetCurrent(primary));
+	load_kernels();
+	affine(d, (char *)d + n * sizeof(float), (unsigned)n, 1.5f, 0.25f);
+	check_affine(x, y, n, 1.5f, 0.25f);
+	cr_assert_eq(unimem_gpu_unmap(b), 0);
+	assert_unregistered(unimem_block_ptr(b), unimem_block_size(b));
+	unimem_block_close(b);
+}
+
 Test(gpu, device_pointer_is_the_host_pointer_with_unified_addressing)
 {
 	gpu_setup();

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -132,6 +133,57 @@ Test(weights, into_a_callers_buffer_and_its_limits)
 	check_loaded(w, model_a, NA, 0, 2);
 	cr_assert_eq(unimem_weights_upload(w, UNIMEM_WEIGHTS_CPU, buf, bytes), -EALREADY);
 	unimem_weights_close(w);
+	free(buf);
+}
+
+/* This process's mapped bytes now (VmSize of /proc/self/status), 0 where unknown. */
+static size_t mapped_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kib = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmSize:", 7) == 0)
+			kib = strtoull(line + 7, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib << 10;
+}
+
+/* The staging ring cannot be mapped (the address space is full): the upload fails with
+ * -ENOMEM, leaves nothing behind (no tensor pointer, no staging), and the same handle
+ * loads bit-exact once memory is there again. */
+Test(weights, a_ring_that_cannot_be_mapped_fails_cleanly)
+{
+	const char *path = at_dir("a.safetensors");
+	cr_assert_gt(wf_write(path, model_a, NA, NULL, 3), 0);
+	unimem_weights *w = NULL;
+	cr_assert_eq(unimem_weights_open(&w, path, 0), 0);
+	size_t bytes = unimem_weights_bytes(w);
+	unsigned char *buf = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+	cr_assert_not_null(buf);
+	memset(buf, 0xa5, bytes);
+	/* One worker with two 256 MiB slots: a 512 MiB ring, which 64 MiB of room refuse. */
+	setenv("UNIMEM_WEIGHTS_CHUNK", "268435456", 1);
+	setenv("UNIMEM_WEIGHTS_THREADS", "1", 1);
+	size_t now = mapped_bytes();
+	cr_assert_gt(now, 0);
+	struct rlimit old, tight;
+	cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
+	tight = old;
+	tight.rlim_cur = now + ((size_t)64 << 20);
+	cr_assert_eq(setrlimit(RLIMIT_AS, &tight), 0);
+	int err = unimem_weights_upload(w, UNIMEM_WEIGHTS_CPU, buf, bytes);
+	cr_assert_eq(setrlimit(RLIMIT_AS, &old), 0);
+	cr_assert_eq(err, -ENOMEM, "%d: %s", err, unimem_strerror(err));
+	cr_assert_null(unimem_weights_ptr(w, 0));
+	cr_assert_eq(unimem_weights_staging(w), 0);
+	cr_assert_eq(unimem_weights_device(w), -2);
+	cr_assert_eq(unimem_weights_upload(w, UNIMEM_WEIGHTS_CPU, buf, bytes), 0);
+	check_loaded(w, model_a, NA, 0, 3);
+	unimem_weights_close(w);
+	unsetenv("UNIMEM_WEIGHTS_CHUNK");
+	unsetenv("UNIMEM_WEIGHTS_THREADS");
 	free(buf);
 }
 

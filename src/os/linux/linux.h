@@ -10,11 +10,18 @@
 /* Whether the machine could ever back `size` bytes (pinned: in RAM now). sys.c. */
 bool umi_linux_can_back(size_t size, bool pinned);
 
+/* Whether shmem (memfd) pages may be transparent huge pages on this machine: the policy
+ * in /sys/kernel/mm/transparent_hugepage/shmem_enabled is advise, always, within_size or
+ * force. Read once. sys.c. */
+bool umi_linux_shmem_thp(void);
+
 /* Lock a mapped Block and fault every page in (populate.c): 0, -EPERM when
  * RLIMIT_MEMLOCK refuses (the detail recorded for unimem_strerror), -ENOMEM. `fresh`: the
- * memfd was just created by this open and holds no page, so zeros may be written into it;
- * otherwise its pages hold data and are only faulted in. The caller sets b->pinned. */
-int umi_linux_pin(unimem_block *b, bool fresh);
+ * memfd was just created by this open and holds no page, so zeros may be written into it
+ * (unless `fault_only`: writes would allocate small pages where faults in a MADV_HUGEPAGE
+ * mapping get huge ones); otherwise its pages hold data and are only faulted in. The
+ * caller sets b->pinned. */
+int umi_linux_pin(unimem_block *b, bool fresh, bool fault_only);
 
 /* Cross-process sharing (share.c). Longest memfd name, with its NUL. */
 #define UMI_SHARE_NAME_MAX 48

@@ -62,8 +62,11 @@ static int map_memfd(unimem_block *b, size_t size, unsigned flags, bool pin, con
 		close(fd);
 		return err == -EINVAL ? -ENOMEM : err;
 	}
+	/* A hint for shmem THP: where the machine's policy allows it (advise, always), the
+	 * faults that populate the Block get 2 MiB pages. 1 GiB in 4-16 threads on the 2-core VM:
+	 * 4 KiB pages 2.0-2.8 GB/s, huge ones 14-27 GB/s (docs/BENCHMARKS_GPU.md). */
 	if (flags & UNIMEM_BLOCK_HUGE)
-		madvise(p, size, MADV_HUGEPAGE); /* a hint for shmem THP; ignored where off */
+		madvise(p, size, MADV_HUGEPAGE);
 	b->fd = fd;
 	b->ptr = p;
 	b->size = size;
@@ -89,7 +92,10 @@ int umi_os_create(unimem_block *b, size_t size, unsigned flags, bool pin)
 	b->writable = true;
 	umi_share_mark(b);
 	if (pin) {
-		err = umi_linux_pin(b, true);
+		/* Huge pages come from faults, not from writes into the file. */
+		bool thp = (flags & UNIMEM_BLOCK_HUGE) && b->page == umi_os_page_size() &&
+			   umi_linux_shmem_thp();
+		err = umi_linux_pin(b, true, thp);
 		if (err)
 			goto fail;
 	}

@@ -128,11 +128,12 @@ static int fill_chunk(void *arg, size_t piece, unsigned worker)
  * the memfd was just created by this open and holds no page, so zeros may be written into
  * it; otherwise (a Block looked up or received) its pages hold data and are only faulted
  * in (a read fault maps the pages that are there, and allocates zeroed ones for holes). */
-static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fresh)
+static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fresh,
+		    bool fault_only)
 {
 	struct fill f = { .p = p, .size = size, .page = page,
 			  .nchunks = (size + FILL_CHUNK - 1) / FILL_CHUNK, .fd = fd, .fresh = fresh,
-			  .writable = fresh && page == umi_os_page_size() };
+			  .writable = fresh && !fault_only && page == umi_os_page_size() };
 	size_t helpers = 0;
 	if (size >= FILL_PARALLEL_MIN) {
 		helpers = f.nchunks / 2;
@@ -165,7 +166,7 @@ static int memlock_refused(size_t asked)
 			cur, asked);
 }
 
-int umi_linux_pin(unimem_block *b, bool fresh)
+int umi_linux_pin(unimem_block *b, bool fresh, bool fault_only)
 {
 	/* Lock-on-fault first: it checks RLIMIT_MEMLOCK at once, before any page is
 	 * faulted, and the parallel populate that follows locks each page it faults. */
@@ -175,7 +176,7 @@ int umi_linux_pin(unimem_block *b, bool fresh)
 		if (errno != EINVAL && errno != ENOSYS)
 			return -errno;
 		/* No lock-on-fault (kernel < 4.4): populate, then lock. */
-		int err = populate(b->ptr, b->size, b->page, b->fd, fresh);
+		int err = populate(b->ptr, b->size, b->page, b->fd, fresh, fault_only);
 		if (err)
 			return err;
 		if (mlock(b->ptr, b->size) != 0) {
@@ -185,5 +186,5 @@ int umi_linux_pin(unimem_block *b, bool fresh)
 		}
 		return 0;
 	}
-	return populate(b->ptr, b->size, b->page, b->fd, fresh);
+	return populate(b->ptr, b->size, b->page, b->fd, fresh, fault_only);
 }

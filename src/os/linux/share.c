@@ -258,7 +258,7 @@ int umi_share_adopt(unimem_block *b, int fd, uint64_t want, uint64_t want_page, 
 	/* This holder's lock, this holder's limit (mlock2(MLOCK_ONFAULT) checks
 	 * RLIMIT_MEMLOCK before a page is faulted). */
 	if (pin) {
-		err = umi_linux_pin(b, false);
+		err = umi_linux_pin(b, false, false);
 		if (err) {
 			munmap(p, (size_t)size);
 			b->fd = -1;

@@ -81,6 +81,28 @@ static size_t mem_available(void)
 }
 
 /* Cheap for sizes far below the RAM size: /proc is read only for large ones. */
+bool umi_linux_shmem_thp(void)
+{
+	static int known; /* 0 not read yet, 1 no, 2 yes */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (!k) {
+		char buf[128] = "";
+		int fd = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			      O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = read(fd, buf, sizeof buf - 1);
+			buf[n > 0 ? n : 0] = '\0';
+			close(fd);
+		}
+		k = strstr(buf, "[advise]") || strstr(buf, "[always]") ||
+				    strstr(buf, "[within_size]") || strstr(buf, "[force]")
+			    ? 2
+			    : 1;
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k == 2;
+}
+
 bool umi_linux_can_back(size_t size, bool pinned)
 {
 	struct sysinfo si;
