@@ -148,10 +148,18 @@ static void print_info(const struct info *in)
 	       in->thp_shmem,
 	       in->shmem_huge_off ? "\n                   shmem huge pages are OFF: memfd Blocks get "
 				    "normal pages (UNIMEM_BLOCK_HUGE falls back)" : "");
-	if (in->huge_block_page)
-		printf("                   a UNIMEM_BLOCK_HUGE Block gets %ld-byte pages here%s\n",
-		       in->huge_block_page,
-		       in->huge_block_page > in->page ? "" : " (no huge pages)");
+	if (in->huge_block_page > in->page)
+		printf("                   a UNIMEM_BLOCK_HUGE Block gets %ld-byte pages here (hugetlb)\n",
+		       in->huge_block_page);
+	else if (in->huge_block_page && !in->shmem_huge_off)
+		printf("                   a UNIMEM_BLOCK_HUGE Block gets transparent huge pages here "
+		       "(shmem [%s]; its page size still reads %ld)\n", in->thp_shmem, in->page);
+	else if (in->huge_block_page)
+		printf("                   a UNIMEM_BLOCK_HUGE Block gets %ld-byte pages here; for 2 MiB "
+		       "pages (a large Block opens\n                   several times faster): "
+		       "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled,\n"
+		       "                   or reserve hugetlb pages (vm.nr_hugepages)\n",
+		       in->huge_block_page);
 	else
 		printf("                   a UNIMEM_BLOCK_HUGE Block could not be opened: %s\n",
 		       unimem_strerror(in->huge_block_err));
