@@ -30,6 +30,10 @@
  * helper threads fault chunks in from the back, until they meet. When the helpers get no
  * CPU, the opening thread simply does more chunks itself: nobody waits for a fixed share. */
 #define FILL_CHUNK ((size_t)512 << 10)
+/* Huge pages are faulted in chunks of whole pages, several per chunk: 512 KiB chunks would
+ * put up to four threads on one 2 MiB page (16 GiB pinned on the H200 host: 1.3-1.6 s with
+ * shmem THP, 3.4-3.6 s with hugetlb, against 0.7 s for the same faults in 64 MiB pieces). */
+#define HUGE_CHUNK ((size_t)8 << 20)
 #define FILL_PARALLEL_MIN ((size_t)2 << 20)
 #define FILL_HELPERS_MAX 7
 #define ZERO_SOURCE ((size_t)64 << 10)
@@ -86,7 +90,7 @@ static int write_zeros(int fd, size_t off, size_t len)
 
 struct fill {
 	unsigned char *p;
-	size_t size, page, nchunks;
+	size_t size, page, chunk, nchunks;
 	int fd;
 	bool fresh;    /* a new, empty memfd: zeros may be written; else fault only */
 	/* The opening thread's (worker 0's) own, read by it alone until the join. */
@@ -98,8 +102,8 @@ struct fill {
 
 static size_t chunk_len(const struct fill *f, size_t c)
 {
-	size_t off = c * FILL_CHUNK;
-	return f->size - off < FILL_CHUNK ? f->size - off : FILL_CHUNK;
+	size_t off = c * f->chunk;
+	return f->size - off < f->chunk ? f->size - off : f->chunk;
 }
 
 /* One chunk, claimed by worker `worker`: the opening thread writes chunks from the front
@@ -111,13 +115,13 @@ static int fill_chunk(void *arg, size_t piece, unsigned worker)
 	struct fill *f = arg;
 	if (worker) {
 		size_t c = f->nchunks - 1 - __atomic_fetch_add(&f->back, 1, __ATOMIC_RELAXED);
-		return populate_range(f->p + c * FILL_CHUNK, chunk_len(f, c), f->page, f->fresh);
+		return populate_range(f->p + c * f->chunk, chunk_len(f, c), f->page, f->fresh);
 	}
 	size_t c = f->front++, len = chunk_len(f, c);
-	int err = f->writable ? write_zeros(f->fd, c * FILL_CHUNK, len) : -EOPNOTSUPP;
+	int err = f->writable ? write_zeros(f->fd, c * f->chunk, len) : -EOPNOTSUPP;
 	if (err == -EOPNOTSUPP) {
 		f->writable = false;
-		err = populate_range(f->p + c * FILL_CHUNK, len, f->page, f->fresh);
+		err = populate_range(f->p + c * f->chunk, len, f->page, f->fresh);
 	} else if (!err) {
 		f->written = f->front;
 	}
@@ -131,9 +135,11 @@ static int fill_chunk(void *arg, size_t piece, unsigned worker)
 static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fresh,
 		    bool fault_only)
 {
-	struct fill f = { .p = p, .size = size, .page = page,
-			  .nchunks = (size + FILL_CHUNK - 1) / FILL_CHUNK, .fd = fd, .fresh = fresh,
-			  .writable = fresh && !fault_only && page == umi_os_page_size() };
+	const bool small = !fault_only && page == umi_os_page_size();
+	const size_t chunk = small ? FILL_CHUNK : page > HUGE_CHUNK ? page : HUGE_CHUNK;
+	struct fill f = { .p = p, .size = size, .page = page, .chunk = chunk,
+			  .nchunks = (size + chunk - 1) / chunk, .fd = fd, .fresh = fresh,
+			  .writable = fresh && small };
 	size_t helpers = 0;
 	if (size >= FILL_PARALLEL_MIN) {
 		helpers = f.nchunks / 2;
@@ -143,7 +149,7 @@ static int populate(unsigned char *p, size_t size, size_t page, int fd, bool fre
 	int err = umi_parallel(f.nchunks, fill_chunk, &f, (unsigned)helpers);
 	/* Map what the opening thread wrote: read faults, 16 pages at a time. */
 	if (!err && f.written)
-		err = populate_range(p, f.written * FILL_CHUNK < size ? f.written * FILL_CHUNK : size,
+		err = populate_range(p, f.written * chunk < size ? f.written * chunk : size,
 				     page, false);
 	return err;
 }
