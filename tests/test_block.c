@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -115,6 +116,61 @@ Test(block, huge_flag_gives_huge_pages_or_silently_normal_ones)
 	unimem_block_close(b);
 	cr_assert_eq(unimem_block_open(&b, 1, UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_UNPINNED), 0);
 	cr_assert_not(unimem_block_pinned(b));
+	unimem_block_close(b);
+}
+
+/* The shmem THP policy of this machine, e.g. "never" (empty when unknown). */
+static void shmem_thp(char *out, size_t cap)
+{
+	char buf[128] = "";
+	out[0] = '\0';
+	int fd = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled", O_RDONLY);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
+	if (l && r && (size_t)(r - l) < cap) {
+		memcpy(out, l + 1, (size_t)(r - l - 1));
+		out[r - l - 1] = '\0';
+	}
+}
+
+/* Where shmem THP is allowed, a pinned UNIMEM_BLOCK_HUGE Block is populated by faults
+ * (writes into the file would allocate small pages): its pages come mapped huge. */
+Test(block, huge_flag_gets_transparent_huge_pages_where_shmem_allows_them)
+{
+	char pol[32];
+	shmem_thp(pol, sizeof pol);
+	if (strcmp(pol, "advise") && strcmp(pol, "always") && strcmp(pol, "within_size") &&
+	    strcmp(pol, "force"))
+		cr_skip("shmem transparent huge pages are [%s] here (advise or always needed)",
+			pol[0] ? pol : "unknown");
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 64 << 20, UNIMEM_BLOCK_HUGE), 0);
+	if (unimem_block_page_size(b) > page()) {
+		unimem_block_close(b);
+		cr_skip("a hugetlb pool served the Block: nothing transparent to check");
+	}
+	const unsigned char *p = unimem_block_ptr(b);
+	/* ShmemPmdMapped of this mapping in /proc/self/smaps, in kB. */
+	FILE *f = fopen("/proc/self/smaps", "r");
+	cr_assert_not_null(f);
+	char line[256];
+	long pmd = -1;
+	bool in = false;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+		else if (in && sscanf(line, "ShmemPmdMapped: %ld kB", &pmd) == 1)
+			break;
+	}
+	fclose(f);
+	cr_assert_geq(pmd, (64 << 10) / 2, "ShmemPmdMapped %ld kB of 65536", pmd);
+	for (size_t i = 0; i < unimem_block_size(b); i += 4096)
+		cr_assert_eq(p[i], 0);
 	unimem_block_close(b);
 }
 
