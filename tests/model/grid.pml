@@ -18,7 +18,12 @@
  *   -DBROKEN_STEAL    the owner's take ignores the steal flag (no asymmetric fence)
  *   -DBROKEN_RECLAIM  reclaim also takes back the cells of a live holder
  *   -DBROKEN_CLAIM    the refill claims a cell by clearing its bit, then tags it (the window
- *                     of a holder killed between claiming and tagging loses the cell) */
+ *                     of a holder killed between claiming and tagging loses the cell)
+ *   -DBROKEN_FLUSH    the give path's flush sets the free bit before it stores the state
+ *                     (the exit flush keeps the right order)
+ *
+ * Probes (-DPROBE=P_...): an assert(false)-style check at one spot of one path, compiled in
+ * only then; spin must find it, which shows that the checker reaches that spot. */
 
 #ifndef NC
 #define NC 2  /* cells */
@@ -29,8 +34,36 @@
 #ifndef REFILL2
 #define REFILL2 0 /* refills claim two cells (one to the cache) */
 #endif
+/* Cache capacity. The real one (UNIMEM_GRID_PVT_CAP) is 0 or at least 2; 1 here is the
+ * smallest cache whose give finds it full within 2 operations, so the flush is checked.
+ * give_slow's arithmetic holds for it: keep = cap / 2 = 0, the one cell is flushed. */
+#ifndef CAP
+#define CAP 1
+#endif
+#if CAP < 1 || CAP > 2
+#error "CAP is 1 or 2"
+#endif
 #define NH 2  /* holders */
-#define CAP 2 /* cache capacity */
+#define KEEP (CAP / 2)  /* what a flush keeps (the newer half), as in give_slow */
+
+/* The probes. Each names a spot; REACH(P, cond) fails there, when built with -DPROBE=P and
+ * cond holds. Without -DPROBE it is nothing (no extra step, no extra state). */
+#define P_REFILL 1     /* holder 0's refill claimed a cell from the pool */
+#define P_FLUSH 2      /* holder 0's give flush, between the state store and the bit */
+#define P_STEAL 3      /* holder 0 steals a cell of holder 1, between the state CAS and the bit */
+#define P_RECLAIM 4    /* reclaim takes back a cell that dead holder 0 held or cached */
+#define P_EXIT 5       /* holder 0's exit flush, between the state store and the bit */
+#define P_REPAIR 6     /* reclaim sets the bit of a pool cell that lacks it */
+#define P_THIEF 7      /* reclaim clears the steal flag that dead holder 0 left taken */
+#define P_DIRECT 8     /* a take claims straight to the holder (a thief on its cache) */
+#define P_POP 9        /* the fast path pops a cell from the cache */
+#define P_RESET 10     /* a refill puts back a stale bit whose cell came back meanwhile */
+#ifdef PROBE
+byte probe = 1; /* constant; its name shows in pan's report of the failed assertion */
+#define REACH(P, cond) assert(!(probe && PROBE == P && (cond)));
+#else
+#define REACH(P, cond)
+#endif
 
 #define POOL 0
 #define HELD(p) (10 + (p))
@@ -73,13 +106,13 @@ inline claim(p, t, got)
 #else
 			d_step {
 				if
-				:: state[c] == POOL -> state[c] = t; got = c; stale = 0
+				:: state[c] == POOL -> REACH(P_DIRECT, t == HELD(p)) state[c] = t; got = c; stale = 0
 				:: else -> stale = 1
 				fi
 			};
 			hint[c] = 0;
 			if
-			:: stale && state[c] == POOL -> hint[c] = 1
+			:: stale && state[c] == POOL -> REACH(P_RESET, t == CACHED(p)) hint[c] = 1
 			:: else -> skip
 			fi
 #endif
@@ -104,7 +137,7 @@ inline steal_from(p, q)
 			:: k < n[q] ->
 				c = cache[q * CAP + k];
 				d_step { if :: state[c] == CACHED(q) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
-				if :: moved -> hint[c] = 1 :: else -> skip fi;
+				if :: moved -> REACH(P_STEAL, p == 0) hint[c] = 1 :: else -> skip fi;
 				k++
 			:: else -> break
 			od;
@@ -133,7 +166,7 @@ inline take(p)
 		:: m > 0 ->
 			c = cache[p * CAP + m - 1];
 			if
-			:: state[c] == CACHED(p) -> n[p] = m - 1; state[c] = HELD(p); got = c
+			:: state[c] == CACHED(p) -> REACH(P_POP, true) n[p] = m - 1; state[c] = HELD(p); got = c
 			:: else -> n[p] = m - 1 /* dropped (a thief that died half way) */
 			fi
 		:: else -> skip
@@ -152,6 +185,7 @@ inline take(p)
 			claim(p, CACHED(p), got);
 			if
 			:: got != NONE ->
+				REACH(P_REFILL, p == 0)
 				/* A second cell for the cache when one is free (-DREFILL2). */
 				if
 				:: REFILL2 && n[p] < CAP - 1 ->
@@ -192,14 +226,21 @@ inline give(p, i)
 	:: steal[p] == 0 ->
 		if
 		:: n[p] == CAP ->
-			/* Full: flush the older half to the pool (state first, then the bit). */
+			/* Full: flush the older half to the pool (state first, then the bit), keep
+			 * the newer half. With CAP of 1 or 2 the older half is cache[0]. */
 			c = cache[p * CAP];
 			if
-			:: state[c] == CACHED(p) -> state[c] = POOL; hint[c] = 1
+#ifdef BROKEN_FLUSH
+			:: state[c] == CACHED(p) -> hint[c] = 1; state[c] = POOL
+#else
+			:: state[c] == CACHED(p) -> state[c] = POOL; REACH(P_FLUSH, p == 0) hint[c] = 1
+#endif
 			:: else -> skip
 			fi;
+#if KEEP == 1
 			cache[p * CAP] = cache[p * CAP + 1];
-			n[p] = 1
+#endif
+			n[p] = KEEP
 		:: else -> skip
 		fi;
 		/* The checked give: one compare-and-swap from the state read. */
@@ -247,7 +288,7 @@ proctype holder(byte p)
 		:: k < n[p] ->
 			c = cache[p * CAP + k];
 			if
-			:: state[c] == CACHED(p) -> state[c] = POOL; hint[c] = 1
+			:: state[c] == CACHED(p) -> state[c] = POOL; REACH(P_EXIT, p == 0) hint[c] = 1
 			:: else -> skip
 			fi;
 			k++
@@ -272,15 +313,15 @@ inline reclaim(d)
 		d_step { if :: state[c] == HELD(d) || state[c] == CACHED(d) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
 #endif
 		if
-		:: moved -> hint[c] = 1
-		:: else -> if :: state[c] == POOL && !hint[c] -> hint[c] = 1 :: else -> skip fi
+		:: moved -> REACH(P_RECLAIM, true) hint[c] = 1
+		:: else -> if :: state[c] == POOL && !hint[c] -> REACH(P_REPAIR, true) hint[c] = 1 :: else -> skip fi
 		fi;
 		c++
 	:: else -> break
 	od;
 	n[d] = 0;
 	busy[d] = 0;
-	d_step { if :: steal[1 - d] == d + 1 -> steal[1 - d] = 0 :: else -> skip fi }
+	d_step { if :: steal[1 - d] == d + 1 -> REACH(P_THIEF, true) steal[1 - d] = 0 :: else -> skip fi }
 }
 
 proctype reclaimer()
