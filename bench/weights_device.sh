@@ -85,7 +85,8 @@ PYEOF
   echo $hp0 > /proc/sys/vm/nr_hugepages; trap - EXIT
 fi
 if has net; then
-  # Issue 17 on this host: UCX from Debian carried in .bench-carry/ucx (libs, ucx_perftest).
+  # Issue 17 on this host: UCX and ip(8) from Debian carried in .bench-carry/ucx (lib/: libucp,
+  # libuct, libucs, libucm, libgomp, iproute2's libraries; bin/: ucx_perftest, ucx_info, ip).
   log net
   export LD_LIBRARY_PATH=$PWD/.bench-carry/ucx/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} PATH=$PWD/.bench-carry/ucx/bin:$PATH
   { command -v ip; ucx_info -v | head -2; } 2>&1 | tee "$OUTD/net.log"
