@@ -92,10 +92,9 @@ int umi_os_create(unimem_block *b, size_t size, unsigned flags, bool pin)
 	b->writable = true;
 	umi_share_mark(b);
 	if (pin) {
-		/* Huge pages come from faults, not from writes into the file. */
-		bool thp = (flags & UNIMEM_BLOCK_HUGE) && b->page == umi_os_page_size() &&
-			   umi_linux_shmem_thp();
-		err = umi_linux_pin(b, true, thp);
+		/* Huge pages come from faults, not from writes into the file (hugetlb pages
+		 * are never written: populate.c faults them anyway). */
+		err = umi_linux_pin(b, true, (flags & UNIMEM_BLOCK_HUGE) && umi_linux_shmem_thp());
 		if (err)
 			goto fail;
 	}

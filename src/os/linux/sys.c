@@ -80,7 +80,6 @@ static size_t mem_available(void)
 	return kib == SIZE_MAX || kib > SIZE_MAX / 1024 ? SIZE_MAX : kib * 1024;
 }
 
-/* Cheap for sizes far below the RAM size: /proc is read only for large ones. */
 bool umi_linux_shmem_thp(void)
 {
 	static int known; /* 0 not read yet, 1 no, 2 yes */
@@ -103,6 +102,7 @@ bool umi_linux_shmem_thp(void)
 	return k == 2;
 }
 
+/* Cheap for sizes far below the RAM size: /proc is read only for large ones. */
 bool umi_linux_can_back(size_t size, bool pinned)
 {
 	struct sysinfo si;
