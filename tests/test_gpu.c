@@ -138,6 +138,29 @@ static void assert_unregistered(void *p, size_t n)
 	CU_OK(cu.cuMemHostUnregister(p));
 }
 
+/* Random floats in the first half of Block b (not mapped yet, no CUDA context on this
+ * thread), map it (which makes no context current), then y = x * a + c by a kernel into
+ * the second half through the device pointer, checked bit for bit. Leaves b mapped and
+ * the primary context current; returns the device pointer. */
+static void *map_and_run_affine(unimem_block *b, unsigned *seed, float a, float c)
+{
+	size_t n = unimem_block_size(b) / sizeof(float) / 2;
+	float *x = unimem_block_ptr(b), *y = x + n;
+	fill_random(x, n, seed);
+	poison(y, n);
+	void *d = NULL;
+	cr_assert_eq(unimem_gpu_map(b, &d), 0);
+	cr_assert_not_null(d);
+	load_driver();
+	cr_assert_null(current(), "unimem_gpu_map left a context current");
+	CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
+	CU_OK(cu.cuCtxSetCurrent(primary));
+	load_kernels();
+	affine(d, (char *)d + n * sizeof(float), (unsigned)n, a, c);
+	check_affine(x, y, n, a, c);
+	return d;
+}
+
 Test(gpu, kernel_reads_what_the_cpu_wrote_and_the_cpu_reads_what_it_wrote)
 {
 	need_gpu();
@@ -146,21 +169,7 @@ Test(gpu, kernel_reads_what_the_cpu_wrote_and_the_cpu_reads_what_it_wrote)
 	size_t n = unimem_block_size(b) / sizeof(float) / 2;
 	float *x = unimem_block_ptr(b), *y = x + n;
 	unsigned seed = seed_now();
-	fill_random(x, n, &seed);
-	poison(y, n);
-
-	/* No CUDA context on this thread yet: map makes none current. */
-	void *d = NULL;
-	cr_assert_eq(unimem_gpu_map(b, &d), 0);
-	cr_assert_not_null(d);
-	load_driver();
-	cr_assert_null(current(), "unimem_gpu_map left a context current");
-
-	CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
-	CU_OK(cu.cuCtxSetCurrent(primary));
-	load_kernels();
-	affine(d, (char *)d + n * sizeof(float), (unsigned)n, 2.5f, -1.0f);
-	check_affine(x, y, n, 2.5f, -1.0f);
+	void *d = map_and_run_affine(b, &seed, 2.5f, -1.0f);
 
 	/* And again on new data, in place: the same pages, no copy. */
 	fill_random(x, n, &seed);
@@ -179,19 +188,8 @@ Test(gpu, a_large_pinned_block_registers_in_pieces_and_works_end_to_end)
 	need_gpu();
 	unimem_block *b;
 	cr_assert_eq(unimem_block_open(&b, (size_t)288 << 20, UNIMEM_BLOCK_HUGE), 0);
-	size_t n = unimem_block_size(b) / sizeof(float) / 2;
-	float *x = unimem_block_ptr(b), *y = x + n;
 	unsigned seed = seed_now();
-	fill_random(x, n, &seed);
-	poison(y, n);
-	void *d = NULL;
-	cr_assert_eq(unimem_gpu_map(b, &d), 0);
-	load_driver();
-	CU_OK(cu.cuDevicePrimaryCtxRetain(&primary, dev));
-	CU_OK(cu.cuCtxSetCurrent(primary));
-	load_kernels();
-	affine(d, (char *)d + n * sizeof(float), (unsigned)n, 1.5f, 0.25f);
-	check_affine(x, y, n, 1.5f, 0.25f);
+	map_and_run_affine(b, &seed, 1.5f, 0.25f);
 	cr_assert_eq(unimem_gpu_unmap(b), 0);
 	assert_unregistered(unimem_block_ptr(b), unimem_block_size(b));
 	unimem_block_close(b);
