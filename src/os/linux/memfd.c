@@ -64,7 +64,7 @@ static int map_memfd(unimem_block *b, size_t size, unsigned flags, bool pin, con
 	}
 	/* A hint for shmem THP: where the machine's policy allows it (advise, always), the
 	 * faults that populate the Block get 2 MiB pages. 1 GiB in 4-16 threads on the 2-core VM:
-	 * 4 KiB pages 2.0-2.8 GB/s, huge ones 14-27 GB/s (docs/BENCHMARKS_GPU.md). */
+	 * 4 KiB pages 2.0-2.8 GB/s, huge ones 14-27 GB/s (docs/BENCHMARKS.md). */
 	if (flags & UNIMEM_BLOCK_HUGE)
 		madvise(p, size, MADV_HUGEPAGE);
 	b->fd = fd;
