@@ -174,6 +174,58 @@ Test(block, huge_flag_gets_transparent_huge_pages_where_shmem_allows_them)
 	unimem_block_close(b);
 }
 
+/* A field of /proc/meminfo ("HugePages_Free", "Hugepagesize"), or -1. */
+static long meminfo(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long v = -1;
+	size_t n = strlen(key);
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%ld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* A pinned Block from a hugetlb pool: every page is faulted in by the open (lock-on-fault
+ * does not apply to hugetlb pages: the open populates, then locks), and a refusal of the
+ * lock gives every page back. Runs where the machine has a pool of 40 free pages. */
+Test(block, a_pinned_hugetlb_block_is_faulted_in_and_a_refused_one_gives_its_pages_back)
+{
+	const long free0 = meminfo("HugePages_Free"), hkb = meminfo("Hugepagesize");
+	if (free0 < 40 || hkb <= 0)
+		cr_skip("no hugetlb pool of 40 free pages here (vm.nr_hugepages; HugePages_Free %ld)",
+			free0);
+	const size_t hp = (size_t)hkb << 10, size = 32 * hp;
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, size, UNIMEM_BLOCK_HUGE), 0);
+	if (unimem_block_page_size(b) != hp) {
+		unimem_block_close(b);
+		cr_assert_fail("the pool had pages, yet the Block got pages of %zu bytes", unimem_block_page_size(b));
+	}
+	cr_assert(unimem_block_pinned(b));
+	cr_assert_leq(meminfo("HugePages_Free"), free0 - 32, "pages not faulted in by the open");
+	const volatile unsigned char *p = unimem_block_ptr(b);
+	for (size_t i = 0; i < size; i += 4096)
+		cr_assert_eq(p[i], 0);
+	unimem_block_close(b);
+	cr_assert_eq(meminfo("HugePages_Free"), free0);
+
+	cr_assert_eq(drop_privileges(), 0, "cannot drop root to test RLIMIT_MEMLOCK");
+	struct rlimit rl = { 64 << 10, 64 << 10 };
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	int fds = count_fds(), maps = count_maps();
+	b = (unimem_block *)0x1;
+	cr_assert_eq(unimem_block_open(&b, size, UNIMEM_BLOCK_HUGE), -EPERM);
+	cr_assert_null(b);
+	cr_assert_eq(count_fds(), fds, "fd leaked");
+	cr_assert_eq(count_maps(), maps, "mapping leaked");
+	cr_assert_eq(meminfo("HugePages_Free"), free0, "huge pages kept after the refusal");
+	cr_assert(strstr(unimem_strerror(-EPERM), "RLIMIT_MEMLOCK"));
+}
+
 Test(block, sealed_against_shrink_and_grow)
 {
 	unimem_block *b;
