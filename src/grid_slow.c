@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include "grid_int.h"
+#include "cas_group.h"
 #include "os/os.h"
 
 #include <errno.h>
@@ -229,7 +230,8 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 }
 
 /* Claim up to `want` cells of the shared pool into out[], writing `tag` in their state
- * (compare-and-swap from 0: the claim and the owner's name are one step). Scans the bitmap
+ * (compare-and-swap from 0: the claim and the owner's name are one step; one atomic
+ * instruction claims the free cells of a group of 4, cas_group.h). Scans the bitmap
  * once round from word *rover. Returns how many. */
 static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t want, uint32_t tag,
 		      uint32_t *out)
@@ -244,17 +246,37 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t wan
 		v &= it == 0 ? hi : it == g->words ? ~hi : ~(uint64_t)0;
 		uint64_t got = 0, stale = 0;
 		while (v && k < want) {
-			const uint64_t bit = v & -v;
-			const uint64_t i = (w << 6) | (uint64_t)__builtin_ctzll(v);
-			v &= v - 1;
-			uint32_t zero = 0;
-			if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &zero, tag, false,
-									 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-				out[k++] = (uint32_t)i;
-				got |= bit;
-			} else {
-				stale |= bit;
+			/* The set bits of one group of 4 cells, at most want - k of them. */
+			const unsigned q = (unsigned)__builtin_ctzll(v) & ~3u;
+			unsigned ask = (unsigned)(v >> q) & 15u;
+			v &= ~((uint64_t)15 << q);
+			if (want - k < 4) { /* keep the lowest want - k */
+				unsigned keep = 0, m = ask;
+				for (uint32_t r = want - k; r && m; r--, m &= m - 1)
+					keep |= m & -m;
+				ask = keep;
 			}
+			const uint64_t i = (w << 6) | q;
+			const unsigned real = i >= g->count ? 0u : g->count - i >= 4 ? 15u
+							       : (1u << (g->count - i)) - 1u;
+			stale |= (uint64_t)(ask & ~real) << q;
+			ask &= real;
+			unsigned won;
+			if (ask == 15u && (won = umi_cas_group4(&g->state[i], tag)) == 15u) {
+				out[k] = (uint32_t)i;
+				out[k + 1] = (uint32_t)i + 1;
+				out[k + 2] = (uint32_t)i + 2;
+				out[k + 3] = (uint32_t)i + 3;
+				k += 4;
+			} else {
+				if (ask != 15u)
+					won = ask ? umi_cas_group(&g->state[i], ask, tag) : 0u;
+				for (unsigned j = 0; j < 4; j++)
+					if (won >> j & 1)
+						out[k++] = (uint32_t)(i + j);
+			}
+			got |= (uint64_t)won << q;
+			stale |= (uint64_t)(ask & ~won) << q;
 		}
 		if (got | stale) {
 			__atomic_fetch_and(&g->bits[w], ~(got | stale), __ATOMIC_ACQ_REL);

@@ -1016,6 +1016,57 @@ Test(grid, garbage_in_the_state_never_goes_out_of_bounds)
 	unimem_grid_close(g);
 }
 
+/* A refill claims the cells of a group of 4 state words with one atomic instruction: the
+ * free cells of a group are taken, the others (set bits whose cells are not in the pool)
+ * are left as they are and their bits cleared. Pools whose last group is partial too. */
+Test(grid, a_refill_takes_the_free_cells_of_a_group_and_only_those)
+{
+	static const size_t counts[] = {1000, 1001, 1003, 4096};
+	const uint32_t foreign = UNIMEM_GRID_PVT_HELD | (UNIMEM_GRID_PVT_RECS - 1);
+	for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+		const size_t n = counts[c];
+		unimem_grid *g;
+		cr_assert_eq(unimem_grid_open(&g, 64, n), 0);
+		/* Cells 1 and 3 of every group, and every 7th, held by an attachment no one has
+		 * (reclaim leaves those alone: not dead, only absent); their bits stay set. */
+		size_t nfree = 0;
+		bool *held = calloc(n, 1);
+		cr_assert_not_null(held);
+		for (size_t i = 0; i < n; i++) {
+			if (i % 4 == 1 || i % 4 == 3 || i % 7 == 0)
+				g->state[i] = foreign;
+			else
+				nfree++;
+		}
+		unsigned char *base = unimem_block_ptr(unimem_grid_block(g));
+		size_t got = 0;
+		for (void *p; (p = unimem_grid_take(g)) != NULL; got++) {
+			const size_t i = (size_t)((unsigned char *)p - base) / 64;
+			cr_assert_lt(i, n);
+			cr_assert(i % 4 == 0 || i % 4 == 2, "cell %zu of pool %zu is not free", i, n);
+			cr_assert_neq(i % 7, 0, "cell %zu of pool %zu is not free", i, n);
+			cr_assert_not(held[i], "cell %zu handed out twice", i);
+			held[i] = true;
+		}
+		cr_assert_eq(got, nfree, "pool %zu: %zu of %zu free cells", n, got, nfree);
+		for (size_t i = 0; i < n; i++) {
+			if (!held[i]) {
+				cr_assert_eq(g->state[i], foreign, "cell %zu", i);
+				cr_assert_not(g->bits[i / 64] >> (i % 64) & 1, "stale bit of cell %zu", i);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			if (held[i])
+				cr_assert_eq(unimem_grid_give(g, base + i * 64), 0);
+		cr_assert_eq(unimem_grid_available(g), nfree);
+		for (size_t i = 0; i < n; i++)
+			if (!held[i])
+				g->state[i] = 0;
+		free(held);
+		unimem_grid_close(g);
+	}
+}
+
 /* ---- caches (issue 15) ---- */
 
 static size_t owned_slots(const unimem_grid *g)
