@@ -229,10 +229,10 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 	return w;
 }
 
-/* Claim up to `want` cells of the shared pool into out[], writing `tag` in their state
- * (compare-and-swap from 0: the claim and the owner's name are one step; one atomic
- * instruction claims the free cells of a group of 4, cas_group.h). Scans the bitmap
- * once round from word *rover. Returns how many. */
+/* Claim up to `want` cells of the shared pool into out[] (a holder's cache, or one cell),
+ * writing `tag` in their state (compare-and-swap from 0: the claim and the owner's name
+ * are one step; one atomic instruction claims the free cells of a group of 4,
+ * cas_group.h). Scans the bitmap once round from word *rover. Returns how many. */
 static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t want, uint32_t tag,
 		      uint32_t *out)
 {
@@ -263,17 +263,15 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t wan
 			ask &= real;
 			unsigned won;
 			if (ask == 15u && (won = umi_cas_group4(&g->state[i], tag)) == 15u) {
-				out[k] = (uint32_t)i;
-				out[k + 1] = (uint32_t)i + 1;
-				out[k + 2] = (uint32_t)i + 2;
-				out[k + 3] = (uint32_t)i + 3;
+				for (unsigned j = 0; j < 4; j++) /* relaxed: thieves read caches */
+					__atomic_store_n(&out[k + j], (uint32_t)(i + j), __ATOMIC_RELAXED);
 				k += 4;
 			} else {
 				if (ask != 15u)
 					won = ask ? umi_cas_group(&g->state[i], ask, tag) : 0u;
 				for (unsigned j = 0; j < 4; j++)
 					if (won >> j & 1)
-						out[k++] = (uint32_t)(i + j);
+						__atomic_store_n(&out[k++], (uint32_t)(i + j), __ATOMIC_RELAXED);
 			}
 			got |= (uint64_t)won << q;
 			stale |= (uint64_t)(ask & ~won) << q;
@@ -373,19 +371,20 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 					return i;
 				}
 			}
-			/* Refill half the cache in one pass over the bitmap. */
+			/* Refill half the cache in one pass over the bitmap, straight into the
+			 * cache (n stays 0 until the end: a thief waits for busy == 0, and a
+			 * reclaim goes by the state words). */
 			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
-			uint32_t got[UNIMEM_GRID_PVT_CACHE];
 			const uint32_t t = e->tag & UMI_GRID_IDX;
-			uint32_t k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag, got);
+			uint32_t k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag,
+					   s->cache);
 			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
-				for (uint32_t j = 0; j + 1 < k; j++)
-					__atomic_store_n(&s->cache[j], got[j], __ATOMIC_RELAXED);
+				const uint32_t i = __atomic_load_n(&s->cache[k - 1], __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, k - 1, __ATOMIC_RELAXED);
-				__atomic_store_n(&g->state[got[k - 1]], e->held, __ATOMIC_RELAXED);
+				__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 				leave(s);
-				return got[k - 1];
+				return i;
 			}
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 			leave(s);
