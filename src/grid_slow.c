@@ -268,7 +268,7 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t wan
 				k += 4;
 			} else {
 				if (ask != 15u)
-					won = ask ? umi_cas_group(&g->state[i], ask, tag) : 0u;
+					won = ask ? umi_cas_each(&g->state[i], ask, tag) : 0u;
 				for (unsigned j = 0; j < 4; j++)
 					if (won >> j & 1)
 						__atomic_store_n(&out[k++], (uint32_t)(i + j), __ATOMIC_RELAXED);
