@@ -189,10 +189,11 @@ static int populate_then_lock(unimem_block *b, bool fresh, bool fault_only)
 int umi_linux_pin(unimem_block *b, bool fresh, bool fault_only)
 {
 	/* hugetlb pages (a page larger than the system's): lock-on-fault is not honoured for
-	 * them, mlock2 faults the whole mapping in itself, on one thread (2 GiB on the 2-core VM:
-	 * 0.24-0.56 s, against 0.13-0.15 s for the parallel populate then mlock, which costs
-	 * nothing there: hugetlb pages are never swapped). So populate first, then lock
-	 * (which checks RLIMIT_MEMLOCK: a refusal leaves pages the caller's munmap frees). */
+	 * them, mlock2 faults the whole mapping in itself, on one thread (16 GiB on the H200
+	 * host: 6.2 s, against 0.49 s for the parallel populate then an mlock of 2 ms; 2 GiB
+	 * on the 2-core VM: 0.24-0.56 s against 0.13-0.15 s; docs/BENCHMARKS_GPU.md). So
+	 * populate first, then lock (which checks RLIMIT_MEMLOCK: a refusal leaves pages that
+	 * the caller's munmap frees). */
 	if (b->page != umi_os_page_size())
 		return populate_then_lock(b, fresh, fault_only);
 	/* Lock-on-fault first: it checks RLIMIT_MEMLOCK at once, before any page is
