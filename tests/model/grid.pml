@@ -21,6 +21,12 @@
  *                     of a holder killed between claiming and tagging loses the cell)
  *   -DBROKEN_FLUSH    the give path's flush sets the free bit before it stores the state
  *                     (the exit flush keeps the right order)
+ *   -DBROKEN_GROUP    (with -DGROUP) the group exchange checks only the first cell's state
+ *
+ * -DGROUP=1 (with -DREFILL2=1 -DCAP=2): a refill whose bits show both cells free claims
+ * them with one exchange from all-free (src/cas_group.h's 16-byte compare-and-swap; two
+ * cells here, four there), then clears their bits; when a cell is not free it falls back
+ * to the claim of one cell at a time.
  *
  * Probes (-DPROBE=P_...): an assert(false)-style check at one spot of one path, compiled in
  * only then; spin must find it, which shows that the checker reaches that spot. */
@@ -33,6 +39,12 @@
 #endif
 #ifndef REFILL2
 #define REFILL2 0 /* refills claim two cells (one to the cache) */
+#endif
+#ifndef GROUP
+#define GROUP 0 /* the refill's group claim of both cells (needs REFILL2, CAP 2, NC 2) */
+#endif
+#if GROUP && (!REFILL2 || CAP != 2 || NC != 2)
+#error "GROUP needs REFILL2=1, CAP=2 and NC=2"
 #endif
 /* Cache capacity. The real one (UNIMEM_GRID_PVT_CAP) is 0 or at least 2; 1 here is the
  * smallest cache whose give finds it full within 2 operations, so the flush is checked.
@@ -58,6 +70,8 @@
 #define P_DIRECT 8     /* a take claims straight to the holder (a thief on its cache) */
 #define P_POP 9        /* the fast path pops a cell from the cache */
 #define P_RESET 10     /* a refill puts back a stale bit whose cell came back meanwhile */
+#define P_GROUP 11     /* holder 0's refill claimed both cells with one exchange */
+#define P_UNGROUP 12   /* a group exchange found a cell not free: one cell at a time */
 #ifdef PROBE
 byte probe = 1; /* constant; its name shows in pan's report of the failed assertion */
 #define REACH(P, cond) assert(!(probe && PROBE == P && (cond)));
@@ -181,6 +195,47 @@ inline take(p)
 	:: got == NONE && tries < 2 ->
 		busy[p] = 1;
 		if
+#if GROUP
+		/* The bits, read at once, show both cells free, and there is room for one in the
+		 * cache: one exchange claims both if both states are POOL. */
+		:: steal[p] == 0 && n[p] == 0 && hint[0] && hint[1] ->
+			d_step {
+#ifdef BROKEN_GROUP
+				if
+				:: state[0] == POOL -> state[0] = CACHED(p); state[1] = CACHED(p); moved = 1
+#else
+				if
+				:: state[0] == POOL && state[1] == POOL -> state[0] = CACHED(p); state[1] = CACHED(p); moved = 1
+#endif
+				:: else -> moved = 0
+				fi
+			};
+			if
+			:: moved ->
+				REACH(P_GROUP, p == 0)
+				hint[0] = 0;
+				hint[1] = 0;
+				cache[p * CAP] = 0;
+				n[p] = 1;
+				state[1] = HELD(p);
+				got = 1
+			:: else ->
+				/* Not all free: one cell at a time (umi_cas_each). */
+				REACH(P_UNGROUP, true)
+				claim(p, CACHED(p), got);
+				if
+				:: got != NONE ->
+					claim(p, CACHED(p), extra);
+					if
+					:: extra != NONE -> cache[p * CAP + n[p]] = extra; n[p]++
+					:: else -> skip
+					fi;
+					state[got] = HELD(p)
+				:: else -> skip
+				fi
+			fi;
+			busy[p] = 0
+#endif
 		:: steal[p] == 0 ->
 			claim(p, CACHED(p), got);
 			if
