@@ -40,6 +40,11 @@ static uint64_t up64(uint64_t n)
 	return (n + 63) & ~(uint64_t)63;
 }
 
+static uint64_t up128(uint64_t n)
+{
+	return (n + 127) & ~(uint64_t)127;
+}
+
 int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 {
 	memset(l, 0, sizeof *l);
@@ -50,8 +55,9 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 	l->span = cell * count;
 	l->words = (count + 63) / 64;
 	l->off_bits = l->span;
-	l->off_state = l->off_bits + up64(l->words * 8);
-	l->off_slots = l->off_state + up64(count * 4);
+	/* The state words and the slots start on 128-byte boundaries (see umi_grid_start). */
+	l->off_state = up128(l->off_bits + l->words * 8);
+	l->off_slots = up128(l->off_state + count * 4);
 	l->off_recs = l->off_slots + (uint64_t)UNIMEM_GRID_PVT_SLOTS * sizeof(unimem_grid_pvt_slot);
 	l->bytes = l->off_recs + up64(UNIMEM_GRID_PVT_RECS * sizeof(unimem_grid_pvt_rec)) +
 		   UNIMEM_GRID_PVT_HDR_BYTES;
@@ -62,7 +68,8 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 }
 
 UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_hdr) == UNIMEM_GRID_PVT_HDR_BYTES, "grid header");
-UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_slot) == 64 + 4 * UNIMEM_GRID_PVT_CACHE, "grid slot");
+UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_slot) == 128 + 4 * UNIMEM_GRID_PVT_CACHE &&
+			     sizeof(unimem_grid_pvt_slot) % 128 == 0, "grid slot");
 
 /* The inverse of an odd number modulo 2^64 (Newton's iteration: each step doubles the
  * correct low bits; d * d == 1 mod 8 gives 3 to start with). */
@@ -136,7 +143,7 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 	}
 	unimem_grid_pvt_slot *slots = (unimem_grid_pvt_slot *)(void *)(base + l.off_slots);
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++)
-		slots[t].rover = (uint32_t)((uint64_t)t * 16 % cells / 64); /* with bit t * 16 % 64 */
+		slots[t].rover = (uint32_t)umi_grid_start(t, cells);
 	unimem_grid_pvt_hdr *h = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) -
 								 UNIMEM_GRID_PVT_HDR_BYTES);
 	h->version = UNIMEM_GRID_PVT_VERSION;

@@ -205,12 +205,13 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 		if (__atomic_load_n(&g->slots[t].owner, __ATOMIC_ACQUIRE) == me &&
 		    __atomic_load_n(&g->slots[t].tid, __ATOMIC_RELAXED) == tid)
 			s = &g->slots[t];
-	/* A free one, starting at a spot of the thread's own. */
-	for (uint32_t k = 0; k < UNIMEM_GRID_PVT_SLOTS && !s; k++) {
-		t = ((uint32_t)tid * 0x9E3779B9u >> 25) + k;
-		t %= UNIMEM_GRID_PVT_SLOTS;
+	/* The first free one: the first holders get the first slots, whose refills start in
+	 * state words of their own (umi_grid_start). A hash of the thread id put consecutive
+	 * threads on neighbouring lines. */
+	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++) {
 		uint32_t free_ = 0;
-		if (__atomic_compare_exchange_n(&g->slots[t].owner, &free_, me, false, __ATOMIC_ACQUIRE,
+		if (__atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&g->slots[t].owner, &free_, me, false, __ATOMIC_ACQUIRE,
 						__ATOMIC_RELAXED)) {
 			s = &g->slots[t];
 			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
@@ -232,15 +233,20 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 /* Claim up to `want` cells of the shared pool into out[] (a holder's cache, or one cell),
  * writing `tag` in their state (compare-and-swap from 0: the claim and the owner's name
  * are one step; one atomic instruction claims the free cells of a group of 4,
- * cas_group.h). Scans the bitmap once round from word *rover. Returns how many. */
-static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t want, uint32_t tag,
+ * cas_group.h). Scans the bitmap once round from cell *rover, and leaves *rover after the
+ * last cell claimed: refills walk the pool, so that a cell given back is claimed again
+ * only after the others (restarting where the last refill started took back, cell by
+ * cell, what a consumer had just given: the two cores traded those lines). Returns how
+ * many. */
+static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t tag,
 		      uint32_t *out)
 {
 	uint32_t k = 0;
-	uint64_t w = *rover < g->words ? *rover : 0;
-	/* The first word from bit sb up, the other words, then the first word's low bits:
-	 * holders start on state words of their own cache lines (no false sharing). */
-	const uint64_t hi = ~(uint64_t)0 << (sb & 63);
+	const uint64_t from = *rover < g->count ? *rover : 0;
+	uint64_t w = from / 64, next = from;
+	/* The first word from bit `from` up, the other words, then the first word's low
+	 * bits: holders start on state words of their own (umi_grid_start). */
+	const uint64_t hi = ~(uint64_t)0 << (from & 63);
 	for (uint64_t it = 0; it <= g->words && k < want; it++) {
 		uint64_t v = __atomic_load_n(&g->bits[w], __ATOMIC_RELAXED);
 		v &= it == 0 ? hi : it == g->words ? ~hi : ~(uint64_t)0;
@@ -266,12 +272,15 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t wan
 				for (unsigned j = 0; j < 4; j++) /* relaxed: thieves read caches */
 					__atomic_store_n(&out[k + j], (uint32_t)(i + j), __ATOMIC_RELAXED);
 				k += 4;
+				next = i + 4;
 			} else {
 				if (ask != 15u)
 					won = ask ? umi_cas_each(&g->state[i], ask, tag) : 0u;
 				for (unsigned j = 0; j < 4; j++)
-					if (won >> j & 1)
+					if (won >> j & 1) {
 						__atomic_store_n(&out[k++], (uint32_t)(i + j), __ATOMIC_RELAXED);
+						next = i + j + 1;
+					}
 			}
 			got |= (uint64_t)won << q;
 			stale |= (uint64_t)(ask & ~won) << q;
@@ -289,7 +298,7 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t sb, uint32_t wan
 		if (k < want && it < g->words && ++w == g->words)
 			w = 0;
 	}
-	*rover = (uint32_t)w;
+	*rover = (uint32_t)(k && next < g->count ? next : k ? 0 : from);
 	return k;
 }
 
@@ -350,7 +359,7 @@ static uint64_t take_direct(unimem_grid *g, uint32_t *rover)
 	uint32_t i;
 	if (g->pid != umi_grid_getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
 		return UINT64_MAX;
-	return claim(g, rover, 0, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
+	return claim(g, rover, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
 }
 
 static uint32_t shared_rover; /* where cache-less takes start (a hint; races are harmless) */
@@ -375,9 +384,7 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 			 * cache (n stays 0 until the end: a thief waits for busy == 0, and a
 			 * reclaim goes by the state words). */
 			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
-			const uint32_t t = e->tag & UMI_GRID_IDX;
-			uint32_t k = claim(g, &rover, (t * 16) % 64, g->cap / 2 ? g->cap / 2 : 1, e->tag,
-					   s->cache);
+			uint32_t k = claim(g, &rover, g->cap / 2 ? g->cap / 2 : 1, e->tag, s->cache);
 			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
 				const uint32_t i = __atomic_load_n(&s->cache[k - 1], __ATOMIC_RELAXED);

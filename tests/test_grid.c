@@ -1135,6 +1135,60 @@ Test(grid, sleeping_caches_strand_nothing)
 	}
 }
 
+struct first_take {
+	unimem_grid *g;
+	struct barrier b;
+	unsigned next;
+	uint64_t idx[8];
+};
+
+/* Take one cell and hold it (and this thread's slot) until every taker has one. */
+static void *first_taker(void *arg)
+{
+	struct first_take *f = arg;
+	unsigned me = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED);
+	void *c = unimem_grid_take(f->g);
+	f->idx[me] = c ? unimem_grid_index(f->g, c) : UINT64_MAX;
+	barrier_wait(&f->b);
+	if (c)
+		cr_assert_eq(unimem_grid_give(f->g, c), 0);
+	return NULL;
+}
+
+/* Holders write state words of their own: eight threads on a 256-cell pool (8 groups of
+ * 32 cells, 128 bytes of state words each) each take a cell, and no two of those cells are
+ * in one group; the state words and the slots lie on 128-byte boundaries (Intel's L2
+ * fetches lines in 128-byte pairs). With thread-id-hashed slots, neighbouring threads
+ * started 16 cells apart. */
+Test(grid, holders_start_in_state_words_of_their_own)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 256), 0);
+	cr_assert_eq((uintptr_t)g->state % 128, 0);
+	cr_assert_eq((uintptr_t)g->slots % 128, 0);
+	cr_assert_eq(sizeof *g->slots % 128, 0);
+	if (!g->cap) {
+		unimem_grid_close(g);
+		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
+	}
+	enum { N = 8 };
+	struct first_take f = { .g = g, .b = { .count = N + 1 } };
+	pthread_t th[N];
+	for (int t = 0; t < N; t++)
+		cr_assert_eq(pthread_create(&th[t], NULL, first_taker, &f), 0);
+	barrier_wait(&f.b);
+	for (int t = 0; t < N; t++)
+		pthread_join(th[t], NULL);
+	for (int a = 0; a < N; a++) {
+		cr_assert_lt(f.idx[a], 256u);
+		for (int b = a + 1; b < N; b++)
+			cr_assert_neq(f.idx[a] / 32, f.idx[b] / 32, "cells %lu and %lu share 128 bytes "
+				      "of state words", (unsigned long)f.idx[a], (unsigned long)f.idx[b]);
+	}
+	cr_assert_eq(unimem_grid_available(g), 256u);
+	unimem_grid_close(g);
+}
+
 /* A thread's give stays checked, and give_unchecked refuses what it can see. */
 Test(grid, give_unchecked_refuses_foreign_misaligned_and_free_cells)
 {

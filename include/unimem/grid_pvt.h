@@ -24,7 +24,7 @@
 UNIMEM_BEGIN_DECLS
 
 #define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
-#define UNIMEM_GRID_PVT_VERSION 1u
+#define UNIMEM_GRID_PVT_VERSION 2u
 #define UNIMEM_GRID_PVT_CACHE 64u /* the most cells one holder slot caches */
 #define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
 #define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
@@ -44,17 +44,21 @@ UNIMEM_BEGIN_DECLS
 /* A holder slot (in the Block). Its owner thread runs take and give on `cache` with plain
  * loads and stores, between busy = 1 and busy = 0; a thief (another thread, any process,
  * when the shared pool is dry) sets `steal`, makes every owner see it (membarrier), waits
- * for busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone. */
+ * for busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone.
+ * 128-byte aligned and long: Intel's L2 fetches lines in 128-byte pairs, and one owner's
+ * stores into the end of its cache must not share a pair with the next owner's busy and n
+ * (slots are handed out lowest first, so neighbours are busy together). */
 typedef struct unimem_grid_pvt_slot {
 	uint32_t busy;  /* the owner is inside a take or give on its cache */
 	uint32_t n;     /* cells in cache[0..n) */
 	uint32_t steal; /* 0, or the attachment + 1 of the thief emptying this cache */
 	uint32_t owner; /* 0 free, else the attachment + 1 of the owner thread */
 	int32_t tid;    /* the owner thread (gettid) */
-	uint32_t rover; /* bitmap word where this slot's next refill starts */
+	uint32_t rover; /* the cell where this slot's next refill starts looking */
 	uint32_t pad[10];
 	uint32_t cache[UNIMEM_GRID_PVT_CACHE];
-} __attribute__((aligned(64))) unimem_grid_pvt_slot;
+	uint32_t guard[16]; /* never touched: the rest of a 128-byte pair */
+} __attribute__((aligned(128))) unimem_grid_pvt_slot;
 
 /* An attachment (in the Block): who holds a handle on the Grid. */
 typedef struct unimem_grid_pvt_rec {
