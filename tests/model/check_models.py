@@ -25,6 +25,7 @@ DOUBLE = 'holds['                    # took(): a cell handed to two live holders
 GIVE = '(v==(10+0))||(v==(10+1))'    # give(): a live holder's own cell is no longer HELD
 LOST = '(state[c]==0)&&hint[c]'      # the end check: a cell not in the pool with its bit
 ONE_WIN = 'wins==1'                  # grid_give_race.pml: not exactly one give won
+FREED = '(ghost[k]==0)||'             # bitclaim.pml: reclaim freed a live holder's cell
 
 
 def probe_numbers():
@@ -66,8 +67,15 @@ RUNS = [
           ['-DGROUP=1', '-DREFILL2=1', '-DCAP=2']),
     ('grid_give_race.pml', [], None, 'dfs', 'two concurrent gives of one cell: exactly one wins'),
     ('grid_give_race.pml', ['-DBROKEN_GIVE'], ONE_WIN, 'bfs', 'give without the atomic check'),
+    # a design not built (docs/GRID.md): the claim by the bitmap; its sound run is in --long
+    ('bitclaim.pml', ['-DBROKEN_NO_RECHECK'], FREED, 'dfs', 'design: orphans without the recheck'),
+    ('bitclaim.pml', ['-DBROKEN_EARLY_READ'], FREED, 'dfs',
+     'design: the state and bit read before the holders are known dead'),
+    ('bitclaim.pml', ['-DBROKEN_NO_INTENT'], FREED, 'dfs', 'design: claims and flushes without intents'),
 ]
 LONG = [  # the longest first: the runs go one per core
+    ('bitclaim.pml', [], None, 'dfs',
+     'design (not built): the claim by the bitmap, intents, orphans; holders killed anywhere'),
     ('grid.pml', ['-DGROUP=1', '-DREFILL2=1', '-DCAP=2'], None, 'dfs',
      "caches of 2, refills of two cells, the group claim (src/cas_group.h)"),
     ('grid.pml', ['-DOPS=3'], None, 'dfs', '3 operations each'),
