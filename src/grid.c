@@ -35,14 +35,11 @@ unimem_grid *umi_grid_registry_first(void)
 
 /* ---- layout ---- */
 
-static uint64_t up64(uint64_t n)
+/* n rounded up to a multiple of the power of two `to` (64-bit even where size_t is not:
+ * umi_round_up's size_t would cut the sums short there; the bounds keep them below 2^63). */
+static uint64_t up(uint64_t n, uint64_t to)
 {
-	return (n + 63) & ~(uint64_t)63;
-}
-
-static uint64_t up128(uint64_t n)
-{
-	return (n + 127) & ~(uint64_t)127;
+	return (n + to - 1) & ~(to - 1);
 }
 
 int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
@@ -56,10 +53,10 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 	l->words = (count + 63) / 64;
 	l->off_bits = l->span;
 	/* The state words and the slots start on 128-byte boundaries (see umi_grid_start). */
-	l->off_state = up128(l->off_bits + l->words * 8);
-	l->off_slots = up128(l->off_state + count * 4);
+	l->off_state = up(l->off_bits + l->words * 8, 128);
+	l->off_slots = up(l->off_state + count * 4, 128);
 	l->off_recs = l->off_slots + (uint64_t)UNIMEM_GRID_PVT_SLOTS * sizeof(unimem_grid_pvt_slot);
-	l->bytes = l->off_recs + up64(UNIMEM_GRID_PVT_RECS * sizeof(unimem_grid_pvt_rec)) +
+	l->bytes = l->off_recs + up(UNIMEM_GRID_PVT_RECS * sizeof(unimem_grid_pvt_rec), 64) +
 		   UNIMEM_GRID_PVT_HDR_BYTES;
 	l->cap = UNIMEM_GRID_PVT_CAP(count);
 	if (l->bytes > SIZE_MAX)

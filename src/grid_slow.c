@@ -235,8 +235,8 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
  * are one step; one atomic instruction claims the free cells of a group of 4,
  * cas_group.h). Scans the bitmap once round from cell *rover, and leaves *rover after the
  * last cell claimed: refills walk the pool, so that a cell given back is claimed again
- * only after the others (restarting where the last refill started took back, cell by
- * cell, what a consumer had just given: the two cores traded those lines). Returns how
+ * only after the others (a refill that restarted in the word where the last one ended took
+ * back what a consumer had just given, and the two cores traded those lines). Returns how
  * many. */
 static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t tag,
 		      uint32_t *out)
@@ -298,7 +298,7 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 		if (k < want && it < g->words && ++w == g->words)
 			w = 0;
 	}
-	*rover = (uint32_t)(k && next < g->count ? next : k ? 0 : from);
+	*rover = (uint32_t)(next < g->count ? next : 0); /* `from` when nothing was claimed */
 	return k;
 }
 
