@@ -934,6 +934,11 @@ Test(grid, attach_refuses_what_is_no_grid)
 	h = (unimem_grid *)&h;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
 	cr_assert_null(h);
+	/* A Grid an older library made (version 1: 320-byte slots, 64-byte boundaries). */
+	hdr->version = 1;
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
+	cr_assert_null(h);
 	hdr->version = UNIMEM_GRID_PVT_VERSION;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
 	unimem_grid_close(h);
