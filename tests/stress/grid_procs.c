@@ -378,13 +378,18 @@ Test(grid_procs, kill_holders_at_random_points)
 		unimem_grid *g;
 		cr_assert_eq(unimem_grid_open(&g, shapes[s][0], shapes[s][1]), 0);
 		sh->stop = 0;
+		/* A new pool: the previous one's holders are all gone, and so are its stamps. */
+		__atomic_store_n(&sh->nkilled, 0, __ATOMIC_RELEASE);
 		enum { P = 3 };
 		pid_t pids[P];
 		for (int p = 0; p < P; p++)
 			pids[p] = spawn(g, p, threads, p % 2 == 0, false);
 		const double end = now() + seconds / 2;
 		long round = 0;
-		while (now() < end || round < 20) {
+		/* Until the time is up, or the record of killed pids is full (a fast machine
+		 * kills more than MAX_KILLED holders in a 60-second run). */
+		while ((now() < end || round < 20) &&
+		       __atomic_load_n(&sh->nkilled, __ATOMIC_RELAXED) < MAX_KILLED) {
 			int p = (int)(rng_next(&rng) % P);
 			/* Wait for a random number of its operations, or a random delay. */
 			if (rng_next(&rng) % 2) {
