@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,9 +233,14 @@ static pid_t spawn(unimem_grid *g, int proc, int threads, bool by_lookup, bool m
 	char spec[96];
 	snprintf(spec, sizeof spec, "%d,%u,%d,%d,%d", sh_fd, unimem_block_id(unimem_grid_block(g)),
 		 proc, threads, mail);
+	const pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
+	/* A holder dies with the test (one that failed an assertion leaves no holders
+	 * spinning behind it). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(7);
 	if (by_lookup || UNIMEM_TEST_TSAN) {
 		setenv("UNIMEM_GRID_HOLDER", spec, 1);
 		char *argv[] = {"grid_procs", NULL};
