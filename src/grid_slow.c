@@ -233,17 +233,17 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 /* Claim up to `want` cells of the shared pool into out[] (a holder's cache, or one cell),
  * writing `tag` in their state (compare-and-swap from 0: the claim and the owner's name
  * are one step; one atomic instruction claims the free cells of a group of 4,
- * cas_group.h). Scans the bitmap once round from cell *rover, and leaves *rover after the
- * last cell claimed: refills walk the pool, so that a cell given back is claimed again
- * only after the others (a refill that restarted in the word where the last one ended took
- * back what a consumer had just given, and the two cores traded those lines). Returns how
- * many. */
+ * cas_group.h). Scans the bitmap once round from cell *rover, and leaves *rover in the
+ * word where the claim ended, at the same bit: a holder's refills keep to the bit where
+ * its first one started (umi_grid_start). Refills that walked on from the last cell
+ * claimed were slower for a producer and a consumer on both machines measured
+ * (docs/BENCHMARKS.md, 2026-12-07). Returns how many. */
 static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t tag,
 		      uint32_t *out)
 {
 	uint32_t k = 0;
 	const uint64_t from = *rover < g->count ? *rover : 0;
-	uint64_t w = from / 64, next = from;
+	uint64_t w = from / 64;
 	/* The first word from bit `from` up, the other words, then the first word's low
 	 * bits: holders start on state words of their own (umi_grid_start). */
 	const uint64_t hi = ~(uint64_t)0 << (from & 63);
@@ -272,15 +272,12 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 				for (unsigned j = 0; j < 4; j++) /* relaxed: thieves read caches */
 					__atomic_store_n(&out[k + j], (uint32_t)(i + j), __ATOMIC_RELAXED);
 				k += 4;
-				next = i + 4;
 			} else {
 				if (ask != 15u)
 					won = ask ? umi_cas_each(&g->state[i], ask, tag) : 0u;
 				for (unsigned j = 0; j < 4; j++)
-					if (won >> j & 1) {
+					if (won >> j & 1)
 						__atomic_store_n(&out[k++], (uint32_t)(i + j), __ATOMIC_RELAXED);
-						next = i + j + 1;
-					}
 			}
 			got |= (uint64_t)won << q;
 			stale |= (uint64_t)(ask & ~won) << q;
@@ -298,7 +295,10 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 		if (k < want && it < g->words && ++w == g->words)
 			w = 0;
 	}
-	*rover = (uint32_t)(next < g->count ? next : 0); /* `from` when nothing was claimed */
+	if (k) {
+		const uint64_t r = (w << 6) | (from & 63);
+		*rover = (uint32_t)(r < g->count ? r : w << 6);
+	}
 	return k;
 }
 
