@@ -13,6 +13,8 @@ import re
 import statistics
 import sys
 
+from grid_table import parse_json
+
 CHECKED = 'unimem Grid, generated (checked give)'
 UNCHECKED = 'unimem Grid, generated, give_unchecked'
 
@@ -26,11 +28,7 @@ def runs_of(d, tag):
             doc = json.load(open(f))
         except (OSError, ValueError):
             continue  # a run that died left nothing readable
-        run = {}
-        for g in doc['groups']:
-            rows = {r['name']: r['metrics']['time']['median'] for r in g['rows'] if not r.get('skipped')}
-            run[g['id']] = (g['title'], rows)
-        out.append(run)
+        out.append(parse_json(doc))
     return out
 
 
@@ -48,8 +46,8 @@ def main(d, tags):
         print('| pattern | checked / unchecked / rte_mempool ns | rte_mempool ÷ unchecked (range) |')
         print('|---|---|---:|')
         for gid in ids:
-            title = next(r[gid][0] for r in runs if gid in r)
-            got = [r[gid][1] for r in runs if gid in r]
+            title = next(r[gid]['title'] for r in runs if gid in r)
+            got = [r[gid]['rows'] for r in runs if gid in r]
             mp = next((n for rows in got for n in rows if 'rte_mempool' in n), None)
             ck = [x[CHECKED] for x in got if CHECKED in x]
             un = [x[UNCHECKED] for x in got if UNCHECKED in x]

@@ -23,11 +23,7 @@ shift $((OPTIND - 1))
 OUTD=${OUT:-/tmp/grid-ab}
 WORK=$(mktemp -d /tmp/grid-ab.XXXXXX)
 mkdir -p "$OUTD/ab"
-C=$PWD/.bench-carry
-if [ -d "$C" ]; then
-	export CPATH=$C/include${CPATH:+:$CPATH} LD_LIBRARY_PATH=$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-	export UNIMEM_BENCH_PLUGINS=$C
-fi
+source "$(dirname "$0")/carry_env.sh"
 tags=()
 for spec in "$@"; do
 	tag=${spec%%=*} tree=${spec#*=}

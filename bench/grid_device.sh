@@ -8,8 +8,7 @@
 set -u
 OUTD=${OUT:-/tmp/out}
 mkdir -p "$OUTD"
-C=$PWD/.bench-carry
-export CPATH=$C/include${CPATH:+:$CPATH} LD_LIBRARY_PATH=$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} UNIMEM_BENCH_PLUGINS=$C
+source "$(dirname "$0")/carry_env.sh"
 B=/tmp/gb
 (meson setup $B -Dbuildtype=release >/dev/null && ninja -C $B) > "$OUTD/build.log" 2>&1 || { tail -30 "$OUTD/build.log"; exit 1; }
 echo "== $(date -u +%T) bench"

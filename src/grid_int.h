@@ -26,8 +26,9 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 /* The cell where holder slot t's first refill starts (its rover at open; later refills
  * start in the word where the last one ended, at the same bit): slots take 32-cell
  * groups in turn, so that the state words of the first count / 32 holders (slots are
- * handed out from 0) lie in 128-byte groups of their own (off_state is 128-byte aligned; Intel's L2 fetches lines
- * in 128-byte pairs). A refill of a large pool is 32 cells: one such group. */
+ * handed out from 0) lie in 128-byte groups of their own (off_state is 128-byte
+ * aligned; Intel's L2 fetches lines in 128-byte pairs). A refill of a large pool is 32
+ * cells: one such group. */
 static inline uint64_t umi_grid_start(uint32_t t, uint64_t count)
 {
 	return (uint64_t)t % ((count + 31) / 32) * 32;

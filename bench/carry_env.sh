@@ -1,0 +1,8 @@
+# SPDX-License-Identifier: MIT
+# Sourced by the device scripts: the rivals carried in .bench-carry/ (the DPDK plugin and
+# its libraries, ck's headers, the mallocs), for machines where none are installed.
+C=$PWD/.bench-carry
+if [ -d "$C" ]; then
+	export CPATH=$C/include${CPATH:+:$CPATH} LD_LIBRARY_PATH=$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	export UNIMEM_BENCH_PLUGINS=$C
+fi
