@@ -24,6 +24,9 @@ int umi_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* Forget this thread's detail (a call that starts over, such as a GPU map). */
 void umi_fail_clear(void);
 
+/* This thread's detail of code err (either sign), or "" when none was recorded for it. */
+const char *umi_fail_detail(int err);
+
 /* Run fn(arg, piece, worker) once for every piece in [0, pieces), in claim order: the
  * calling thread (worker 0) and up to `max_helpers` helper threads (workers 1...), as many
  * as there are idle CPUs (umi_os_idle_cpus(), not asked when max_helpers or pieces - 1 is

@@ -37,6 +37,12 @@ void umi_fail_clear(void)
 	detail_err = 0;
 }
 
+const char *umi_fail_detail(int err)
+{
+	const int e = err == INT_MIN ? 0 : err < 0 ? -err : err;
+	return e && detail_err == e ? detail : "";
+}
+
 /* What a code is, and every cause unimem has for it (said when no detail was recorded). */
 struct text {
 	int err;

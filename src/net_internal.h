@@ -40,7 +40,6 @@ void umi_net_desc_write(const struct umi_net_desc *d, uint8_t *buf);
  * version). d->rkey points into buf. */
 int umi_net_desc_parse(struct umi_net_desc *d, const void *buf, size_t len);
 
-#endif
 
 #include "net_ucp.h"
 
@@ -61,3 +60,64 @@ int umi_net_note(int err, const char *text);
 
 /* The timeout of a new handle: UNIMEM_NET_TIMEOUT_MS, default 10000. */
 unsigned umi_net_default_timeout(void);
+
+/* ---- exporting (net_ucx.c), here or through the helper process (net_helper.c) ---- */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct unimem_block;
+
+/* Exports alive, in this process and in its helper: the Block close hook reads it. */
+extern atomic_size_t umi_net_exported;
+
+/* Export `size` bytes at `pages` in this process under `key` (what unexport names): one
+ * registration, a listener, the descriptor into desc (cap bytes, *len set; -ENOSPC with
+ * *len the size needed). A read-only export registers a PROT_READ mapping of ro_fd, or,
+ * when ro_fd is -1, `pages` as they are (a mapping that cannot be written). */
+int umi_net_export_here(const void *key, void *pages, size_t size, int ro_fd, unsigned flags,
+			void *desc, size_t cap, size_t *len);
+
+/* Revoke the export of `key` made here: 0, or -ENOENT. */
+int umi_net_unexport_here(const void *key);
+
+/* Export Block b through the helper process: 0 or a negative errno as unimem_net_export;
+ * 1 when there is no helper (UNIMEM_NET_EXPORTER=inprocess, or none installed beside the
+ * library): the caller exports in this process. */
+int umi_net_helper_export(const struct unimem_block *b, unsigned flags, void *desc, size_t cap,
+			  size_t *len);
+
+/* Revoke an export made through the helper: 0 (also when the helper has died: nothing
+ * serves it), or 1 when b has no such export. */
+int umi_net_helper_unexport(const struct unimem_block *b);
+
+/* The helper process's loop (net_serve.c, run by unimem-net-exporter): serve the export
+ * requests of the process at the other end of unix socket fd until it closes; returns the
+ * exit status. */
+int umi_net_serve(int fd);
+
+/* Requests and replies between a process and its helper (one SOCK_SEQPACKET message
+ * each; an export request carries the Block's memfd). */
+#define UMI_NETH_MAGIC 0x48454e55u /* "UNEH" */
+#define UMI_NETH_VERSION 1u
+enum { UMI_NETH_HELLO = 1, UMI_NETH_EXPORT = 2, UMI_NETH_UNEXPORT = 3 };
+
+struct umi_neth_req {
+	uint32_t magic, op, flags, version;
+	uint64_t token; /* names the export */
+	uint64_t size;  /* the Block's bytes */
+	uint64_t cap;   /* the caller's descriptor buffer */
+};
+
+struct umi_neth_rep {
+	uint32_t magic, op;
+	int32_t rc;     /* 0 or a negative errno */
+	uint32_t len;   /* the descriptor's bytes (or those needed, with -ENOSPC) */
+	uint64_t token;
+	int64_t pid;    /* the helper's (hello) */
+	uint32_t version;
+	uint8_t desc[256];
+	char msg[240];  /* what went wrong, for unimem_strerror */
+};
+
+#endif

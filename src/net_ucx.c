@@ -161,8 +161,9 @@ struct served {
 };
 
 struct export {
-	const unimem_block *b;
-	void *addr;                /* what is registered: b->ptr, or a read-only alias */
+	const void *key;           /* the Block here, or the helper's entry (net_serve.c) */
+	size_t size;
+	void *addr;                /* what is registered: the pages, or a read-only alias */
 	void *alias;               /* the PROT_READ mapping of a read-only export, or NULL */
 	umi_ucp_mem_h memh;
 	umi_ucp_listener_h listener;
@@ -173,7 +174,7 @@ static pthread_mutex_t xlock = PTHREAD_MUTEX_INITIALIZER; /* exports; start, sto
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER; /* the worker */
 static pthread_cond_t wcond = PTHREAD_COND_INITIALIZER;
 static struct export *exports;
-static atomic_size_t exported;       /* how many: the Block close hook reads it */
+atomic_size_t umi_net_exported;      /* here and in the helper: the close hook reads it */
 static umi_ucp_worker_h xworker;
 static int xefd = -1;
 static pthread_t xthread;
@@ -398,10 +399,10 @@ static int pick_addr(struct sockaddr_storage *ss, socklen_t *len)
 	return 0;
 }
 
-static struct export **find(const unimem_block *b)
+static struct export **find(const void *key)
 {
 	struct export **px = &exports;
-	while (*px && (*px)->b != b)
+	while (*px && (*px)->key != key)
 		px = &(*px)->next;
 	return px;
 }
@@ -419,15 +420,13 @@ static void export_free(struct export *x)
 	if (x->memh)
 		umi_ucp.mem_unmap(umi_ucp_ctx, x->memh);
 	if (x->alias)
-		munmap(x->alias, x->b->size);
+		munmap(x->alias, x->size);
 	free(x);
 }
 
-int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t cap,
-		      size_t *len)
+int umi_net_export_here(const void *key, void *pages, size_t size, int ro_fd, unsigned flags,
+			void *desc, size_t cap, size_t *len)
 {
-	if (!b || !desc || !len || (flags & ~(unsigned)UNIMEM_NET_READONLY))
-		return umi_net_note(EINVAL, "NULL Block, descriptor or length, or unknown flags");
 	int err = umi_net_ready();
 	if (err)
 		return err;
@@ -439,7 +438,7 @@ int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t 
 	struct export *x = NULL;
 	void *rkey = NULL;
 	size_t rkey_len = 0;
-	if (*find(b)) {
+	if (*find(key)) {
 		err = umi_net_note(EALREADY, "this Block is already exported");
 		goto out;
 	}
@@ -450,28 +449,30 @@ int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t 
 		err = -ENOMEM;
 		goto out;
 	}
-	x->b = b;
-	x->addr = b->ptr;
+	x->key = key;
+	x->size = size;
+	x->addr = pages;
 	unsigned prot = UMI_UCP_MEM_MAP_PROT_LOCAL_READ | UMI_UCP_MEM_MAP_PROT_LOCAL_WRITE |
 			UMI_UCP_MEM_MAP_PROT_REMOTE_READ;
-	if (flags & UNIMEM_NET_READONLY) {
+	if ((flags & UNIMEM_NET_READONLY) && ro_fd >= 0) {
 		/* Transports that check no remote access rights (tcp) write wherever a peer
-		 * asks: the importers are given a mapping of the pages that cannot be written. */
-		x->alias = mmap(NULL, b->size, PROT_READ, MAP_SHARED, b->fd, 0);
+		 * asks: the importers are given a mapping of the pages that cannot be written
+		 * (ro_fd -1: the pages given are such a mapping already). */
+		x->alias = mmap(NULL, size, PROT_READ, MAP_SHARED, ro_fd, 0);
 		if (x->alias == MAP_FAILED) {
 			x->alias = NULL;
 			err = umi_net_note(errno, "mmap of a read-only view of the Block failed");
 			goto out;
 		}
 		x->addr = x->alias;
-	} else {
+	} else if (!(flags & UNIMEM_NET_READONLY)) {
 		prot |= UMI_UCP_MEM_MAP_PROT_REMOTE_WRITE;
 	}
 	umi_ucp_mem_map_params_t mp = {
 		.field_mask = UMI_UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UMI_UCP_MEM_MAP_PARAM_FIELD_LENGTH |
 			      UMI_UCP_MEM_MAP_PARAM_FIELD_PROT,
 		.address = x->addr,
-		.length = b->size,
+		.length = size,
 		.prot = prot,
 	};
 	umi_ucs_status s = umi_ucp.mem_map(umi_ucp_ctx, &mp, &x->memh);
@@ -512,7 +513,7 @@ int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t 
 	struct umi_net_desc d = {
 		.version = UMI_NET_VERSION,
 		.flags = (uint16_t)flags,
-		.size = b->size,
+		.size = size,
 		.addr = (uint64_t)(uintptr_t)x->addr,
 		.family = (uint16_t)ss.ss_family,
 		.rkey_len = (uint16_t)rkey_len,
@@ -528,7 +529,7 @@ int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t 
 	umi_net_desc_write(&d, desc);
 	x->next = exports;
 	exports = x;
-	atomic_fetch_add(&exported, 1);
+	atomic_fetch_add(&umi_net_exported, 1);
 	x = NULL;
 out:
 	if (rkey)
@@ -541,6 +542,47 @@ out:
 	return err;
 }
 
+int umi_net_unexport_here(const void *key)
+{
+	int err = umi_net_ready();
+	if (err)
+		return err;
+	pthread_mutex_lock(&xlock);
+	struct export **px = find(key), *x = *px;
+	if (!x) {
+		pthread_mutex_unlock(&xlock);
+		return umi_net_note(ENOENT, "this Block is not exported");
+	}
+	*px = x->next;
+	export_free(x);
+	atomic_fetch_sub(&umi_net_exported, 1);
+	if (!exports)
+		exporter_stop();
+	pthread_mutex_unlock(&xlock);
+	return 0;
+}
+
+/* Exports go to the helper process (net_helper.c), which contains an abort inside UCX;
+ * in this process where there is none, or the Block has no fd to hand it. */
+int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t cap,
+		      size_t *len)
+{
+	if (!b || !desc || !len || (flags & ~(unsigned)UNIMEM_NET_READONLY))
+		return umi_net_note(EINVAL, "NULL Block, descriptor or length, or unknown flags");
+	int err = umi_net_ready();
+	if (err)
+		return err;
+	pthread_mutex_lock(&xlock);
+	bool here = *find(b) != NULL;
+	pthread_mutex_unlock(&xlock);
+	if (here)
+		return umi_net_note(EALREADY, "this Block is already exported");
+	err = b->fd >= 0 ? umi_net_helper_export(b, flags, desc, cap, len) : 1;
+	if (err <= 0)
+		return err;
+	return umi_net_export_here(b, b->ptr, b->size, b->fd, flags, desc, cap, len);
+}
+
 int unimem_net_unexport(const unimem_block *b)
 {
 	if (!b)
@@ -548,25 +590,14 @@ int unimem_net_unexport(const unimem_block *b)
 	int err = umi_net_ready();
 	if (err)
 		return err;
-	pthread_mutex_lock(&xlock);
-	struct export **px = find(b), *x = *px;
-	if (!x) {
-		pthread_mutex_unlock(&xlock);
-		return umi_net_note(ENOENT, "this Block is not exported");
-	}
-	*px = x->next;
-	export_free(x);
-	atomic_fetch_sub(&exported, 1);
-	if (!exports)
-		exporter_stop();
-	pthread_mutex_unlock(&xlock);
-	return 0;
+	err = umi_net_helper_unexport(b);
+	return err <= 0 ? err : umi_net_unexport_here(b);
 }
 
 /* The Block close hook (block.c): revoke an export of a Block being torn down. */
 void umi_net_release(unimem_block *b)
 {
-	if (atomic_load_explicit(&exported, memory_order_acquire) == 0)
+	if (atomic_load_explicit(&umi_net_exported, memory_order_acquire) == 0)
 		return;
 	unimem_net_unexport(b);
 }
