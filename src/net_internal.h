@@ -71,12 +71,22 @@ struct unimem_block;
 /* Exports alive, in this process and in its helper: the Block close hook reads it. */
 extern atomic_size_t umi_net_exported;
 
+/* Where an export listens: the exporting process's UNIMEM_NET_ADDR and UNIMEM_NET_PORT
+ * ("" when unset; "?" when too long to be one), read by umi_net_where_here() and sent to
+ * the helper with each request. */
+struct umi_net_where {
+	char addr[64];
+	char port[16];
+};
+
+void umi_net_where_here(struct umi_net_where *w);
+
 /* Export `size` bytes at `pages` in this process under `key` (what unexport names): one
- * registration, a listener, the descriptor into desc (cap bytes, *len set; -ENOSPC with
- * *len the size needed). A read-only export registers a PROT_READ mapping of ro_fd, or,
- * when ro_fd is -1, `pages` as they are (a mapping that cannot be written). */
+ * registration, a listener on w, the descriptor into desc (cap bytes, *len set; -ENOSPC
+ * with *len the size needed). A read-only export registers a PROT_READ mapping of ro_fd,
+ * or, when ro_fd is -1, `pages` as they are (a mapping that cannot be written). */
 int umi_net_export_here(const void *key, void *pages, size_t size, int ro_fd, unsigned flags,
-			void *desc, size_t cap, size_t *len);
+			const struct umi_net_where *w, void *desc, size_t cap, size_t *len);
 
 /* Revoke the export of `key` made here: 0, or -ENOENT. */
 int umi_net_unexport_here(const void *key);
@@ -107,6 +117,7 @@ struct umi_neth_req {
 	uint64_t token; /* names the export */
 	uint64_t size;  /* the Block's bytes */
 	uint64_t cap;   /* the caller's descriptor buffer */
+	struct umi_net_where where;
 };
 
 struct umi_neth_rep {

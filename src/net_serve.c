@@ -75,7 +75,10 @@ static int do_export(const struct umi_neth_req *q, int fd, struct umi_neth_rep *
 	*x = (struct entry){ .token = q->token, .map = map, .size = q->size, .fd = fd };
 	size_t len = 0;
 	size_t cap = q->cap < sizeof r->desc ? q->cap : sizeof r->desc;
-	int err = umi_net_export_here(x, map, q->size, -1, q->flags, r->desc, cap, &len);
+	struct umi_net_where w = q->where;
+	w.addr[sizeof w.addr - 1] = '\0';
+	w.port[sizeof w.port - 1] = '\0';
+	int err = umi_net_export_here(x, map, q->size, -1, q->flags, &w, r->desc, cap, &len);
 	r->len = (uint32_t)len;
 	if (err) {
 		munmap(map, q->size);

@@ -350,21 +350,22 @@ static void exporter_stop(void)
 }
 
 /* The address to listen on and advertise: UNIMEM_NET_ADDR, else the first IPv4 address
- * of an interface that is up and not loopback, else 127.0.0.1. */
-static int pick_addr(struct sockaddr_storage *ss, socklen_t *len)
+ * of an interface that is up and not loopback, else 127.0.0.1 (w: the exporting process's
+ * UNIMEM_NET_ADDR and UNIMEM_NET_PORT, NULL or "" when unset). */
+static int pick_addr(const struct umi_net_where *w, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof *ss);
 	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
 	unsigned long port = 0;
-	const char *pe = secure_getenv("UNIMEM_NET_PORT");
+	const char *pe = w->port;
 	if (pe && *pe) {
 		char *end;
 		port = strtoul(pe, &end, 10);
 		if (*end || port > 65535)
 			return umi_net_note(EADDRNOTAVAIL, "UNIMEM_NET_PORT is not a port number");
 	}
-	const char *e = secure_getenv("UNIMEM_NET_ADDR");
+	const char *e = w->addr;
 	if (e && *e) {
 		if (inet_pton(AF_INET, e, &v4->sin_addr) == 1) {
 			v4->sin_family = AF_INET;
@@ -424,15 +425,26 @@ static void export_free(struct export *x)
 	free(x);
 }
 
+void umi_net_where_here(struct umi_net_where *w)
+{
+	const char *a = secure_getenv("UNIMEM_NET_ADDR"), *p = secure_getenv("UNIMEM_NET_PORT");
+	snprintf(w->addr, sizeof w->addr, "%s", a ? a : "");
+	snprintf(w->port, sizeof w->port, "%s", p ? p : "");
+	if (a && strlen(a) >= sizeof w->addr) /* too long to be an address: refused as one */
+		snprintf(w->addr, sizeof w->addr, "?");
+	if (p && strlen(p) >= sizeof w->port)
+		snprintf(w->port, sizeof w->port, "?");
+}
+
 int umi_net_export_here(const void *key, void *pages, size_t size, int ro_fd, unsigned flags,
-			void *desc, size_t cap, size_t *len)
+			const struct umi_net_where *w, void *desc, size_t cap, size_t *len)
 {
 	int err = umi_net_ready();
 	if (err)
 		return err;
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
-	if ((err = pick_addr(&ss, &sslen)) != 0)
+	if ((err = pick_addr(w, &ss, &sslen)) != 0)
 		return err;
 	pthread_mutex_lock(&xlock);
 	struct export *x = NULL;
@@ -580,7 +592,9 @@ int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t 
 	err = b->fd >= 0 ? umi_net_helper_export(b, flags, desc, cap, len) : 1;
 	if (err <= 0)
 		return err;
-	return umi_net_export_here(b, b->ptr, b->size, b->fd, flags, desc, cap, len);
+	struct umi_net_where w;
+	umi_net_where_here(&w);
+	return umi_net_export_here(b, b->ptr, b->size, b->fd, flags, &w, desc, cap, len);
 }
 
 int unimem_net_unexport(const unimem_block *b)

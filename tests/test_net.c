@@ -237,6 +237,35 @@ Test(net, an_export_helper_that_cannot_serve_is_a_clear_error)
 	unimem_block_close(b);
 }
 
+/* UNIMEM_NET_ADDR and UNIMEM_NET_PORT count as they are at each export, also when a helper
+ * started earlier serves it (descriptor: the IPv4 address at byte 28). */
+Test(net, each_export_listens_where_the_environment_says_then)
+{
+	quiet_env();
+	unimem_block *a, *b;
+	cr_assert_eq(unimem_block_open(&a, MIB, UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_eq(unimem_block_open(&b, MIB, UNIMEM_BLOCK_UNPINNED), 0);
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	size_t n = 0;
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	int e = unimem_net_export(a, 0, d, sizeof d, &n);
+	cr_assert_eq(e, 0, "%s", unimem_strerror(e));
+	cr_assert(d[28] == 127 && d[29] == 0 && d[30] == 0 && d[31] == 1);
+	setenv("UNIMEM_NET_PORT", "not-a-port", 1);
+	e = unimem_net_export(b, 0, d, sizeof d, &n);
+	cr_assert_eq(e, -EADDRNOTAVAIL, "%d %s", e, unimem_strerror(e));
+	cr_assert(strstr(unimem_strerror(e), "UNIMEM_NET_PORT"), "%s", unimem_strerror(e));
+	unsetenv("UNIMEM_NET_PORT");
+	setenv("UNIMEM_NET_ADDR", "127.0.0.2", 1);
+	e = unimem_net_export(b, 0, d, sizeof d, &n);
+	cr_assert_eq(e, 0, "%s", unimem_strerror(e));
+	cr_assert(d[28] == 127 && d[29] == 0 && d[30] == 0 && d[31] == 2, "%u.%u.%u.%u", d[28], d[29],
+		  d[30], d[31]);
+	unimem_block_close(b); /* revokes its export */
+	cr_assert_eq(unimem_net_unexport(a), 0);
+	unimem_block_close(a);
+}
+
 Test(net, bad_arguments_and_block_offset)
 {
 	quiet_env();
