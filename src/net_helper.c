@@ -273,10 +273,13 @@ int umi_net_helper_export(const unimem_block *b, unsigned flags, void *desc, siz
 			       REPLY_MS / 1000);
 	else if (!err && r.rc)
 		err = r.msg[0] ? umi_fail(r.rc < 0 ? r.rc : -EIO, "%s", r.msg) : r.rc < 0 ? r.rc : -EIO;
+	if (!err && (r.len > cap || r.len > sizeof r.desc)) {
+		/* More than it was told fits: not a helper of this library. */
+		helper_lost(true);
+		err = umi_fail(-EPROTO, "the export helper answered with a descriptor too long");
+	}
 	if (err == -ENOSPC || !err)
 		*len = r.len;
-	if (!err && r.len > cap) /* a helper that exceeds the buffer it was told: gone */
-		err = umi_fail(-EPROTO, "the export helper wrote past the descriptor buffer");
 	if (!err) {
 		memcpy(desc, r.desc, r.len);
 		h->b = b;

@@ -29,12 +29,18 @@ enum {
  * address of this process (UNIMEM_NET_ADDR, default the first IPv4 address of an interface
  * that is up, else 127.0.0.1; port UNIMEM_NET_PORT, default any) and the packed remote key.
  * Send it by any means; whoever holds it may read (and write unless UNIMEM_NET_READONLY)
- * the Block. This process serves importers from a progress thread of the library (started
- * at the first export, stopped at the last unexport): no call is needed on this side.
+ * the Block. Importers are served by the library's export helper process (started at the
+ * first export; it maps the Block's memfd and serves those pages), so that an abort inside
+ * UCX ends the helper, not this process: no call is needed on this side. If the helper
+ * dies, its exports are revoked, and exporting the Block again gives a new descriptor.
+ * Without a helper (UNIMEM_NET_EXPORTER=inprocess, none installed) this process serves
+ * them from a progress thread. docs/NET.md, "The export helper process".
  * Returns 0, or a negative errno:
  *   -EINVAL   b, desc or len is NULL, or an unknown flag
  *   -ENOSPC   cap is too small (*len is set to the size needed; nothing is exported)
- *   -EALREADY b is already exported
+ *   -EALREADY b is already exported, and that export still serves
+ *   -ENOENT, -EACCES, -ECHILD, -ETIMEDOUT  the export helper cannot be run, does not
+ *            start, or stopped answering (killed); nothing is exported
  *   -ENOSYS   UCX is not available (unimem_strerror names the library)
  *   -EADDRNOTAVAIL  UNIMEM_NET_ADDR is not an address, or the listener cannot bind it
  *   -ENOMEM, -EIO   UCX refused (unimem_strerror gives UCX's message)
