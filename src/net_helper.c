@@ -241,7 +241,7 @@ int umi_net_helper_export(const unimem_block *b, unsigned flags, void *desc, siz
 	umi_net_where_here(&q.where);
 	struct umi_neth_rep r;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (hfd < 0 || !helper_alive()) {
+		if (!helper_alive()) {
 			helper_lost(false);
 			if ((err = helper_start(path)) != 0)
 				break;

@@ -22,9 +22,8 @@
 
 struct entry {
 	uint64_t token;
-	void *map;
+	void *map; /* the mapping keeps the memfd's pages; the fd is closed once mapped */
 	size_t size;
-	int fd;
 	struct entry *next;
 };
 
@@ -44,7 +43,6 @@ static void drop(struct entry *e)
 {
 	umi_net_unexport_here(e);
 	munmap(e->map, e->size);
-	close(e->fd);
 	free(e);
 }
 
@@ -60,19 +58,17 @@ static int do_export(const struct umi_neth_req *q, int fd, struct umi_neth_rep *
 	}
 	const bool ro = q->flags & UNIMEM_NET_READONLY;
 	void *map = mmap(NULL, q->size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		int e = errno;
-		close(fd);
+	const int e = errno;
+	close(fd);
+	if (map == MAP_FAILED)
 		return umi_fail(-e, e == EPERM ? "the Block is sealed read-only: export it with "
 					 "UNIMEM_NET_READONLY" : "mmap of the Block in the export helper failed");
-	}
 	struct entry *x = calloc(1, sizeof *x);
 	if (!x) {
 		munmap(map, q->size);
-		close(fd);
 		return -ENOMEM;
 	}
-	*x = (struct entry){ .token = q->token, .map = map, .size = q->size, .fd = fd };
+	*x = (struct entry){ .token = q->token, .map = map, .size = q->size };
 	size_t len = 0;
 	size_t cap = q->cap < sizeof r->desc ? q->cap : sizeof r->desc;
 	struct umi_net_where w = q->where;
@@ -82,7 +78,6 @@ static int do_export(const struct umi_neth_req *q, int fd, struct umi_neth_rep *
 	r->len = (uint32_t)len;
 	if (err) {
 		munmap(map, q->size);
-		close(fd);
 		free(x);
 		return err;
 	}
