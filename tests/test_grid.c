@@ -1281,6 +1281,60 @@ Test(grid, reclaim_returns_the_cells_of_a_killed_process)
 	unimem_grid_close(g);
 }
 
+/* A thief that dies half way through draining a cache leaves entries whose cells are back in
+ * the pool and may be someone else's by now. The fast take pops without looking at the
+ * cell's state, so reclaim marks that cache STALE and its owner drops those entries before
+ * it uses the cache again: no cell goes out twice. (Setting the dead thief's flag back to
+ * 0 instead, the owner's next take returned the other holder's cell.) */
+Test(grid, a_thief_that_died_mid_drain_hands_out_no_cell_twice)
+{
+	unimem_grid *g, *dead, *other;
+	cr_assert_eq(unimem_grid_open(&g, 64, 256), 0);
+	cr_assert_eq(g->cap, 16u);
+	void *all[256];
+	for (int k = 0; k < 256; k++)
+		cr_assert_not_null(all[k] = unimem_grid_take(g));
+	cr_assert_null(unimem_grid_take(g));
+	for (int k = 0; k < 8; k++) /* into this thread's cache */
+		cr_assert_eq(unimem_grid_give(g, all[255 - k]), 0);
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
+	cr_assert_not_null(e);
+	unimem_grid_pvt_slot *s = e->slot;
+	cr_assert_eq(s->n, 8u);
+	/* The thief: an attachment whose process is gone (its start time is not this one's). */
+	cr_assert_eq(unimem_grid_attach(&dead, block_of(g)), 0);
+	dead->recs[dead->rec].ident ^= 1;
+	/* It took the flag and drained the newest entry (state, then bit), then died. */
+	const uint32_t c = s->cache[s->n - 1];
+	cr_assert_eq(g->state[c], e->tag);
+	s->steal = dead->rec + 1;
+	g->state[c] = 0;
+	g->bits[c / 64] |= (uint64_t)1 << (c % 64);
+	/* A live holder takes that cell from the pool. */
+	cr_assert_eq(unimem_grid_attach(&other, block_of(g)), 0);
+	unsigned char *cell = unimem_grid_take(other);
+	cr_assert_eq(cell, g->base + (size_t)c * 64, "the only free cell");
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "the thief held nothing");
+	/* The owner's takes: its 7 other cached cells, never the other holder's. */
+	void *got[8];
+	int n = 0;
+	while (n < 8 && (got[n] = unimem_grid_take(g)) != NULL) {
+		cr_assert_neq(got[n], (void *)cell, "a cell handed out twice");
+		n++;
+	}
+	cr_assert_eq(n, 7);
+	cr_assert_eq(s->steal, 0u);
+	cr_assert_eq(unimem_grid_give(other, cell), 0);
+	for (int k = 0; k < n; k++)
+		cr_assert_eq(unimem_grid_give(g, got[k]), 0);
+	for (int k = 0; k < 248; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0);
+	cr_assert_eq(unimem_grid_available(g), 256);
+	unimem_grid_close(other);
+	unimem_grid_close(dead);
+	unimem_grid_close(g);
+}
+
 /* A take that finds the pool empty reclaims by itself; a zombie (killed, not yet waited
  * for) already counts as dead. */
 Test(grid, take_on_a_dry_pool_reclaims_dead_holders)
