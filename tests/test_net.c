@@ -408,6 +408,59 @@ static int import_of(const unsigned char *d, size_t len)
 	return e;
 }
 
+/* A hostile importer clears the read-only flag of a read-only export's descriptor (and fixes
+ * the checksum) and writes: unimem's importer no longer refuses it, and over tcp UCX checks
+ * no access right at the target. The Block is mapped PROT_READ where it is served, so the
+ * write cannot land: the serving process faults. With the export helper that is the helper;
+ * the exporter lives on with its Block unchanged and exports it again. In-process, it is
+ * the exporter itself (docs/NET.md, "Security model"). */
+Test(net, a_forged_writable_descriptor_cannot_change_a_read_only_export)
+{
+	struct exporter x;
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	exporter_start(&x, MIB, UNIMEM_NET_READONLY);
+	const pid_t server = server_of(x.pid);
+	cr_assert_gt(server, 0, "no process serves the export");
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	memcpy(d, x.desc, x.len);
+	cr_assert_eq(d[6] & UNIMEM_NET_READONLY, UNIMEM_NET_READONLY);
+	d[6] &= (unsigned char)~UNIMEM_NET_READONLY;
+	reseal(d, x.len);
+	unimem_remote *r;
+	cr_assert_eq(unimem_net_import(&r, d, x.len), 0);
+	unsigned char buf[4096];
+	memset(buf, 0xa5, sizeof buf);
+	double t0 = now_s();
+	int e = unimem_remote_write(r, 0, buf, sizeof buf);
+	cr_assert_lt(e, 0, "a write to a read-only export went through");
+	cr_assert_lt(now_s() - t0, 15.0);
+	unimem_remote_close(r);
+	if (server == x.pid) { /* in-process: the exporter faulted */
+		int st;
+		cr_assert_eq(waitpid(x.pid, &st, 0), x.pid);
+		cr_assert(WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS),
+			  "status %#x", st);
+		close(x.cmd);
+		close(x.ans);
+		return;
+	}
+	cr_assert(gone_within(server, 5.0), "the helper still serves after the fault");
+	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(pattern(0) ^ pattern(4096)),
+		     "the Block is unchanged");
+	cr_assert_eq(exporter_do(&x, 'e'), 0, "the exporter exports again");
+	size_t n;
+	cr_assert_eq(read(x.ans, &n, sizeof n), (ssize_t)sizeof n);
+	cr_assert_leq(n, sizeof d);
+	cr_assert_eq(read(x.ans, d, n), (ssize_t)n);
+	cr_assert_eq(unimem_net_import(&r, d, n), 0);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, sizeof buf), 0);
+	cr_assert(matches(buf, 0, sizeof buf));
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+}
+
 Test(net, every_bad_descriptor_is_a_clear_error)
 {
 	quiet_env();
