@@ -77,10 +77,35 @@ static int helper_path(char *out, size_t cap)
 	return 1;
 }
 
+/* Whether pid is a helper started by this process: its arguments hold --for=<our pid>
+ * (/proc/PID/cmdline). What the helper says its pid is must not get another process killed:
+ * a broken or foreign helper could name the application, or init. Without /proc (none
+ * mounted) only pid > 1 and not this process are checked. */
+static bool helper_is(pid_t pid)
+{
+	if (pid <= 1 || pid == getpid())
+		return false;
+	char path[48], want[40], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT && access("/proc/self/cmdline", F_OK) != 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	snprintf(want, sizeof want, "--for=%d", (int)getpid());
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
+		if (!strcmp(buf + i, want))
+			return true;
+	return false;
+}
+
 /* Under hlock: the helper is gone or given up. Its exports are revoked with it. */
 static void helper_lost(bool kill_it)
 {
-	if (kill_it && hpid > 0)
+	if (kill_it && hpid > 0 && helper_is(hpid))
 		kill(hpid, SIGKILL);
 	if (hfd >= 0)
 		close(hfd);
@@ -171,14 +196,16 @@ static int helper_start(const char *path)
 	hfd = sv[0];
 	struct umi_neth_rep r;
 	err = get_reply(UMI_NETH_HELLO, 0, &r);
-	if (!err && (r.version != UMI_NETH_VERSION || r.pid <= 0))
-		err = -EPROTO;
-	if (err) {
+	const char *why = err ? "no answer" : NULL;
+	if (!err && r.version != UMI_NETH_VERSION)
+		why = "another version of unimem";
+	else if (!err && (r.pid > INT32_MAX || !helper_is((pid_t)r.pid)))
+		why = "not the export helper it says it is: its pid";
+	if (why) {
 		close(hfd);
 		hfd = -1;
-		return umi_fail(err == -EPROTO ? -EPROTO : -ECHILD,
-				"the export helper %s did not start (%s)", path,
-				err == -EPROTO ? "another version of unimem" : "no answer");
+		return umi_fail(err ? -ECHILD : -EPROTO, "the export helper %s did not start (%s)",
+				path, why);
 	}
 	hpid = (pid_t)r.pid;
 	return 0;
@@ -271,8 +298,11 @@ int umi_net_helper_export(const unimem_block *b, unsigned flags, void *desc, siz
 	else if (err == -ETIMEDOUT)
 		err = umi_fail(-ETIMEDOUT, "the export helper did not answer within %d s (killed)",
 			       REPLY_MS / 1000);
-	else if (!err && r.rc)
-		err = r.msg[0] ? umi_fail(r.rc < 0 ? r.rc : -EIO, "%s", r.msg) : r.rc < 0 ? r.rc : -EIO;
+	else if (!err && r.rc) {
+		/* A negative errno, or -EIO for what is none. */
+		const int rc = r.rc < 0 && r.rc >= -4095 ? r.rc : -EIO;
+		err = r.msg[0] ? umi_fail(rc, "%s", r.msg) : rc;
+	}
 	if (!err && (r.len > cap || r.len > sizeof r.desc)) {
 		/* More than it was told fits: not a helper of this library. */
 		helper_lost(true);

@@ -132,11 +132,19 @@ static void exporter_end(struct exporter *x)
 /* The process that serves x's exports: its helper (unimem-net-exporter --for=PID, found in
  * /proc), or x itself when it exports in-process (UNIMEM_NET_EXPORTER=inprocess). 0 when
  * neither is there. */
+static pid_t helper_named(pid_t exporter, const char *name);
+
 static pid_t server_of(pid_t exporter)
 {
 	const char *e = getenv("UNIMEM_NET_EXPORTER");
 	if (e && !strcmp(e, "inprocess"))
 		return exporter;
+	return helper_named(exporter, "unimem-net-exporter");
+}
+
+/* The process whose arguments are those of helper `name` started for `exporter`, or 0. */
+static pid_t helper_named(pid_t exporter, const char *name)
+{
 	char want[48];
 	int wn = snprintf(want, sizeof want, "--for=%d", (int)exporter) + 1;
 	DIR *d = opendir("/proc");
@@ -151,7 +159,7 @@ static pid_t server_of(pid_t exporter)
 			continue;
 		size_t n = fread(buf, 1, sizeof buf, f);
 		fclose(f);
-		if (n > 20 && strstr(buf, "unimem-net-exporter"))
+		if (n > 20 && strstr(buf, name))
 			for (size_t i = 0; i + (size_t)wn <= n; i++)
 				if (!memcmp(buf + i, want, (size_t)wn))
 					found = (pid_t)atoi(de->d_name);
@@ -234,6 +242,96 @@ Test(net, an_export_helper_that_cannot_serve_is_a_clear_error)
 	cr_assert_eq(unimem_net_export(b, 0, d, sizeof d, &n), -EALREADY);
 	cr_assert_eq(unimem_net_unexport(b), 0);
 	cr_assert_eq(unimem_net_unexport(b), -ENOENT);
+	unimem_block_close(b);
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A helper that answers what no helper of this library would (tests/lib/fake_net_exporter.c,
+ * one way per mode): each export is a clear error with nothing exported, no descriptor it
+ * sends stays open here, no message overruns, and no process is killed but a helper (one
+ * greeting with the application's pid would have had the application killed). */
+Test(net, an_export_helper_that_answers_wrongly_is_a_clear_error)
+{
+	quiet_env();
+	char fake[4096];
+	ssize_t k = readlink("/proc/self/exe", fake, sizeof fake - 32);
+	cr_assert_gt(k, 0);
+	fake[k] = '\0';
+	strcpy(strrchr(fake, '/') + 1, "fake-net-exporter");
+	cr_assert_eq(access(fake, X_OK), 0, "%s is not built", fake);
+	setenv("UNIMEM_NET_EXPORTER", fake, 1);
+	static const struct {
+		const char *mode;
+		int want;
+		const char *says;
+	} cases[] = {
+		{ "version", -EPROTO, "another version" },
+		{ "pid-app", -EPROTO, "not the export helper" },
+		{ "pid-one", -EPROTO, "not the export helper" },
+		{ "short", -EPIPE, "died" },
+		{ "token", -EPIPE, "died" },
+		{ "rc-min", -EIO, NULL },
+		{ "rc-pos", -EIO, NULL },
+		{ "long", -EPROTO, "too long" },
+		{ "fds", -EINVAL, NULL },
+		{ "nonul", -EINVAL, "xxxx" },
+	};
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, MIB, UNIMEM_BLOCK_UNPINNED), 0);
+	int fds0 = -1;
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		setenv("FAKE_NETEXP", cases[c].mode, 1);
+		unsigned char d[UNIMEM_NET_DESC_MAX];
+		size_t n = 7;
+		int e = unimem_net_export(b, 0, d, sizeof d, &n);
+		cr_assert_eq(e, cases[c].want, "%s: %d %s", cases[c].mode, e, unimem_strerror(e));
+		cr_assert_eq(n, 7u, "%s: the length was set", cases[c].mode);
+		if (cases[c].says)
+			cr_assert(strstr(unimem_strerror(e), cases[c].says), "%s: %s", cases[c].mode,
+				  unimem_strerror(e));
+		cr_assert_lt(strlen(unimem_strerror(e)), 1024);
+		cr_assert_eq(unimem_net_unexport(b), -ENOENT, "%s: something was exported", cases[c].mode);
+		/* A fake that is still there serves the next export: end it, so that the next
+		 * export starts the next fake. */
+		pid_t f = helper_named(getpid(), "unimem-net-exporter"); /* its argv[0] */
+		if (f > 0)
+			kill(f, SIGKILL);
+		for (double t0 = now_s(); f > 0 && now_s() - t0 < 5; usleep(5000)) {
+			char st[64];
+			snprintf(st, sizeof st, "/proc/%d/stat", (int)f);
+			FILE *fs = fopen(st, "r");
+			char line[512] = "";
+			if (!fs || !fgets(line, sizeof line, fs) || strstr(line, ") Z ")) {
+				if (fs)
+					fclose(fs);
+				break;
+			}
+			fclose(fs);
+		}
+		/* UCX keeps some descriptors once loaded: count from after the first fake (which
+		 * left no socket open here). */
+		if (c == 0)
+			fds0 = open_fds();
+	}
+	unsetenv("FAKE_NETEXP");
+	unsetenv("UNIMEM_NET_EXPORTER");
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	size_t n = 0;
+	int e = unimem_net_export(b, 0, d, sizeof d, &n);
+	cr_assert_eq(e, 0, "the real helper after the fakes: %s", unimem_strerror(e));
+	cr_assert_eq(unimem_net_unexport(b), 0);
+	cr_assert_eq(open_fds(), fds0 + 1, "descriptors left open (what the fakes sent?): %d, "
+		     "%d after the first fake, + 1 for the real helper's socket", open_fds(), fds0);
 	unimem_block_close(b);
 }
 
