@@ -150,9 +150,13 @@ static int get_reply(uint32_t op, uint64_t token, struct umi_neth_rep *r)
 	return 0;
 }
 
+static void watch_forks(void);
+
 /* Under hlock: start a helper (hfd, hpid), or a negative errno. */
 static int helper_start(const char *path)
 {
+	static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+	pthread_once(&fork_once, watch_forks);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
 		return umi_fail(-errno, "socketpair for the export helper failed");
@@ -211,18 +215,39 @@ static int helper_start(const char *path)
 	return 0;
 }
 
-/* Under hlock: forget a helper started by the parent of a fork (its socket is shared
- * with the parent: this process must not talk on it). */
-static void check_fork(void)
+/* Forget a helper started by the parent of a fork (its socket is shared with the parent:
+ * this process must not talk on it, nor keep it open: the helper ends when the exporter's
+ * end closes, and a child that lives on, a prefork worker say, would keep it serving).
+ * Run in the child of every fork once a helper was started (no other thread there, so
+ * without the lock, which another thread of the parent may have held: it starts anew), and
+ * by check_fork for a child made otherwise. */
+static void forget_parents_helper(void)
 {
-	if (hfor == getpid())
-		return;
 	if (hfd >= 0)
 		close(hfd);
 	hfd = -1;
 	hpid = 0;
 	hexps = NULL; /* the parent's; not freed here */
 	hfor = getpid();
+}
+
+static void on_fork_child(void)
+{
+	const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	hlock = fresh;
+	forget_parents_helper();
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/* Under hlock: as on_fork_child, where it did not run (a child of a raw clone). */
+static void check_fork(void)
+{
+	if (hfor != getpid())
+		forget_parents_helper();
 }
 
 static struct hexp **hfind(const unimem_block *b)

@@ -44,7 +44,8 @@ static unsigned char pattern(size_t i)
 /* An exporting child: opens a Block of `bytes`, fills it with pattern(), exports it with
  * `flags`, sends the descriptor, then obeys one-letter commands: 'u' unexport, 'c' close
  * the Block, 'g' byte 0 ^ byte 4096, 'z' the last byte, 'e' export again (then, on 0, the
- * new descriptor's length and bytes), 'q' exit; it answers each with the result byte. */
+ * new descriptor's length and bytes), 'f' fork a child that only sleeps (then its pid),
+ * 'q' exit; it answers each with the result byte. */
 struct exporter {
 	pid_t pid;
 	int cmd, ans;
@@ -80,8 +81,20 @@ static void exporter_main(size_t bytes, unsigned flags, int cmd, int ans)
 			r = (signed char)p[bytes - 1];
 		else if (c == 'e') /* export again: the result, then (0) the descriptor */
 			r = (signed char)unimem_net_export(b, flags, d, sizeof d, &n);
+		pid_t kid = 0;
+		if (c == 'f') { /* a child that lives on, as a prefork worker does (at most 30 s) */
+			kid = fork();
+			if (kid == 0) {
+				alarm(30);
+				for (;;)
+					pause();
+			}
+			r = kid > 0 ? 0 : -1;
+		}
 		if (write(ans, &r, 1) != 1 || c == 'q')
 			_exit(0);
+		if (c == 'f' && write(ans, &kid, sizeof kid) != sizeof kid)
+			_exit(11);
 		if (c == 'e' && r == 0 &&
 		    (write(ans, &n, sizeof n) != sizeof n || write(ans, d, n) != (ssize_t)n))
 			_exit(11);
@@ -504,6 +517,32 @@ static int import_of(const unsigned char *d, size_t len)
 	cr_assert_eq(e != 0, r == NULL);
 	unimem_remote_close(r);
 	return e;
+}
+
+/* The helper ends with its exporter, also when the exporter forked a child (without exec)
+ * that lives on: the child must not keep the helper's socket open. */
+Test(net, a_child_the_exporter_forked_does_not_keep_its_helper)
+{
+	struct exporter x;
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	exporter_start(&x, MIB, 0);
+	const pid_t server = server_of(x.pid);
+	cr_assert_gt(server, 0, "no process serves the export");
+	if (server == x.pid) {
+		exporter_do(&x, 'q');
+		exporter_end(&x);
+		cr_skip_test("exports served in-process: no helper to outlive the exporter");
+	}
+	cr_assert_eq(exporter_do(&x, 'f'), 0);
+	pid_t kid;
+	cr_assert_eq(read(x.ans, &kid, sizeof kid), (ssize_t)sizeof kid);
+	cr_assert_gt(kid, 0);
+	kill(x.pid, SIGKILL);
+	exporter_end(&x);
+	const bool gone = gone_within(server, 5.0);
+	kill(kid, SIGKILL);
+	cr_assert(gone, "the helper still serves, kept by the exporter's child");
 }
 
 /* A hostile importer clears the read-only flag of a read-only export's descriptor (and fixes
