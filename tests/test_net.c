@@ -102,6 +102,15 @@ static void exporter_main(size_t bytes, unsigned flags, int cmd, int ans)
 	_exit(0);
 }
 
+/* The descriptor x sends (at its start, and after a successful 'e') into x->desc. */
+static void exporter_read_desc(struct exporter *x)
+{
+	cr_assert_eq(read(x->ans, &x->len, sizeof x->len), (ssize_t)sizeof x->len);
+	cr_assert_gt(x->len, 0, "the child could not export");
+	cr_assert_leq(x->len, sizeof x->desc);
+	cr_assert_eq(read(x->ans, x->desc, x->len), (ssize_t)x->len);
+}
+
 static void exporter_start(struct exporter *x, size_t bytes, unsigned flags)
 {
 	int c[2], a[2];
@@ -120,10 +129,7 @@ static void exporter_start(struct exporter *x, size_t bytes, unsigned flags)
 	close(a[1]);
 	x->cmd = c[1];
 	x->ans = a[0];
-	cr_assert_eq(read(x->ans, &x->len, sizeof x->len), (ssize_t)sizeof x->len);
-	cr_assert_gt(x->len, 0, "the child could not export");
-	cr_assert_leq(x->len, sizeof x->desc);
-	cr_assert_eq(read(x->ans, x->desc, x->len), (ssize_t)x->len);
+	exporter_read_desc(x);
 }
 
 static int exporter_do(struct exporter *x, char c)
@@ -182,9 +188,9 @@ static pid_t helper_named(pid_t exporter, const char *name)
 	return found;
 }
 
-/* Whether process pid is gone (no such process, a zombie, or another process under that
- * pid) within `secs`. */
-static bool gone_within(pid_t pid, double secs)
+/* Whether process pid, whose command name starts with `comm` (as in /proc/PID/stat: "(name"),
+ * is gone (no such process, a zombie, or another process under that pid) within `secs`. */
+static bool gone_named_within(pid_t pid, const char *comm, double secs)
 {
 	for (double t0 = now_s(); now_s() - t0 < secs; usleep(10000)) {
 		char path[64], st[512] = "";
@@ -197,10 +203,16 @@ static bool gone_within(pid_t pid, double secs)
 		st[n] = '\0';
 		const char *close_paren = strrchr(st, ')');
 		if (!close_paren || close_paren[1] != ' ' || close_paren[2] == 'Z' ||
-		    !strstr(st, "(unimem-net-exp"))
+		    !strstr(st, comm))
 			return true;
 	}
 	return false;
+}
+
+/* The same for the export helper. */
+static bool gone_within(pid_t pid, double secs)
+{
+	return gone_named_within(pid, "(unimem-net-exp", secs);
 }
 
 static bool matches(const unsigned char *p, size_t off, size_t len)
@@ -317,19 +329,9 @@ Test(net, an_export_helper_that_answers_wrongly_is_a_clear_error)
 		/* A fake that is still there serves the next export: end it, so that the next
 		 * export starts the next fake. */
 		pid_t f = helper_named(getpid(), "unimem-net-exporter"); /* its argv[0] */
-		if (f > 0)
+		if (f > 0) {
 			kill(f, SIGKILL);
-		for (double t0 = now_s(); f > 0 && now_s() - t0 < 5; usleep(5000)) {
-			char st[64];
-			snprintf(st, sizeof st, "/proc/%d/stat", (int)f);
-			FILE *fs = fopen(st, "r");
-			char line[512] = "";
-			if (!fs || !fgets(line, sizeof line, fs) || strstr(line, ") Z ")) {
-				if (fs)
-					fclose(fs);
-				break;
-			}
-			fclose(fs);
+			(void)gone_named_within(f, "(fake-net-export", 5.0); /* its file's name */
 		}
 		/* UCX keeps some descriptors once loaded: count from after the first fake (which
 		 * left no socket open here). */
@@ -587,11 +589,8 @@ Test(net, a_forged_writable_descriptor_cannot_change_a_read_only_export)
 	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(pattern(0) ^ pattern(4096)),
 		     "the Block is unchanged");
 	cr_assert_eq(exporter_do(&x, 'e'), 0, "the exporter exports again");
-	size_t n;
-	cr_assert_eq(read(x.ans, &n, sizeof n), (ssize_t)sizeof n);
-	cr_assert_leq(n, sizeof d);
-	cr_assert_eq(read(x.ans, d, n), (ssize_t)n);
-	cr_assert_eq(unimem_net_import(&r, d, n), 0);
+	exporter_read_desc(&x);
+	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
 	cr_assert_eq(unimem_remote_read(r, 0, buf, sizeof buf), 0);
 	cr_assert(matches(buf, 0, sizeof buf));
 	unimem_remote_close(r);
@@ -1008,9 +1007,7 @@ Test(net, an_importer_killed_mid_transfer_never_takes_the_exporter_down)
 		lost++;
 		int e = exporter_do(&x, 'e');
 		cr_assert_eq(e, 0, "round %d: the export was gone but exporting again gave %d", round, e);
-		cr_assert_eq(read(x.ans, &x.len, sizeof x.len), (ssize_t)sizeof x.len);
-		cr_assert(x.len > 0 && x.len <= sizeof x.desc);
-		cr_assert_eq(read(x.ans, x.desc, x.len), (ssize_t)x.len);
+		exporter_read_desc(&x);
 		cr_assert(reads_back(&x), "round %d: the new export does not serve", round);
 	}
 	cr_log_info("%d importers killed mid-read: the export served on %d times, was lost and "
