@@ -43,9 +43,10 @@ bool umi_grid_ident_alive(uint64_t ident);
 /* Whether this process may run caches (membarrier registered) and steal. */
 bool umi_grid_membarrier_ok(void);
 
-/* Issue the asymmetric fence that lets a thief see every owner's busy flag; false when the
- * system refuses it. */
-bool umi_grid_membarrier(void);
+/* Issue the asymmetric fence that lets a thief see the busy flag of every owner in this
+ * process (`other_processes` false: fast) or in every process (true: milliseconds); false
+ * when the system refuses it. */
+bool umi_grid_membarrier(bool other_processes);
 
 /* Claim an attachment record for g in this process (g->rec, g->pid); -EUSERS when full. */
 int umi_grid_claim_record(unimem_grid *g);

@@ -60,9 +60,9 @@ bool umi_grid_membarrier_ok(void)
 	return ok;
 }
 
-bool umi_grid_membarrier(void)
+bool umi_grid_membarrier(bool other_processes)
 {
-	return umi_os_membarrier() == 0;
+	return umi_os_membarrier(other_processes) == 0;
 }
 
 /* ---- thread exit and fork ---- */
@@ -211,11 +211,15 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++) {
 		uint32_t free_ = 0;
 		if (__atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) == 0 &&
-		    __atomic_compare_exchange_n(&g->slots[t].owner, &free_, me, false, __ATOMIC_ACQUIRE,
+		    __atomic_compare_exchange_n(&g->slots[t].owner, &free_, me, false, __ATOMIC_SEQ_CST,
 						__ATOMIC_RELAXED)) {
 			s = &g->slots[t];
 			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+			/* The claim before this thread's first look at the steal flag: a thief that
+			 * took the flag and then found the slot still free or its old owner's
+			 * (steal_from) is seen, whatever process it is in. */
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		}
 	}
 	if (!s)
@@ -302,29 +306,49 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 	return k;
 }
 
-/* Empty the caches of other holders into the shared pool (when it is dry). Each victim's
- * steal flag is taken, one membarrier makes every owner either see it or show busy, then
- * each victim that is not mid-operation is drained. Returns how many cells came back. */
-static uint32_t steal(unimem_grid *g, const unimem_grid_pvt_slot *mine)
+/* Whether the attachment `owner` (a slot's owner field: attachment + 1) is a handle of
+ * this process. */
+static bool owner_is_local(const unimem_grid *g, uint32_t owner)
 {
-	if (!umi_grid_membarrier_ok())
-		return 0;
+	if (!owner || owner > UNIMEM_GRID_PVT_RECS)
+		return false;
+	const uint64_t ident = __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE);
+	return (int)(ident >> 32) == umi_grid_getpid();
+}
+
+/* Empty the caches of holders in this process (`foreign` false) or in other processes
+ * (true) into the shared pool. Each victim's steal flag is taken, one fence makes every
+ * owner either see it or show busy, then each victim that is not mid-operation is
+ * drained. The fence for this process's threads is an IPI to the CPUs that run them (a
+ * microsecond); for other processes' it is an RCU grace period (milliseconds), which is
+ * why those are only robbed when this process's caches gave nothing. A victim whose owner
+ * changed after its flag was taken is let go: a new owner in another process would not be
+ * reached by this process's fence (the flag and owner are both taken by locked
+ * instructions, so of the new owner's claim and this check one sees the other). Returns
+ * how many cells came back. */
+static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, bool foreign)
+{
 	const uint32_t me = g->rec + 1;
 	uint64_t victims[UNIMEM_GRID_PVT_SLOTS / 64] = {0};
 	bool any = false;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		unimem_grid_pvt_slot *s = &g->slots[t];
+		const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
 		uint32_t zero = 0;
-		if (s == mine || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED) || !clamp_n(s) ||
-		    !__atomic_compare_exchange_n(&s->steal, &zero, me, false, __ATOMIC_ACQ_REL,
+		if (s == mine || !owner || owner_is_local(g, owner) == foreign || !clamp_n(s) ||
+		    !__atomic_compare_exchange_n(&s->steal, &zero, me, false, __ATOMIC_SEQ_CST,
 						 __ATOMIC_RELAXED))
 			continue;
+		if (__atomic_load_n(&s->owner, __ATOMIC_SEQ_CST) != owner) {
+			__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
+			continue;
+		}
 		victims[t / 64] |= (uint64_t)1 << (t % 64);
 		any = true;
 	}
 	if (!any)
 		return 0;
-	const bool fenced = umi_grid_membarrier();
+	const bool fenced = umi_grid_membarrier(foreign);
 	uint32_t back = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		if (!(victims[t / 64] >> (t % 64) & 1))
@@ -351,6 +375,16 @@ static uint32_t steal(unimem_grid *g, const unimem_grid_pvt_slot *mine)
 		__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
 	}
 	return back;
+}
+
+/* When the shared pool is dry: what idle caches of this process hold, else those of
+ * other processes. Returns how many cells came back. */
+static uint32_t steal(unimem_grid *g, const unimem_grid_pvt_slot *mine)
+{
+	if (!umi_grid_membarrier_ok())
+		return 0;
+	const uint32_t back = steal_from(g, mine, false);
+	return back ? back : steal_from(g, mine, true);
 }
 
 /* One cell from the shared pool, straight to the taker (no cache). */

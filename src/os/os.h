@@ -71,14 +71,20 @@ int umi_os_seal(unimem_block *b);
  * thread draws on its first call, never reused). Never fails, thread-safe. */
 int32_t umi_os_tid(void);
 
-/* Register the process for umi_os_membarrier() (once per process, and again in a fork's
- * child). 0, or a negative errno: -ENOSYS where the platform has no such barrier (darwin),
- * -EINVAL or -EPERM where the kernel refuses it. */
+/* Register the process for umi_os_membarrier(false) (once per process, and again in a
+ * fork's child). 0, or a negative errno: -ENOSYS where the platform has no such barrier
+ * (darwin), -EINVAL or -EPERM where the kernel refuses it. */
 int umi_os_membarrier_register(void);
 
-/* A full memory barrier on every running thread of every registered process (Linux:
- * MEMBARRIER_CMD_GLOBAL_EXPEDITED). 0, or a negative errno as the register. */
-int umi_os_membarrier(void);
+/* A full memory barrier on every running thread of this process (`all_processes` false;
+ * Linux: MEMBARRIER_CMD_PRIVATE_EXPEDITED, an IPI to each CPU that runs one, about a
+ * microsecond), or of every process (true; Linux: MEMBARRIER_CMD_GLOBAL, an RCU grace
+ * period: milliseconds). Not MEMBARRIER_CMD_GLOBAL_EXPEDITED: it goes by a per-CPU copy
+ * of the registration that the kernel leaves stale on a CPU where the process ran before
+ * it registered and that switched to it from idle since, and then sends that CPU no IPI
+ * (shown on both machines we use: docs/GRID.md, "The fence"). 0, or a negative errno:
+ * -ENOSYS (darwin), -EINVAL (true on a nohz_full kernel, or false when not registered). */
+int umi_os_membarrier(bool all_processes);
 
 /* Whether process `pid` (> 0) runs, and since when: 0 with *start set to its start time
  * (an opaque number: two processes that had the same pid in turn differ in it); -ESRCH

@@ -21,8 +21,9 @@ int umi_os_membarrier_register(void)
 	return -DARWIN_ENOSYS;
 }
 
-int umi_os_membarrier(void)
+int umi_os_membarrier(bool all_processes)
 {
+	(void)all_processes;
 	return -DARWIN_ENOSYS;
 }
 

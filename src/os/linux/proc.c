@@ -20,14 +20,15 @@ int32_t umi_os_tid(void)
 
 int umi_os_membarrier_register(void)
 {
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
 		return 0;
 	return errno ? -errno : -EINVAL;
 }
 
-int umi_os_membarrier(void)
+int umi_os_membarrier(bool all_processes)
 {
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
+	const int cmd = all_processes ? MEMBARRIER_CMD_GLOBAL : MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+	if (syscall(__NR_membarrier, cmd, 0, 0) == 0)
 		return 0;
 	return errno ? -errno : -EINVAL;
 }
