@@ -174,9 +174,14 @@ long unimem_grid_reclaim(unimem_grid *g)
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		unimem_grid_pvt_slot *s = &g->slots[t];
 		uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
+		/* STALE, junk, or an attachment that is dead: no thief will come back. */
 		bool thief_dead = thief && (thief > UNIMEM_GRID_PVT_RECS || dead_rec[thief - 1]);
-		if (thief_dead)
-			__atomic_compare_exchange_n(&s->steal, &thief, 0u, false, __ATOMIC_ACQ_REL,
+		/* A live owner's cache may hold entries that thief drained (the fast take pops
+		 * without looking at the cell): mark the slot STALE for its owner to check
+		 * (enter() in grid_slow.c). A dead slot is freed below: plain 0. */
+		const uint32_t to = dead_slot[t] ? 0u : UNIMEM_GRID_PVT_STALE;
+		if (thief_dead && thief != to)
+			__atomic_compare_exchange_n(&s->steal, &thief, to, false, __ATOMIC_ACQ_REL,
 						    __ATOMIC_RELAXED);
 		if (!dead_slot[t] || (thief && !thief_dead))
 			continue; /* live, or a live thief still on it: the next reclaim frees it */

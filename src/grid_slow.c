@@ -132,14 +132,33 @@ void umi_grid_process_init(void)
 
 /* ---- holder slots ---- */
 
+static uint32_t clamp_n(const unimem_grid_pvt_slot *s);
+
 /* The owner's half of the fence: 1 when it may use its cache (no thief), else 0 with
- * busy cleared. */
-static bool enter(unimem_grid_pvt_slot *s)
+ * busy cleared. A slot marked STALE (a thief died on it: reclaim) first keeps only the
+ * entries whose state still names it, then loses the mark; no thief can take the flag
+ * meanwhile (they take it from 0), and no one else writes this slot's tag. */
+static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 {
 	__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)
+	uint32_t f = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
+	if (f == 0)
 		return true;
+	if (f == UNIMEM_GRID_PVT_STALE) {
+		const uint32_t tag = UMI_GRID_CACHED | (uint32_t)(s - g->slots), n = clamp_n(s);
+		uint32_t k = 0;
+		for (uint32_t j = 0; j < n; j++) {
+			const uint32_t i = __atomic_load_n(&s->cache[j], __ATOMIC_RELAXED);
+			if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) == tag)
+				__atomic_store_n(&s->cache[k++], i, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&s->n, k, __ATOMIC_RELAXED);
+		/* Full barrier (x86: locked): a thief that takes the flag after this sees busy. */
+		if (__atomic_compare_exchange_n(&s->steal, &f, 0u, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_RELAXED))
+			return true;
+	}
 	__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
 	return false;
 }
@@ -402,7 +421,7 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 {
 	const unimem_grid_pvt_tls_entry *e = entry_for(g);
 	for (int round = 0; round < 3; round++) {
-		if (e && enter(e->slot)) {
+		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
 			uint32_t n = clamp_n(s);
 			while (n) {
@@ -452,7 +471,7 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 		uint32_t v = __atomic_load_n(st, __ATOMIC_RELAXED);
 		if (!(v & UMI_GRID_HELD))
 			return -UNIMEM_EALREADY;
-		if (e && enter(e->slot)) {
+		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
 			uint32_t n = clamp_n(s);
 			if (n >= g->cap) {
@@ -505,12 +524,14 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 		/* Wait out a live thief (its drain is short, but it may be preempted; freeing
 		 * the slot under it would let it clear the next owner's cache). One that died
 		 * will never touch the slot again. */
-		while (!enter(s)) {
+		uint32_t dead_thief = 0;
+		while (!enter(g, s)) {
 			uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
 			if (thief && (thief > UNIMEM_GRID_PVT_RECS ||
 				      !umi_grid_ident_alive(__atomic_load_n(&g->recs[thief - 1].ident,
 									     __ATOMIC_ACQUIRE)))) {
 				__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+				dead_thief = thief;
 				break;
 			}
 			sched_yield();
@@ -518,6 +539,14 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(s));
 		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
+		/* A dead thief's flag goes with the slot (a reclaim may have marked it STALE
+		 * meanwhile: harmless, the next owner's first slow path clears it). A live
+		 * thief that took the flag after enter() is waiting for busy == 0: its flag is
+		 * its own to clear, or the next owner of the slot would use the cache while
+		 * that thief still drains it. */
+		if (dead_thief)
+			__atomic_compare_exchange_n(&s->steal, &dead_thief, 0u, false, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED);
 		leave(s);
 		__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);
 	}

@@ -1323,11 +1323,10 @@ Test(grid, a_sleeping_process_strands_no_cell_in_its_cache)
 }
 
 /* A thief that dies half way through draining a cache leaves entries whose cells are back in
- * the pool and may be someone else's by now: after reclaim, the owner's takes drop them (its
- * take checks that the cell's state still names its slot), and no cell goes out twice. A
- * take without that check (branch wip-stale-take, which marks such a cache STALE for its
- * owner instead) must pass this too; with neither, the owner's next take returned the other
- * holder's cell. */
+ * the pool and may be someone else's by now. The fast take pops without looking at the
+ * cell's state, so reclaim marks that cache STALE and its owner drops those entries before
+ * it uses the cache again: no cell goes out twice. (Setting the dead thief's flag back to
+ * 0 instead, the owner's next take returned the other holder's cell.) */
 Test(grid, a_thief_that_died_mid_drain_hands_out_no_cell_twice)
 {
 	unimem_grid *g, *dead, *other;

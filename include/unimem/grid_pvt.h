@@ -24,7 +24,7 @@
 UNIMEM_BEGIN_DECLS
 
 #define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
-#define UNIMEM_GRID_PVT_VERSION 2u
+#define UNIMEM_GRID_PVT_VERSION 3u /* 3: the steal flag's STALE mark */
 #define UNIMEM_GRID_PVT_CACHE 64u /* the most cells one holder slot caches */
 #define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
 #define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
@@ -33,6 +33,7 @@ UNIMEM_BEGIN_DECLS
 #define UNIMEM_GRID_PVT_CACHED 0x80000000u /* state: in a cache, low bits = slot */
 #define UNIMEM_GRID_PVT_INDEX 0x0000ffffu  /* state: the attachment or slot */
 #define UNIMEM_GRID_PVT_HDR_BYTES 128u
+#define UNIMEM_GRID_PVT_STALE 0xffffffffu  /* steal flag: a thief died on this cache */
 
 /* Cache capacity of a pool of `count` cells: a sixteenth of the pool, at most 64; pools of
  * fewer than 32 cells cache nothing (every take and give goes to the shared pool). */
@@ -47,11 +48,15 @@ UNIMEM_BEGIN_DECLS
  * for busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone.
  * 128-byte aligned and long: Intel's L2 fetches lines in 128-byte pairs, and one owner's
  * stores into the end of its cache must not share a pair with the next owner's busy and n
- * (slots are handed out lowest first, so neighbours are busy together). */
+ * (slots are handed out lowest first, so neighbours are busy together).
+ * A thief that dies mid-drain leaves entries whose cells are back in the pool (maybe taken
+ * since): reclaim then sets `steal` to STALE, which keeps the owner off its fast paths and
+ * thieves off the slot, until the owner's slow path drops those entries and clears it. So
+ * the fast take pops without looking at the cell's state. */
 typedef struct unimem_grid_pvt_slot {
 	uint32_t busy;  /* the owner is inside a take or give on its cache */
 	uint32_t n;     /* cells in cache[0..n) */
-	uint32_t steal; /* 0, or the attachment + 1 of the thief emptying this cache */
+	uint32_t steal; /* 0, the attachment + 1 of the thief emptying this cache, or STALE */
 	uint32_t owner; /* 0 free, else the attachment + 1 of the owner thread */
 	int32_t tid;    /* the owner thread (gettid) */
 	uint32_t rover; /* the cell where this slot's next refill starts looking */
@@ -119,10 +124,10 @@ UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, u
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 			if (UNIMEM_LIKELY(n - 1u < cap)) {
 				const uint32_t i = __atomic_load_n(&s->cache[n - 1], __ATOMIC_RELAXED);
-				/* A cell whose state no longer names this slot (a thief that died
-				 * half way) is dropped by the slow path. */
-				if (UNIMEM_LIKELY(i < count &&
-						  __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == e->tag)) {
+				/* No look at the cell's state (its line is often another core's):
+				 * while an entry may be stale, `steal` is not 0 (STALE, above). The
+				 * bound keeps junk in a shared Block from reaching outside it. */
+				if (UNIMEM_LIKELY(i < count)) {
 					__atomic_store_n(&s->n, n - 1, __ATOMIC_RELAXED);
 					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);

@@ -40,6 +40,10 @@ def probe(name, what, defines=(), search='bfs'):
             f'reached: {what}')
 
 
+# The smallest bounds where a dead thief's drained entry can go out twice: holder 1 refills two
+# cells, holder 0 steals one and dies mid-drain, holder 1 takes it from the pool, then pops it.
+STALE_BOUNDS = ['-DCAP=2', '-DREFILL2=1', '-DOPS=3', '-DOPS0=1']
+
 # (model, defines, expected assertion or None for a sound run, search, what it shows).
 # search: 'bfs' finds the short counterexamples of most variants and probes sooner; 'dfs' for
 # the sound runs and the variants whose bug breadth first reaches late.
@@ -47,9 +51,11 @@ RUNS = [
     ('grid.pml', [], None, 'dfs', 'take/give/refill/flush/steal/reclaim, holder 0 killed anywhere'),
     ('grid.pml', ['-DBROKEN_CLAIM'], DOUBLE, 'bfs', 'claim by clearing the bit, then tag'),
     ('grid.pml', ['-DBROKEN_RECLAIM'], GIVE, 'bfs', 'reclaim racing a live holder'),
-    ('grid.pml', ['-DBROKEN_STEAL', '-DREFILL2=1', '-DCAP=2'], GIVE, 'dfs',
+    ('grid.pml', ['-DBROKEN_STEAL', '-DREFILL2=1', '-DCAP=2'], DOUBLE, 'dfs',
      'owner ignores the steal flag'),
     ('grid.pml', ['-DBROKEN_FLUSH'], LOST, 'dfs', 'the give flush sets the bit before the state'),
+    ('grid.pml', ['-DBROKEN_STALE'] + STALE_BOUNDS, DOUBLE, 'bfs',
+     'reclaim clears a dead thief\'s flag to 0 (no STALE check before the unchecked pop)'),
     ('grid.pml', ['-DGROUP=1', '-DREFILL2=1', '-DCAP=2', '-DBROKEN_GROUP'], GIVE, 'bfs',
      "the group claim checks only the first cell's state"),
     probe('P_REFILL', "holder 0's refill from the pool"),
@@ -61,6 +67,7 @@ RUNS = [
     probe('P_THIEF', 'reclaim clears the steal flag a dead thief left'),
     probe('P_EXIT', "holder 0's exit flush, between the state store and the bit"),
     probe('P_RESET', 'a refill puts back a stale bit whose cell came back meanwhile'),
+    probe('P_STALE', 'holder 1 enters its STALE slot and drops an entry a dead thief drained'),
     probe('P_GROUP', "holder 0's refill claims both cells with one exchange",
           ['-DGROUP=1', '-DREFILL2=1', '-DCAP=2']),
     probe('P_UNGROUP', 'a group exchange finds a cell not free and claims one at a time',
@@ -79,6 +86,8 @@ LONG = [  # the longest first: the runs go one per core
     ('grid.pml', ['-DGROUP=1', '-DREFILL2=1', '-DCAP=2'], None, 'dfs',
      "caches of 2, refills of two cells, the group claim (src/cas_group.h)"),
     ('grid.pml', ['-DOPS=3'], None, 'dfs', '3 operations each'),
+    ('grid.pml', STALE_BOUNDS, None, 'dfs',
+     'the bounds of the BROKEN_STALE variant (caches of 2, refills of two, 3 operations)'),
     ('grid.pml', ['-DNC=3'], None, 'dfs', 'three cells'),
     ('grid.pml', ['-DCAP=2', '-DREFILL2=1'], None, 'dfs', 'caches of 2, refills of two cells'),
     ('grid.pml', ['-DCAP=2'], None, 'dfs', 'caches of 2 (no give finds its cache full)'),

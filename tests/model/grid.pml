@@ -22,6 +22,9 @@
  *   -DBROKEN_FLUSH    the give path's flush sets the free bit before it stores the state
  *                     (the exit flush keeps the right order)
  *   -DBROKEN_GROUP    (with -DGROUP) the group exchange checks only the first cell's state
+ *   -DBROKEN_STALE    reclaim clears the steal flag a dead thief left to 0, instead of marking
+ *                     the slot STALE for its owner to check (the fast pop does not look at
+ *                     the cell's state, so a cache entry the thief had drained goes out)
  *
  * -DGROUP=1 (with -DREFILL2=1 -DCAP=2): a refill whose bits show both cells free claims
  * them with one exchange from all-free (src/cas_group.h's 16-byte compare-and-swap; two
@@ -36,6 +39,9 @@
 #endif
 #ifndef OPS
 #define OPS 2 /* takes or gives per holder before it ends */
+#endif
+#ifndef OPS0
+#define OPS0 OPS /* holder 0's (fewer shrinks the state space of a bug that needs few) */
 #endif
 #ifndef REFILL2
 #define REFILL2 0 /* refills claim two cells (one to the cache) */
@@ -72,6 +78,7 @@
 #define P_RESET 10     /* a refill puts back a stale bit whose cell came back meanwhile */
 #define P_GROUP 11     /* holder 0's refill claimed both cells with one exchange */
 #define P_UNGROUP 12   /* a group exchange found a cell not free: one cell at a time */
+#define P_STALE 13     /* holder 1 enters its slot marked STALE and drops a drained entry */
 #ifdef PROBE
 byte probe = 1; /* constant; its name shows in pan's report of the failed assertion */
 #define REACH(P, cond) assert(!(probe && PROBE == P && (cond)));
@@ -83,13 +90,14 @@ byte probe = 1; /* constant; its name shows in pan's report of the failed assert
 #define HELD(p) (10 + (p))
 #define CACHED(p) (20 + (p))
 #define NONE 255
+#define STALE 3 /* steal flag: a thief died on this slot; its owner checks its cache */
 
 byte state[NC];     /* the per-cell owner words */
 bool hint[NC];       /* the free hint */
 byte cache[NH * CAP];
 byte n[NH];
 bool busy[NH];
-byte steal[NH];     /* 0, or the thief + 1 */
+byte steal[NH];     /* 0, the thief + 1, or STALE */
 bool dead[NH];
 bool done[NH];
 byte holds[NC];     /* ghost: the holder + 1 that has the cell, 0 when none */
@@ -163,6 +171,31 @@ inline steal_from(p, q)
 	fi
 }
 
+/* The slow paths' enter (busy already set): a slot marked STALE (a thief died on it)
+ * keeps only the cache entries whose state still names it, then the owner clears the
+ * mark. No thief can be on it meanwhile (their take of the flag is from 0). */
+inline enter(p)
+{
+	if
+	:: steal[p] == STALE ->
+		k = 0;
+		m = 0;
+		do
+		:: k < n[p] ->
+			c = cache[p * CAP + k];
+			if
+			:: state[c] == CACHED(p) -> cache[p * CAP + m] = c; m++
+			:: else -> REACH(P_STALE, p == 1) skip
+			fi;
+			k++
+		:: else -> break
+		od;
+		n[p] = m;
+		steal[p] = 0
+	:: else -> skip
+	fi
+}
+
 inline take(p)
 {
 	got = NONE;
@@ -175,14 +208,12 @@ inline take(p)
 	if
 	:: steal[p] == 0 ->
 #endif
+		/* No look at the cell's state: an entry a dead thief drained is dropped by
+		 * the slow path's enter (the slot is STALE until then, so the fast path is not
+		 * taken). */
 		m = n[p];
 		if
-		:: m > 0 ->
-			c = cache[p * CAP + m - 1];
-			if
-			:: state[c] == CACHED(p) -> REACH(P_POP, true) n[p] = m - 1; state[c] = HELD(p); got = c
-			:: else -> n[p] = m - 1 /* dropped (a thief that died half way) */
-			fi
+		:: m > 0 -> REACH(P_POP, true) c = cache[p * CAP + m - 1]; n[p] = m - 1; state[c] = HELD(p); got = c
 		:: else -> skip
 		fi
 	:: else -> skip
@@ -194,6 +225,7 @@ inline take(p)
 	do
 	:: got == NONE && tries < 2 ->
 		busy[p] = 1;
+		enter(p);
 		if
 #if GROUP
 		/* The bits, read at once, show both cells free, and there is room for one in the
@@ -277,6 +309,7 @@ inline give(p, i)
 	v = state[i];
 	assert(v == HELD(0) || v == HELD(1)); /* a holder's own cell is out */
 	busy[p] = 1;
+	enter(p);
 	if
 	:: steal[p] == 0 ->
 		if
@@ -320,7 +353,7 @@ proctype holder(byte p)
 	{
 		ops = 0;
 		do
-		:: ops < OPS ->
+		:: ops < (p == 0 -> OPS0 : OPS) ->
 			ops++;
 			if
 			:: take(p)
@@ -337,7 +370,7 @@ proctype holder(byte p)
 		:: else -> break
 		od;
 		busy[p] = 1;
-		(steal[p] == 0 || dead[steal[p] - 1]);
+		(steal[p] == 0 || steal[p] == STALE || (steal[p] < STALE && dead[steal[p] - 1]));
 		k = 0;
 		do
 		:: k < n[p] ->
@@ -376,7 +409,11 @@ inline reclaim(d)
 	od;
 	n[d] = 0;
 	busy[d] = 0;
+#ifdef BROKEN_STALE
 	d_step { if :: steal[1 - d] == d + 1 -> REACH(P_THIEF, true) steal[1 - d] = 0 :: else -> skip fi }
+#else
+	d_step { if :: steal[1 - d] == d + 1 -> REACH(P_THIEF, true) steal[1 - d] = STALE :: else -> skip fi }
+#endif
 }
 
 proctype reclaimer()
