@@ -1242,6 +1242,19 @@ static pid_t holder_child(uint32_t id, int take, int give, int fd)
 		pause();
 }
 
+/* A child that attached to g (1000 cells) holds 260 cells and caches 40, then sleeps;
+ * fds[0] and fds[1] are the pipe it reported on (the caller closes them). */
+static pid_t child_holding_260(unimem_grid *g, int fds[2])
+{
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = holder_child(unimem_block_id(unimem_grid_block(g)), 300, 40, fds[1]);
+	char ok;
+	cr_assert_eq(read(fds[0], &ok, 1), 1);
+	/* Available: the 700 it did not take and the 40 it cached (a dry take steals them). */
+	cr_assert_eq(unimem_grid_available(g), 740);
+	return pid;
+}
+
 Test(grid, reclaim_returns_the_cells_of_a_killed_process)
 {
 	unimem_grid *g;
@@ -1249,12 +1262,7 @@ Test(grid, reclaim_returns_the_cells_of_a_killed_process)
 	cr_assert_eq(unimem_grid_reclaim(g), 0, "nothing to reclaim");
 	cr_assert_eq(unimem_grid_reclaim(NULL), -EINVAL);
 	int fds[2];
-	cr_assert_eq(pipe(fds), 0);
-	pid_t pid = holder_child(unimem_block_id(unimem_grid_block(g)), 300, 40, fds[1]);
-	char ok;
-	cr_assert_eq(read(fds[0], &ok, 1), 1);
-	/* The child holds 260 and caches 40 (available, and a dry take would steal them). */
-	cr_assert_eq(unimem_grid_available(g), 740);
+	pid_t pid = child_holding_260(g, fds);
 	cr_assert_eq(unimem_grid_reclaim(g), 0, "a live holder keeps its cells");
 	kill(pid, SIGKILL);
 	cr_assert_eq(waitpid(pid, NULL, 0), pid);
@@ -1293,11 +1301,7 @@ Test(grid, a_sleeping_process_strands_no_cell_in_its_cache)
 		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
 	}
 	int fds[2];
-	cr_assert_eq(pipe(fds), 0);
-	pid_t pid = holder_child(unimem_block_id(unimem_grid_block(g)), 300, 40, fds[1]);
-	char ok;
-	cr_assert_eq(read(fds[0], &ok, 1), 1);
-	cr_assert_eq(unimem_grid_available(g), 740);
+	pid_t pid = child_holding_260(g, fds);
 	void **all = malloc(1000 * sizeof *all);
 	size_t got = 0;
 	struct timespec t0, t1;
