@@ -1595,9 +1595,11 @@ static void *fence_spin(void *arg)
  * kernel's MEMBARRIER_CMD_GLOBAL_EXPEDITED skips a CPU where the process ran before it
  * registered and that switched to it from idle since: this test makes that case (the
  * process visits every CPU before its first Grid, which registers), puts a thread with
- * cached cells on every other CPU, and makes the pool run dry 40 times. Each of those CPUs
- * must take an IPI per dry pool; with GLOBAL_EXPEDITED they took none (this VM and the
- * 16-core host), and the 8-thread stress handed cells out twice on the host. */
+ * cached cells on every other CPU, and makes the pool run dry 60 times. A CPU takes an IPI
+ * each time its spinner is on it (one preempted by other work needs none), so each must
+ * take some; with GLOBAL_EXPEDITED a stale CPU took none, ever (this VM, and the 16-core
+ * host, where the 8-thread stress handed cells out twice). On the host, with 8 test
+ * programs in parallel, a spinner's CPU took 19 of 40. */
 Test(grid, the_steal_fence_reaches_every_cpu_that_runs_an_owner)
 {
 	cpu_set_t all;
@@ -1628,7 +1630,7 @@ Test(grid, the_steal_fence_reaches_every_cpu_that_runs_an_owner)
 		unimem_grid_close(g);
 		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
 	}
-	enum { ROUNDS = 40 };
+	enum { ROUNDS = 60 };
 	const int n = ncpu - 1 < 15 ? ncpu - 1 : 15;
 	struct fence_spinner sp[15];
 	pthread_t th[15];
@@ -1668,7 +1670,7 @@ Test(grid, the_steal_fence_reaches_every_cpu_that_runs_an_owner)
 	/* Counted from the first dry pool on (after the first caches filled). */
 	for (int k = 0; k < n; k++) {
 		const int c = cpus[k + 1];
-		cr_expect_geq(after[c] - before[c], dry / 2,
+		cr_expect_gt(after[c] - before[c], 0,
 			      "CPU %d (a thread with cached cells spinning there) took %ld IPIs in %ld "
 			      "dry pools", c, after[c] - before[c], dry);
 	}
