@@ -326,13 +326,12 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 }
 
 /* Whether the attachment `owner` (a slot's owner field: attachment + 1) is a handle of
- * this process. */
+ * this process (its record holds this process's identity). */
 static bool owner_is_local(const unimem_grid *g, uint32_t owner)
 {
 	if (!owner || owner > UNIMEM_GRID_PVT_RECS)
 		return false;
-	const uint64_t ident = __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE);
-	return (int)(ident >> 32) == umi_grid_getpid();
+	return __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE) == umi_grid_self_ident();
 }
 
 /* Empty the caches of holders in this process (`foreign` false) or in other processes
@@ -354,7 +353,7 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		unimem_grid_pvt_slot *s = &g->slots[t];
 		const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
 		uint32_t zero = 0;
-		if (s == mine || !owner || owner_is_local(g, owner) == foreign || !clamp_n(s) ||
+		if (s == mine || !owner || !clamp_n(s) || owner_is_local(g, owner) == foreign ||
 		    !__atomic_compare_exchange_n(&s->steal, &zero, me, false, __ATOMIC_SEQ_CST,
 						 __ATOMIC_RELAXED))
 			continue;
