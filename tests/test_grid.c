@@ -510,18 +510,25 @@ struct racer_arg {
 	int k;
 };
 
+/* Run the calling thread on CPU `cpu` only. */
+static int pin_cpu(int cpu)
+{
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+}
+
 /* Spread the racers over the CPUs, so that their gives really overlap. */
 static void pin_to(int k)
 {
-	cpu_set_t all, one;
+	cpu_set_t all;
 	if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2)
 		return;
 	int n = k % CPU_COUNT(&all);
 	for (int c = 0; c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, &all) && n-- == 0) {
-			CPU_ZERO(&one);
-			CPU_SET(c, &one);
-			pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+			pin_cpu(c);
 			return;
 		}
 }
@@ -1571,10 +1578,7 @@ struct fence_spinner {
 static void *fence_spin(void *arg)
 {
 	struct fence_spinner *f = arg;
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(f->cpu, &one);
-	pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+	pin_cpu(f->cpu);
 	unsigned seen = 0;
 	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
 		unsigned r = __atomic_load_n(&f->round, __ATOMIC_ACQUIRE);
@@ -1615,11 +1619,8 @@ Test(grid, the_steal_fence_reaches_every_cpu_that_runs_an_owner)
 		cr_skip_test("no function-call IPI count here (/proc/interrupts has no CAL line)");
 	/* Run once on every CPU (the process's memory map stays there, lazily, as the CPU
 	 * idles), then settle on the first, then open: the first Grid registers the process. */
-	cpu_set_t one;
 	for (int k = ncpu - 1; k >= 0; k--) {
-		CPU_ZERO(&one);
-		CPU_SET(cpus[k], &one);
-		cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+		cr_assert_eq(pin_cpu(cpus[k]), 0);
 		for (volatile int spin = 0; spin < 200000; spin++)
 			;
 	}
