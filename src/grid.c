@@ -67,6 +67,9 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_hdr) == UNIMEM_GRID_PVT_HDR_BYTES, "grid header");
 UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_slot) == 128 + 4 * UNIMEM_GRID_PVT_CACHE &&
 			     sizeof(unimem_grid_pvt_slot) % 128 == 0, "grid slot");
+UNIMEM_STATIC_ASSERT(UNIMEM_GRID_PVT_RECS <= UNIMEM_GRID_PVT_THIEF &&
+			     (UNIMEM_GRID_PVT_STALE & UNIMEM_GRID_PVT_THIEF) > UNIMEM_GRID_PVT_RECS,
+		     "a steal token names its thief in its low bits, and never reads as STALE");
 
 /* The inverse of an odd number modulo 2^64 (Newton's iteration: each step doubles the
  * correct low bits; d * d == 1 mod 8 gives 3 to start with). */

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static __thread int32_t my_tid;
@@ -135,7 +136,7 @@ void umi_grid_process_init(void)
 static uint32_t clamp_n(const unimem_grid_pvt_slot *s);
 
 /* The owner's half of the fence: 1 when it may use its cache (no thief), else 0 with
- * busy cleared. A slot marked STALE (a thief died on it: reclaim) first keeps only the
+ * busy cleared and the thief's token copied into `ack`. A slot marked STALE (a thief died on it: reclaim) first keeps only the
  * entries whose state still names it, then loses the mark; no thief can take the flag
  * meanwhile (they take it from 0), and no one else writes this slot's tag. */
 static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
@@ -160,6 +161,10 @@ static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 			return true;
 	}
 	__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
+	/* The ack, after busy = 0: a thief that reads its own token here sees everything this
+	 * owner did before (release), and this owner sees the flag from now on (it read it). */
+	if (f != UNIMEM_GRID_PVT_STALE && __atomic_load_n(&s->ack, __ATOMIC_RELAXED) != f)
+		__atomic_store_n(&s->ack, f, __ATOMIC_RELEASE);
 	return false;
 }
 
@@ -334,27 +339,81 @@ static bool owner_is_local(const unimem_grid *g, uint32_t owner)
 	return __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE) == umi_grid_self_ident();
 }
 
+/* How long a thief waits for owners in other processes to acknowledge its flag before it
+ * falls back to a grace period: an owner taking or giving acks within a microsecond. */
+#define ACK_WAIT_NS 100000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Drain victim t (its flag is ours, its owner has seen it): wait for busy == 0, then move
+ * its cached cells to the shared pool; the flag goes back to 0 either way. Returns how
+ * many cells came back. */
+static uint32_t drain(unimem_grid *g, uint32_t t)
+{
+	unimem_grid_pvt_slot *s = &g->slots[t];
+	bool idle = false;
+	uint32_t back = 0;
+	for (int spin = 0; spin < 2000 && !idle; spin++) {
+		idle = __atomic_load_n(&s->busy, __ATOMIC_ACQUIRE) == 0;
+		if (!idle && spin >= 100)
+			sched_yield();
+	}
+	if (idle) {
+		const uint32_t tag = UMI_GRID_CACHED | t, n = clamp_n(s);
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED), v = tag;
+			if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
+									 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+				umi_grid_set_bit(g, i);
+				back++;
+			}
+		}
+		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
+	return back;
+}
+
+static uint32_t steal_seq; /* numbers this process's steals (tokens differ from the last) */
+
 /* Empty the caches of holders in this process (`foreign` false) or in other processes
- * (true) into the shared pool. Each victim's steal flag is taken, one fence makes every
- * owner either see it or show busy, then each victim that is not mid-operation is
- * drained. The fence for this process's threads is an IPI to the CPUs that run them (a
- * microsecond); for other processes' it is an RCU grace period (milliseconds), which is
- * why those are only robbed when this process's caches gave nothing. A victim whose owner
- * changed after its flag was taken is let go: a new owner in another process would not be
- * reached by this process's fence (the flag and owner are both taken by locked
+ * (true) into the shared pool. Each victim's steal flag is taken with this steal's token;
+ * then each owner must be seen to see it (or show busy) before its cache is touched.
+ * Owners in this process: one fence, an IPI to the CPUs that run them (a microsecond).
+ * Owners in other processes: each one that takes or gives acks the token within
+ * ACK_WAIT_NS, and those are drained at once; only when they gave nothing does the thief
+ * pay the fence for the others, an RCU grace period (milliseconds), which is also why
+ * other processes are only robbed when this process's caches gave nothing. A victim whose
+ * owner changed after its flag was taken is let go: a new owner in another process would
+ * not be reached by this process's fence (the flag and owner are both taken by locked
  * instructions, so of the new owner's claim and this check one sees the other). Returns
  * how many cells came back. */
 static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, bool foreign)
 {
-	const uint32_t me = g->rec + 1;
+	const uint32_t seq = __atomic_add_fetch(&steal_seq, 1, __ATOMIC_RELAXED);
+	const uint32_t token = (g->rec + 1) | seq << UNIMEM_GRID_PVT_SEQ_SHIFT;
 	uint64_t victims[UNIMEM_GRID_PVT_SLOTS / 64] = {0};
-	bool any = false;
+	uint32_t nvictims = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		unimem_grid_pvt_slot *s = &g->slots[t];
 		const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
 		uint32_t zero = 0;
 		if (s == mine || !owner || !clamp_n(s) || owner_is_local(g, owner) == foreign ||
-		    !__atomic_compare_exchange_n(&s->steal, &zero, me, false, __ATOMIC_SEQ_CST,
+		    !__atomic_compare_exchange_n(&s->steal, &zero, token, false, __ATOMIC_SEQ_CST,
 						 __ATOMIC_RELAXED))
 			continue;
 		if (__atomic_load_n(&s->owner, __ATOMIC_SEQ_CST) != owner) {
@@ -362,35 +421,41 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 			continue;
 		}
 		victims[t / 64] |= (uint64_t)1 << (t % 64);
-		any = true;
+		nvictims++;
 	}
-	if (!any)
+	if (!nvictims)
 		return 0;
-	const bool fenced = umi_grid_membarrier(foreign);
 	uint32_t back = 0;
+	if (foreign) {
+		/* The acks: an owner that read the token has finished whatever it started
+		 * before, and keeps off its cache until the flag is cleared. */
+		uint32_t acked = 0;
+		for (uint64_t t0 = now_ns(); acked < nvictims && now_ns() - t0 < ACK_WAIT_NS;) {
+			for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+				if (!(victims[t / 64] >> (t % 64) & 1) ||
+				    __atomic_load_n(&g->slots[t].ack, __ATOMIC_ACQUIRE) != token)
+					continue;
+				victims[t / 64] &= ~((uint64_t)1 << (t % 64));
+				acked++;
+				back += drain(g, t);
+			}
+			cpu_relax();
+		}
+		if (back || acked == nvictims) {
+			for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) /* let the others go */
+				if (victims[t / 64] >> (t % 64) & 1)
+					__atomic_store_n(&g->slots[t].steal, 0u, __ATOMIC_RELEASE);
+			return back;
+		}
+	}
+	const bool fenced = umi_grid_membarrier(foreign);
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		if (!(victims[t / 64] >> (t % 64) & 1))
 			continue;
-		unimem_grid_pvt_slot *s = &g->slots[t];
-		bool idle = false;
-		for (int spin = 0; fenced && spin < 2000 && !idle; spin++) {
-			idle = __atomic_load_n(&s->busy, __ATOMIC_ACQUIRE) == 0;
-			if (!idle && spin >= 100)
-				sched_yield();
-		}
-		if (idle) {
-			const uint32_t tag = UMI_GRID_CACHED | t, n = clamp_n(s);
-			for (uint32_t k = 0; k < n; k++) {
-				uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED), v = tag;
-				if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
-										 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-					umi_grid_set_bit(g, i);
-					back++;
-				}
-			}
-			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-		}
-		__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
+		if (fenced)
+			back += drain(g, t);
+		else
+			__atomic_store_n(&g->slots[t].steal, 0u, __ATOMIC_RELEASE);
 	}
 	return back;
 }
@@ -526,8 +591,9 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 		uint32_t dead_thief = 0;
 		while (!enter(g, s)) {
 			uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
-			if (thief && (thief > UNIMEM_GRID_PVT_RECS ||
-				      !umi_grid_ident_alive(__atomic_load_n(&g->recs[thief - 1].ident,
+			const uint32_t by = thief & UNIMEM_GRID_PVT_THIEF;
+			if (thief && (thief == UNIMEM_GRID_PVT_STALE || !by || by > UNIMEM_GRID_PVT_RECS ||
+				      !umi_grid_ident_alive(__atomic_load_n(&g->recs[by - 1].ident,
 									     __ATOMIC_ACQUIRE)))) {
 				__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
 				dead_thief = thief;

@@ -140,7 +140,8 @@ UNIMEM_INLINE size_t unimem_grid_cells(const unimem_grid *g)
  * thread's cache with plain loads and stores (no locked instruction): the cell this thread
  * gave last comes back first (LIFO, still hot in its cache). A take that finds the shared
  * pool dry robs the idle caches of this process (microseconds) and, only when those hold
- * nothing, those of other processes: that costs one RCU grace period (about 10 ms). */
+ * nothing, those of other processes: microseconds where their threads take or give (they
+ * acknowledge), else one RCU grace period (about 10 ms). */
 UNIMEM_INLINE void *unimem_grid_take(unimem_grid *g)
 {
 	const uint64_t i = umi_grid_take_index(g, g->count, g->cap);

@@ -24,7 +24,7 @@
 UNIMEM_BEGIN_DECLS
 
 #define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
-#define UNIMEM_GRID_PVT_VERSION 3u /* 3: the steal flag's STALE mark */
+#define UNIMEM_GRID_PVT_VERSION 4u /* 3: the steal flag's STALE mark; 4: steal tokens, acks */
 #define UNIMEM_GRID_PVT_CACHE 64u /* the most cells one holder slot caches */
 #define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
 #define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
@@ -34,6 +34,8 @@ UNIMEM_BEGIN_DECLS
 #define UNIMEM_GRID_PVT_INDEX 0x0000ffffu  /* state: the attachment or slot */
 #define UNIMEM_GRID_PVT_HDR_BYTES 128u
 #define UNIMEM_GRID_PVT_STALE 0xffffffffu  /* steal flag: a thief died on this cache */
+#define UNIMEM_GRID_PVT_THIEF 0x7fu        /* steal token: the thief's attachment + 1 */
+#define UNIMEM_GRID_PVT_SEQ_SHIFT 7u       /* steal token: above it, the steal's number */
 
 /* Cache capacity of a pool of `count` cells: a sixteenth of the pool, at most 64; pools of
  * fewer than 32 cells cache nothing (every take and give goes to the shared pool). */
@@ -44,8 +46,12 @@ UNIMEM_BEGIN_DECLS
 
 /* A holder slot (in the Block). Its owner thread runs take and give on `cache` with plain
  * loads and stores, between busy = 1 and busy = 0; a thief (another thread, any process,
- * when the shared pool is dry) sets `steal`, makes every owner see it (membarrier), waits
- * for busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone.
+ * when the shared pool is dry) sets `steal` to a token of its own (its attachment + 1, and
+ * above UNIMEM_GRID_PVT_SEQ_SHIFT the steal's number), makes every owner see it, waits for
+ * busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone and
+ * copies the token into `ack`. The thief's ways to make the owner see it: the owner's ack
+ * (everything it did before is then visible, and it will see the flag from then on), else
+ * membarrier (docs/GRID.md, "The fence").
  * 128-byte aligned and long: Intel's L2 fetches lines in 128-byte pairs, and one owner's
  * stores into the end of its cache must not share a pair with the next owner's busy and n
  * (slots are handed out lowest first, so neighbours are busy together).
@@ -56,11 +62,12 @@ UNIMEM_BEGIN_DECLS
 typedef struct unimem_grid_pvt_slot {
 	uint32_t busy;  /* the owner is inside a take or give on its cache */
 	uint32_t n;     /* cells in cache[0..n) */
-	uint32_t steal; /* 0, the attachment + 1 of the thief emptying this cache, or STALE */
+	uint32_t steal; /* 0, the token of the thief emptying this cache, or STALE */
 	uint32_t owner; /* 0 free, else the attachment + 1 of the owner thread */
 	int32_t tid;    /* the owner thread (gettid) */
 	uint32_t rover; /* the cell where this slot's next refill starts looking */
-	uint32_t pad[10];
+	uint32_t ack;   /* the last steal token the owner saw (it stays off the cache) */
+	uint32_t pad[9];
 	uint32_t cache[UNIMEM_GRID_PVT_CACHE];
 	uint32_t guard[16]; /* never touched: the rest of a 128-byte pair */
 } __attribute__((aligned(128))) unimem_grid_pvt_slot;
