@@ -26,6 +26,7 @@ GIVE = '(v==(10+0))||(v==(10+1))'    # give(): a live holder's own cell is no lo
 LOST = '(state[c]==0)&&hint[c]'      # the end check: a cell not in the pool with its bit
 ONE_WIN = 'wins==1'                  # grid_give_race.pml: not exactly one give won
 FREED = '(ghost[k]==0)||'             # bitclaim.pml: reclaim freed a live holder's cell
+IN_USE = 'incs==0'                    # grid_ack.pml: a cache emptied while its owner used it
 
 
 def probe_numbers():
@@ -74,6 +75,12 @@ RUNS = [
           ['-DGROUP=1', '-DREFILL2=1', '-DCAP=2']),
     ('grid_give_race.pml', [], None, 'dfs', 'two concurrent gives of one cell: exactly one wins'),
     ('grid_give_race.pml', ['-DBROKEN_GIVE'], ONE_WIN, 'bfs', 'give without the atomic check'),
+    ('grid_ack.pml', [], None, 'dfs', "TSO: a thief robs another process's owner after its ack"),
+    ('grid_ack.pml', ['-DFENCE'], None, 'dfs', 'TSO: the same after membarrier instead'),
+    ('grid_ack.pml', ['-DBROKEN_NO_ACK'], IN_USE, 'bfs', 'TSO: the thief waits for neither'),
+    ('grid_ack.pml', ['-DBROKEN_TOKEN'], IN_USE, 'bfs', 'TSO: both steals use one token'),
+    ('grid_ack.pml', ['-DPROBE_DRAIN'], 'probe&&', 'bfs',
+     'reached: a drain after an ack, the owner having used its cache'),
     # a design not built (docs/GRID.md): the claim by the bitmap; its sound run is in --long
     ('bitclaim.pml', ['-DBROKEN_NO_RECHECK'], FREED, 'dfs', 'design: orphans without the recheck'),
     ('bitclaim.pml', ['-DBROKEN_EARLY_READ'], FREED, 'dfs',
