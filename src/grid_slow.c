@@ -342,6 +342,7 @@ static bool owner_is_local(const unimem_grid *g, uint32_t owner)
 /* How long a thief waits for owners in other processes to acknowledge its flag before it
  * falls back to a grace period: an owner taking or giving acks within a microsecond. */
 #define ACK_WAIT_NS 100000
+#define PARKED_EVERY_NS 25000
 
 static inline void cpu_relax(void)
 {
@@ -390,13 +391,25 @@ static uint32_t drain(unimem_grid *g, uint32_t t)
 
 static uint32_t steal_seq; /* numbers this process's steals (tokens differ from the last) */
 
+/* Whether the owner thread of slot s (its flag taken) is seen asleep off its CPU. */
+static bool parked(const unimem_grid *g, const unimem_grid_pvt_slot *s)
+{
+	const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+	if (!owner || owner > UNIMEM_GRID_PVT_RECS)
+		return false;
+	const uint64_t ident = __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE);
+	return umi_os_thread_parked((int)(ident >> 32), (uint32_t)ident,
+				    __atomic_load_n(&s->tid, __ATOMIC_RELAXED)) == 1;
+}
+
 /* Empty the caches of holders in this process (`foreign` false) or in other processes
  * (true) into the shared pool. Each victim's steal flag is taken with this steal's token;
  * then each owner must be seen to see it (or show busy) before its cache is touched.
  * Owners in this process: one fence, an IPI to the CPUs that run them (a microsecond).
  * Owners in other processes: each one that takes or gives acks the token within
- * ACK_WAIT_NS, and those are drained at once; only when they gave nothing does the thief
- * pay the fence for the others, an RCU grace period (milliseconds), which is also why
+ * ACK_WAIT_NS, and one that sleeps is seen off its CPU (parked()); those are drained at
+ * once; only when they gave nothing does the thief pay the fence for the others, an RCU
+ * grace period (milliseconds), which is also why
  * other processes are only robbed when this process's caches gave nothing. A victim whose
  * owner changed after its flag was taken is let go: a new owner in another process would
  * not be reached by this process's fence (the flag and owner are both taken by locked
@@ -428,17 +441,24 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 	uint32_t back = 0;
 	if (foreign) {
 		/* The acks: an owner that read the token has finished whatever it started
-		 * before, and keeps off its cache until the flag is cleared. */
+		 * before, and keeps off its cache until the flag is cleared. Owners that sleep:
+		 * the kernel can tell that one is off its CPU, which it left and will enter
+		 * again through the scheduler's full barriers (asked every PARKED_EVERY_NS). */
 		uint32_t acked = 0;
-		for (uint64_t t0 = now_ns(); acked < nvictims && now_ns() - t0 < ACK_WAIT_NS;) {
-			for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-				if (!(victims[t / 64] >> (t % 64) & 1) ||
-				    __atomic_load_n(&g->slots[t].ack, __ATOMIC_ACQUIRE) != token)
+		const uint64_t t0 = now_ns();
+		for (uint64_t t = t0, asked = 0; acked < nvictims && t - t0 < ACK_WAIT_NS; t = now_ns()) {
+			const bool ask = t - asked >= PARKED_EVERY_NS;
+			for (uint32_t v = 0; v < UNIMEM_GRID_PVT_SLOTS; v++) {
+				if (!(victims[v / 64] >> (v % 64) & 1) ||
+				    (__atomic_load_n(&g->slots[v].ack, __ATOMIC_ACQUIRE) != token &&
+				     !(ask && parked(g, &g->slots[v]))))
 					continue;
-				victims[t / 64] &= ~((uint64_t)1 << (t % 64));
+				victims[v / 64] &= ~((uint64_t)1 << (v % 64));
 				acked++;
-				back += drain(g, t);
+				back += drain(g, v);
 			}
+			if (ask)
+				asked = now_ns();
 			cpu_relax();
 		}
 		if (back || acked == nvictims) {

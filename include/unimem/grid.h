@@ -141,7 +141,7 @@ UNIMEM_INLINE size_t unimem_grid_cells(const unimem_grid *g)
  * gave last comes back first (LIFO, still hot in its cache). A take that finds the shared
  * pool dry robs the idle caches of this process (microseconds) and, only when those hold
  * nothing, those of other processes: microseconds where their threads take or give (they
- * acknowledge), else one RCU grace period (about 10 ms). */
+ * acknowledge) or sleep (the kernel tells), else one RCU grace period (about 10 ms). */
 UNIMEM_INLINE void *unimem_grid_take(unimem_grid *g)
 {
 	const uint64_t i = umi_grid_take_index(g, g->count, g->cap);

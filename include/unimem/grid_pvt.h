@@ -50,8 +50,9 @@ UNIMEM_BEGIN_DECLS
  * above UNIMEM_GRID_PVT_SEQ_SHIFT the steal's number), makes every owner see it, waits for
  * busy == 0 and empties the cache; an owner that sees `steal` leaves its cache alone and
  * copies the token into `ack`. The thief's ways to make the owner see it: the owner's ack
- * (everything it did before is then visible, and it will see the flag from then on), else
- * membarrier (docs/GRID.md, "The fence").
+ * (everything it did before is then visible, and it will see the flag from then on), the
+ * kernel's word that the owner's thread sleeps off its CPU, else membarrier (docs/GRID.md,
+ * "The fence").
  * 128-byte aligned and long: Intel's L2 fetches lines in 128-byte pairs, and one owner's
  * stores into the end of its cache must not share a pair with the next owner's busy and n
  * (slots are handed out lowest first, so neighbours are busy together).

@@ -93,4 +93,12 @@ int umi_os_membarrier(bool all_processes);
  * cannot tell: darwin). Thread-safe. */
 int umi_os_proc_start(int pid, uint64_t *start);
 
+/* Whether thread `tid` of process `pid` (whose start time's low 32 bits are `start`, as
+ * umi_os_proc_start gives it) sleeps off its CPU, seen after this call began: 1 (it has
+ * passed the scheduler's full barrier since its last user instruction, and passes another
+ * before its next), 0 when it runs or is about to, or a negative errno when this cannot be
+ * told: -ESRCH (no such thread, or the pid is another process's now), -EACCES or -EPERM
+ * (not ours to look at), -ENOSYS (darwin). Costs a few system calls. */
+int umi_os_thread_parked(int pid, uint32_t start, int32_t tid);
+
 #endif

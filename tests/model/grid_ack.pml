@@ -10,9 +10,11 @@
  * drainer moves the oldest buffered store to memory at any moment.
  *
  * The thief (src/grid_slow.c steal_from, drain): takes the flag with a locked
- * compare-and-swap (memory at once), then waits until its token is in `ack` (or gives up
- * and lets the victim go), then until memory's busy is 0, then empties the cache and clears
- * the flag. It steals twice, with the tokens 1 and 2.
+ * compare-and-swap (memory at once), then waits until its token is in `ack`, or until the
+ * kernel says that the owner's thread sleeps off its CPU (umi_os_thread_parked: at that
+ * instant its store buffer is empty), or gives up and lets the victim go; then it waits
+ * until memory's busy is 0, then empties the cache and clears the flag. It steals twice,
+ * with the tokens 1 and 2.
  *
  * Checked: when the thief empties the cache, no use of the cache by the owner is still
  * running or not yet visible (`incs` counts the owner's uses whose busy = 0 has not reached
@@ -20,6 +22,10 @@
  *   -DBROKEN_NO_ACK    the thief does not wait for the ack (no fence at all): caught
  *   -DBROKEN_TOKEN     both steals use token 1, so the first steal's ack satisfies the
  *                      second: caught
+ *   -DBROKEN_PARKED    the thief trusts that the owner is between two operations (as a
+ *                      thread state of "sleeping" in /proc/PID/stat would say, which can be
+ *                      read while the thread's last stores still sit in its buffer) instead
+ *                      of the kernel's off-CPU check: caught
  *   -DFENCE            instead of the acks, the thief's membarrier: the owner's store
  *                      buffer drains at once (a full barrier on its CPU); sound too
  *   -DPROBE_DRAIN      fails where the thief empties a cache after its token was acked
@@ -39,6 +45,7 @@ byte sbv[SB];       /* store buffer: variable */
 byte sbx[SB];       /* store buffer: value (CS_END: busy = 0 that ends a use) */
 byte sblen = 0;
 bool owner_done = 0;
+bool between = 1;   /* the owner is between two operations (its program, not its memory) */
 bool probe = 1;     /* names the probe's assertion (check_models.py) */
 
 inline push(v, x)
@@ -67,6 +74,7 @@ proctype owner()
 	byte k = 0, f;
 	do
 	:: k < OPS ->
+		between = 0;
 		push(V_BUSY, 1);
 		/* The load of the flag: the owner never stores it, so it reads memory. A use of
 		 * the cache starts in the same step as the load that found the flag 0. */
@@ -79,6 +87,7 @@ proctype owner()
 			push(V_BUSY, 0);
 			push(V_ACK, f) /* enter(): the ack, after busy = 0 */
 		fi;
+		between = 1;
 		k++
 	:: else -> break
 	od;
@@ -112,6 +121,14 @@ proctype thief()
 #else
 		if
 		:: mem[V_ACK] == token -> goto busy
+		/* The kernel saw the owner's thread asleep off its CPU: at that instant its
+		 * buffer was empty (it passed the scheduler's full barrier), and it passes
+		 * another before it runs again. */
+#ifdef BROKEN_PARKED
+		:: between -> goto busy
+#else
+		:: sblen == 0 -> goto busy
+#endif
 		:: true -> goto letgo /* no ack within the wait: let it go */
 		fi;
 #endif

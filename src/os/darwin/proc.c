@@ -36,3 +36,11 @@ int umi_os_proc_start(int pid, uint64_t *start)
 	*start = 0;
 	return -DARWIN_ENOSYS;
 }
+
+int umi_os_thread_parked(int pid, uint32_t start, int32_t tid)
+{
+	(void)pid;
+	(void)start;
+	(void)tid;
+	return -DARWIN_ENOSYS;
+}
