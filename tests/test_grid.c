@@ -1224,18 +1224,29 @@ Test(grid, give_unchecked_refuses_foreign_misaligned_and_free_cells)
 
 /* ---- processes and reclaim (issue 15) ---- */
 
+/* fork(): in the parent NULL (*pid the child), in the child its own handle on the Grid in
+ * the Block `id`, looked up and attached there (the child exits 2 when it cannot). */
+static unimem_grid *fork_attached(uint32_t id, pid_t *pid)
+{
+	*pid = fork();
+	if (*pid != 0)
+		return NULL;
+	unimem_block *b;
+	unimem_grid *h;
+	if (unimem_block_lookup(&b, id) || unimem_grid_attach(&h, b))
+		_exit(2);
+	return h;
+}
+
 /* A child that takes `take` cells through its own attach of the Block it looked up,
  * gives `give` of them back (into its cache), writes its pid into the rest, reports on
  * the pipe, and waits to be killed. */
 static pid_t holder_child(uint32_t id, int take, int give, int fd)
 {
-	pid_t pid = fork();
-	if (pid != 0)
+	pid_t pid;
+	unimem_grid *h = fork_attached(id, &pid);
+	if (!h)
 		return pid;
-	unimem_block *b;
-	unimem_grid *h;
-	if (unimem_block_lookup(&b, id) || unimem_grid_attach(&h, b))
-		_exit(2);
 	void *c[512];
 	for (int k = 0; k < take; k++)
 		if (!(c[k] = unimem_grid_take(h)))
@@ -1313,18 +1324,38 @@ static int asleep(pid_t pid)
 	return !got ? -1 : strncmp(buf, "running", 7) != 0;
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
+}
+
+/* An RCU grace period, the fence a thief pays for owners that neither ack nor sleep (ms,
+ * best of 3). */
 static double grace_ms(void)
 {
 	double best = 1e9;
 	for (int k = 0; k < 3; k++) {
-		struct timespec t0, t1;
+		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		cr_assert_eq(syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0), 0);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+		const double ms = ms_since(&t0);
 		best = ms < best ? ms : best;
 	}
 	return best;
+}
+
+/* A 256 B x 1000 Grid whose threads cache cells (else the test is skipped). */
+static unimem_grid *open_1000_cached(void)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 256, 1000), 0);
+	if (!g->cap) {
+		unimem_grid_close(g);
+		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
+	}
+	return g;
 }
 
 /* The cache of a live process that sleeps comes back to another process's take that finds
@@ -1333,12 +1364,7 @@ static double grace_ms(void)
  * trace the child), the steal pays a grace period, and the time is only logged. */
 Test(grid, a_sleeping_process_strands_no_cell_in_its_cache)
 {
-	unimem_grid *g;
-	cr_assert_eq(unimem_grid_open(&g, 256, 1000), 0);
-	if (!g->cap) {
-		unimem_grid_close(g);
-		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
-	}
+	unimem_grid *g = open_1000_cached();
 	const double grace = grace_ms();
 	int fds[2];
 	pid_t pid = child_holding_260(g, fds);
@@ -1350,13 +1376,11 @@ Test(grid, a_sleeping_process_strands_no_cell_in_its_cache)
 	}
 	void **all = malloc(1000 * sizeof *all);
 	size_t got = 0;
-	struct timespec t0, t1;
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (got < 1000 && (all[got] = unimem_grid_take(g)) != NULL)
 		got++;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	const double ms =
-		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+	const double ms = ms_since(&t0);
 	cr_assert_eq(got, 740, "%zu cells came out, 740 are not held (the child caches at least 40)",
 		     got);
 	cr_assert_eq(unimem_grid_available(g), 0);
@@ -1384,13 +1408,10 @@ Test(grid, a_sleeping_process_strands_no_cell_in_its_cache)
  * it has a cache. */
 static pid_t busy_child(uint32_t id, int fd)
 {
-	pid_t pid = fork();
-	if (pid != 0)
+	pid_t pid;
+	unimem_grid *h = fork_attached(id, &pid);
+	if (!h)
 		return pid;
-	unimem_block *b;
-	unimem_grid *h;
-	if (unimem_block_lookup(&b, id) || unimem_grid_attach(&h, b))
-		_exit(2);
 	void *c = unimem_grid_take(h);
 	if (!c || unimem_grid_give(h, c))
 		_exit(3);
@@ -1415,13 +1436,6 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double ms_since(const struct timespec *t0)
-{
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-6;
-}
-
 /* A process whose thread keeps taking and giving gives up its cache to another process's
  * dry take at once: it acknowledges the thief's flag, and the thief pays no grace period
  * (which it still pays for one that runs but neither takes nor gives). Each round starts once the
@@ -1431,12 +1445,7 @@ static double ms_since(const struct timespec *t0)
  * one). */
 Test(grid, a_busy_process_gives_up_its_cache_without_a_grace_period)
 {
-	unimem_grid *g;
-	cr_assert_eq(unimem_grid_open(&g, 256, 1000), 0);
-	if (!g->cap) {
-		unimem_grid_close(g);
-		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
-	}
+	unimem_grid *g = open_1000_cached();
 	const double grace = grace_ms();
 	/* The 1000 takes themselves, with no one to rob (the best of 3, refills included). */
 	void **all = malloc(1000 * sizeof *all);
