@@ -1471,38 +1471,54 @@ Test(grid, a_busy_process_gives_up_its_cache_without_a_grace_period)
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS && !child; t++)
 		if (g->slots[t].owner && g->slots[t].owner != g->rec + 1u)
 			child = &g->slots[t];
+	/* Sets of 20 rounds, up to 5, until one meets the bar: the child may lose its CPU
+	 * for milliseconds to the other tests of a parallel run (it did, once in 23 runs
+	 * of this file at -j2 under AddressSanitizer), and an owner that does not run
+	 * cannot ack. Without the acks every set fails. */
+	const double bar = plain + 1.0;
 	double best = 1e9, robbed_ms[20];
-	int rounds = 0, robbed = 0;
+	int rounds = 0, robbed = 0, sets = 0;
 	size_t short_of = 0;
-	for (int round = 0; child && round < 20 && !short_of; round++) {
-		struct timespec t0;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		bool cached9 = false; /* its count moves: one load decides */
-		while (!(cached9 = __atomic_load_n(&child->n, __ATOMIC_ACQUIRE) >= 9) &&
-		       ms_since(&t0) < 2000)
-			sched_yield();
-		if (!cached9)
-			break;
-		const uint32_t ack0 = __atomic_load_n(&child->ack, __ATOMIC_ACQUIRE);
-		size_t got = 0;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (got < 1000 && (all[got] = unimem_grid_take(g)) != NULL)
-			got++;
-		double ms = ms_since(&t0);
-		rounds++;
-		/* The child acknowledged a new steal: this round robbed it. */
-		if (__atomic_load_n(&child->ack, __ATOMIC_ACQUIRE) != ack0) {
-			robbed_ms[robbed++] = ms;
-			best = ms < best ? ms : best;
+	for (; child && sets < 5 && !short_of && rounds == 20 * sets && (sets == 0 || best >= bar);
+	     sets++) {
+		if (sets)
+			usleep(200000);
+		best = 1e9;
+		rounds = 20 * sets;
+		robbed = 0;
+		for (int round = 0; round < 20 && !short_of; round++) {
+			struct timespec t0;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			bool cached9 = false; /* its count moves: one load decides */
+			while (!(cached9 = __atomic_load_n(&child->n, __ATOMIC_ACQUIRE) >= 9) &&
+			       ms_since(&t0) < 2000)
+				sched_yield();
+			if (!cached9)
+				break;
+			const uint32_t ack0 = __atomic_load_n(&child->ack, __ATOMIC_ACQUIRE);
+			size_t got = 0;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			while (got < 1000 && (all[got] = unimem_grid_take(g)) != NULL)
+				got++;
+			double ms = ms_since(&t0);
+			rounds++;
+			/* The child acknowledged a new steal: this round robbed it. */
+			if (__atomic_load_n(&child->ack, __ATOMIC_ACQUIRE) != ack0) {
+				robbed_ms[robbed++] = ms;
+				best = ms < best ? ms : best;
+			}
+			/* All but what the child caches (it may have refilled after a steal,
+			 * while cells were in the pool), the 9 it may hold between takes and
+			 * gives, and a refill it may be in the middle of (its cells are not in
+			 * its count yet). */
+			const size_t cached = __atomic_load_n(&child->n, __ATOMIC_ACQUIRE);
+			const size_t floor_ = 1000 - 9 - g->cap / 2;
+			short_of = got + cached >= floor_ ? 0 : floor_ - got - cached;
+			for (size_t k = 0; k < got; k++)
+				cr_assert_eq(unimem_grid_give(g, all[k]), 0);
 		}
-		/* All but what the child caches (it may have refilled after a steal, while
-		 * cells were in the pool), the 9 it may hold between takes and gives, and a
-		 * refill it may be in the middle of (its cells are not in its count yet). */
-		const size_t cached = __atomic_load_n(&child->n, __ATOMIC_ACQUIRE);
-		const size_t floor_ = 1000 - 9 - g->cap / 2;
-		short_of = got + cached >= floor_ ? 0 : floor_ - got - cached;
-		for (size_t k = 0; k < got; k++)
-			cr_assert_eq(unimem_grid_give(g, all[k]), 0);
+		if (grace < 4.0)
+			break;
 	}
 	free(all);
 	kill(pid, SIGKILL);
@@ -1512,21 +1528,22 @@ Test(grid, a_busy_process_gives_up_its_cache_without_a_grace_period)
 	cr_assert_not_null(child, "the child's holder slot");
 	cr_assert_eq(short_of, 0, "a round missed %zu cells (neither taken nor in the child's cache)",
 		     short_of);
-	cr_assert_eq(rounds, 20, "the child's cache stayed empty before round %d", rounds);
+	cr_assert_eq(rounds % 20, 0, "the child's cache stayed empty before round %d", rounds % 20);
 	cr_assert_geq(robbed, 5, "only %d of 20 rounds robbed the child", robbed);
 	cr_assert_geq(unimem_grid_reclaim(g), 0);
 	cr_assert_eq(unimem_grid_available(g), 1000);
 	unimem_grid_close(g);
 	qsort(robbed_ms, (size_t)robbed, sizeof *robbed_ms, cmp_double);
-	cr_log_info("1000 takes robbing a busy process: %d rounds, best %.3f ms, median %.3f ms; "
-		    "without robbing %.3f ms; a grace period %.3f ms", robbed, best,
+	cr_log_info("1000 takes robbing a busy process: %d rounds (set %d), best %.3f ms, median "
+		    "%.3f ms; without robbing %.3f ms; a grace period %.3f ms", robbed, sets, best,
 		    robbed_ms[robbed / 2], plain, grace);
 	/* A round that waited for a grace period took 6.8 ms or more longer than the takes
 	 * alone on this 2-core VM (7.9-16 ms periods); one that was acknowledged, 0.005-0.02
 	 * ms (0.4-0.5 ms under ThreadSanitizer, where the takes alone take about as long). */
 	if (grace >= 4.0)
-		cr_assert_lt(best, plain + 1.0, "the quickest robbing round took %.3f ms, the takes "
-			     "alone %.3f ms, a grace period %.3f ms", best, plain, grace);
+		cr_assert_lt(best, bar, "no set of %d robbed the child in under %.3f ms (the last "
+			     "set's quickest round: %.3f ms; the takes alone %.3f ms, a grace period "
+			     "%.3f ms)", sets, bar, best, plain, grace);
 	else
 		cr_log_info("grace periods are short here (%.3f ms): the time tells nothing", grace);
 }
