@@ -949,6 +949,11 @@ Test(grid, attach_refuses_what_is_no_grid)
 	h = (unimem_grid *)&h;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
 	cr_assert_null(h);
+	/* Version 3: its thieves' flag is an attachment alone, and its owners write no acks. */
+	hdr->version = 3;
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
+	cr_assert_null(h);
 	hdr->version = UNIMEM_GRID_PVT_VERSION;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
 	unimem_grid_close(h);
