@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "net_internal.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,11 @@ int main(int argc, char **argv)
 			return 1;
 		close(fd);
 	}
+	/* Closed on exec: a process this one starts (AddressSanitizer's symbolizer when it
+	 * crashes, say) must not keep the socket open, or the exporter would take it for
+	 * alive after it died (its re-export got -EALREADY: test_net). */
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) != 0)
+		return 1;
 	/* stdio stays (UCX's messages); everything else goes */
 	if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
 		for (long k = 4, max = sysconf(_SC_OPEN_MAX); k < max && k < 65536; k++)

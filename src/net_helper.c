@@ -16,6 +16,7 @@
 #include "block_pvt.h"
 #include "net_internal.h"
 #include "net_pvt.h"
+#include "os/os.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -127,6 +128,11 @@ static bool helper_alive(void)
 	struct pollfd pf = { .fd = hfd, .events = POLLIN };
 	if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR | POLLIN)))
 		return false; /* hung up (it sends nothing unasked) */
+	/* Dying: its main thread has exited (a zombie) while other threads of it, on their way
+	 * out, still hold the socket open (a re-export right after its crash got -EALREADY). */
+	uint64_t start;
+	if (hpid > 0 && umi_os_proc_start(hpid, &start) == -ESRCH)
+		return false;
 	return true;
 }
 

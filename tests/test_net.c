@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,6 +548,38 @@ Test(net, a_child_the_exporter_forked_does_not_keep_its_helper)
 	cr_assert(gone, "the helper still serves, kept by the exporter's child");
 }
 
+/* The helper's socket is closed on exec: a process the helper starts cannot keep it open
+ * after the helper died, which its exporter would take for a helper alive (under
+ * AddressSanitizer the crashing helper's symbolizer did, and a re-export got -EALREADY). */
+Test(net, the_helpers_socket_does_not_leak_into_what_it_runs)
+{
+	struct exporter x;
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	exporter_start(&x, MIB, 0);
+	const pid_t server = server_of(x.pid);
+	cr_assert_gt(server, 0, "no process serves the export");
+	if (server == x.pid) {
+		exporter_do(&x, 'q');
+		exporter_end(&x);
+		cr_skip_test("exports served in-process: no helper");
+	}
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/%d/fdinfo/3", (int)server);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	unsigned long flags = 0;
+	bool seen = false;
+	while (!seen && fgets(line, sizeof line, f))
+		seen = sscanf(line, "flags: %lo", &flags) == 1;
+	fclose(f);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	cr_assert(seen, "no flags in %s", path);
+	cr_assert(flags & O_CLOEXEC, "the helper's socket (fd 3) is inherited by what it runs: flags %lo",
+		  flags);
+}
+
 /* A hostile importer clears the read-only flag of a read-only export's descriptor (and fixes
  * the checksum) and writes: unimem's importer no longer refuses it, and over tcp UCX checks
  * no access right at the target. The Block is mapped PROT_READ where it is served, so the
@@ -588,7 +621,8 @@ Test(net, a_forged_writable_descriptor_cannot_change_a_read_only_export)
 	cr_assert(gone_within(server, 5.0), "the helper still serves after the fault");
 	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(pattern(0) ^ pattern(4096)),
 		     "the Block is unchanged");
-	cr_assert_eq(exporter_do(&x, 'e'), 0, "the exporter exports again");
+	const int again = exporter_do(&x, 'e');
+	cr_assert_eq(again, 0, "the exporter exports again: %d", again);
 	exporter_read_desc(&x);
 	cr_assert_eq(unimem_net_import(&r, x.desc, x.len), 0);
 	cr_assert_eq(unimem_remote_read(r, 0, buf, sizeof buf), 0);
