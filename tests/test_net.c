@@ -522,21 +522,29 @@ static int import_of(const unsigned char *d, size_t len)
 	return e;
 }
 
+/* An exporter on loopback of a 1 MiB Block, and the pid of its export helper (the test is
+ * skipped where exports are served in-process). */
+static pid_t exporter_with_helper(struct exporter *x)
+{
+	quiet_env();
+	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
+	exporter_start(x, MIB, 0);
+	const pid_t server = server_of(x->pid);
+	cr_assert_gt(server, 0, "no process serves the export");
+	if (server == x->pid) {
+		exporter_do(x, 'q');
+		exporter_end(x);
+		cr_skip_test("exports served in-process: no helper");
+	}
+	return server;
+}
+
 /* The helper ends with its exporter, also when the exporter forked a child (without exec)
  * that lives on: the child must not keep the helper's socket open. */
 Test(net, a_child_the_exporter_forked_does_not_keep_its_helper)
 {
 	struct exporter x;
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
-	exporter_start(&x, MIB, 0);
-	const pid_t server = server_of(x.pid);
-	cr_assert_gt(server, 0, "no process serves the export");
-	if (server == x.pid) {
-		exporter_do(&x, 'q');
-		exporter_end(&x);
-		cr_skip_test("exports served in-process: no helper to outlive the exporter");
-	}
+	const pid_t server = exporter_with_helper(&x);
 	cr_assert_eq(exporter_do(&x, 'f'), 0);
 	pid_t kid;
 	cr_assert_eq(read(x.ans, &kid, sizeof kid), (ssize_t)sizeof kid);
@@ -554,16 +562,7 @@ Test(net, a_child_the_exporter_forked_does_not_keep_its_helper)
 Test(net, the_helpers_socket_does_not_leak_into_what_it_runs)
 {
 	struct exporter x;
-	quiet_env();
-	setenv("UNIMEM_NET_ADDR", "127.0.0.1", 1);
-	exporter_start(&x, MIB, 0);
-	const pid_t server = server_of(x.pid);
-	cr_assert_gt(server, 0, "no process serves the export");
-	if (server == x.pid) {
-		exporter_do(&x, 'q');
-		exporter_end(&x);
-		cr_skip_test("exports served in-process: no helper");
-	}
+	const pid_t server = exporter_with_helper(&x);
 	char path[64], line[128];
 	snprintf(path, sizeof path, "/proc/%d/fdinfo/3", (int)server);
 	FILE *f = fopen(path, "r");
