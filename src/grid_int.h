@@ -68,6 +68,23 @@ static inline void umi_grid_set_bit(unimem_grid *g, uint64_t i)
 	__atomic_fetch_or(&g->bits[i >> 6], (uint64_t)1 << (i & 63), __ATOMIC_RELEASE);
 }
 
+/* The attachment + 1 of the thief a steal flag names (its token's low bits), or 0 for a
+ * flag that names none alive or dead: 0, STALE, or junk in a shared Block. */
+static inline uint32_t umi_grid_thief(uint32_t flag)
+{
+	const uint32_t by = flag & UNIMEM_GRID_PVT_THIEF;
+	return flag == UNIMEM_GRID_PVT_STALE || by > UNIMEM_GRID_PVT_RECS ? 0u : by;
+}
+
+/* The process identity in the record of attachment `owner` (a slot's owner field:
+ * attachment + 1), or 0 when `owner` names no record. */
+static inline uint64_t umi_grid_owner_ident(const unimem_grid *g, uint32_t owner)
+{
+	if (!owner || owner > UNIMEM_GRID_PVT_RECS)
+		return 0;
+	return __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE);
+}
+
 /* The process registry (handles of this process), for thread exit and fork. */
 void umi_grid_registry_lock(void);
 void umi_grid_registry_unlock(void);

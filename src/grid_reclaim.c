@@ -174,10 +174,9 @@ long unimem_grid_reclaim(unimem_grid *g)
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		unimem_grid_pvt_slot *s = &g->slots[t];
 		uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
-		const uint32_t by = thief & UNIMEM_GRID_PVT_THIEF; /* its attachment + 1 */
+		const uint32_t by = umi_grid_thief(thief);
 		/* STALE, junk, or an attachment that is dead: no thief will come back. */
-		bool thief_dead = thief && (thief == UNIMEM_GRID_PVT_STALE || !by ||
-					    by > UNIMEM_GRID_PVT_RECS || dead_rec[by - 1]);
+		bool thief_dead = thief && (!by || dead_rec[by - 1]);
 		/* A live owner's cache may hold entries that thief drained (the fast take pops
 		 * without looking at the cell): mark the slot STALE for its owner to check
 		 * (enter() in grid_slow.c). A dead slot is freed below: plain 0. */

@@ -136,9 +136,10 @@ void umi_grid_process_init(void)
 static uint32_t clamp_n(const unimem_grid_pvt_slot *s);
 
 /* The owner's half of the fence: 1 when it may use its cache (no thief), else 0 with
- * busy cleared and the thief's token copied into `ack`. A slot marked STALE (a thief died on it: reclaim) first keeps only the
- * entries whose state still names it, then loses the mark; no thief can take the flag
- * meanwhile (they take it from 0), and no one else writes this slot's tag. */
+ * busy cleared and the thief's token copied into `ack`. A slot marked STALE (a thief died
+ * on it: reclaim) first keeps only the entries whose state still names it, then loses the
+ * mark; no thief can take the flag meanwhile (they take it from 0), and no one else writes
+ * this slot's tag. */
 static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 {
 	__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
@@ -334,9 +335,8 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
  * this process (its record holds this process's identity). */
 static bool owner_is_local(const unimem_grid *g, uint32_t owner)
 {
-	if (!owner || owner > UNIMEM_GRID_PVT_RECS)
-		return false;
-	return __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE) == umi_grid_self_ident();
+	const uint64_t ident = umi_grid_owner_ident(g, owner);
+	return ident && ident == umi_grid_self_ident();
 }
 
 /* How long a thief waits for owners in other processes to acknowledge its flag before it
@@ -394,11 +394,8 @@ static uint32_t steal_seq; /* numbers this process's steals (tokens differ from 
 /* Whether the owner thread of slot s (its flag taken) is seen asleep off its CPU. */
 static bool parked(const unimem_grid *g, const unimem_grid_pvt_slot *s)
 {
-	const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
-	if (!owner || owner > UNIMEM_GRID_PVT_RECS)
-		return false;
-	const uint64_t ident = __atomic_load_n(&g->recs[owner - 1].ident, __ATOMIC_ACQUIRE);
-	return umi_os_thread_parked((int)(ident >> 32), (uint32_t)ident,
+	const uint64_t ident = umi_grid_owner_ident(g, __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE));
+	return ident && umi_os_thread_parked((int)(ident >> 32), (uint32_t)ident,
 				    __atomic_load_n(&s->tid, __ATOMIC_RELAXED)) == 1;
 }
 
@@ -409,12 +406,11 @@ static bool parked(const unimem_grid *g, const unimem_grid_pvt_slot *s)
  * Owners in other processes: each one that takes or gives acks the token within
  * ACK_WAIT_NS, and one that sleeps is seen off its CPU (parked()); those are drained at
  * once; only when they gave nothing does the thief pay the fence for the others, an RCU
- * grace period (milliseconds), which is also why
- * other processes are only robbed when this process's caches gave nothing. A victim whose
- * owner changed after its flag was taken is let go: a new owner in another process would
- * not be reached by this process's fence (the flag and owner are both taken by locked
- * instructions, so of the new owner's claim and this check one sees the other). Returns
- * how many cells came back. */
+ * grace period (milliseconds), which is also why other processes are only robbed when
+ * this process's caches gave nothing. A victim whose owner changed after its flag was
+ * taken is let go: a new owner in another process would not be reached by this process's
+ * fence (the flag and owner are both taken by locked instructions, so of the new owner's
+ * claim and this check one sees the other). Returns how many cells came back. */
 static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, bool foreign)
 {
 	const uint32_t seq = __atomic_add_fetch(&steal_seq, 1, __ATOMIC_RELAXED);
@@ -611,10 +607,8 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 		uint32_t dead_thief = 0;
 		while (!enter(g, s)) {
 			uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
-			const uint32_t by = thief & UNIMEM_GRID_PVT_THIEF;
-			if (thief && (thief == UNIMEM_GRID_PVT_STALE || !by || by > UNIMEM_GRID_PVT_RECS ||
-				      !umi_grid_ident_alive(__atomic_load_n(&g->recs[by - 1].ident,
-									     __ATOMIC_ACQUIRE)))) {
+			const uint32_t by = umi_grid_thief(thief);
+			if (thief && (!by || !umi_grid_ident_alive(umi_grid_owner_ident(g, by)))) {
 				__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
 				dead_thief = thief;
 				break;
