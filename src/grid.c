@@ -260,13 +260,18 @@ void umi_grid_fini(unimem_grid *g)
 		}
 	umi_grid_registry_unlock();
 	if (g->pid == umi_grid_getpid() && g->rec < UNIMEM_GRID_PVT_RECS) {
-		umi_grid_release_slots(g, 0);
+		const uint32_t left = umi_grid_release_slots(g, 0);
 		umi_grid_return_held(g, g->rec);
-		/* Free the record unless a reclaim elsewhere already did. */
-		uint64_t ident = __atomic_load_n(&g->recs[g->rec].ident, __ATOMIC_RELAXED);
-		if (ident) {
-			__atomic_compare_exchange_n(&g->recs[g->rec].ident, &ident, 0, false,
-						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		if (left) {
+			/* A slot kept by a thief that would not let go still names this record:
+			 * mark it closed, and a reclaim frees both once that thief is gone. */
+			__atomic_store_n(&g->recs[g->rec].closed, 1u, __ATOMIC_RELEASE);
+		} else {
+			/* Free the record unless a reclaim elsewhere already did. */
+			uint64_t ident = __atomic_load_n(&g->recs[g->rec].ident, __ATOMIC_RELAXED);
+			if (ident)
+				__atomic_compare_exchange_n(&g->recs[g->rec].ident, &ident, 0, false,
+							    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 		}
 	}
 	if (g->flags & UMI_GRID_OWNS_BLOCK)

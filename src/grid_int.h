@@ -6,6 +6,8 @@
 
 #include "base.h"
 
+#include <time.h>
+
 #define UMI_GRID_OWNS_BLOCK 1u /* from unimem_grid_open: close closes the Block */
 
 #define UMI_GRID_HELD UNIMEM_GRID_PVT_HELD
@@ -52,15 +54,37 @@ bool umi_grid_membarrier(bool other_processes);
 int umi_grid_claim_record(unimem_grid *g);
 
 /* Give every cell of this handle's holder slots back to the shared pool and free the slots
- * (close); `tid` 0 for every thread, else only that thread's (thread exit). */
-void umi_grid_release_slots(unimem_grid *g, int32_t tid);
+ * (close); `tid` 0 for every thread, else only that thread's (thread exit). A slot whose
+ * thief (another attachment, alive) has not let go of it within UMI_GRID_THIEF_WAIT_NS
+ * (stopped, or a hostile peer) has its cells given back by compare-and-swap, as the
+ * thief's drain would, and stays owned: freeing it under the thief would let the thief
+ * empty the next owner's cache. Returns how many slots were left so (0 normally). */
+uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid);
+
+/* How long close and thread exit wait for a live thief to let go of a slot (a thief's
+ * drain takes microseconds, its fence at most an RCU grace period: tens of ms). */
+#define UMI_GRID_THIEF_WAIT_NS 1000000000ull
 
 /* Return the cells HELD by attachment `rec` to the pool (close of that handle). */
 void umi_grid_return_held(unimem_grid *g, uint32_t rec);
 
-/* Reclaim when some attachment other than g's is dead; what unimem_grid_reclaim returns,
- * or 0 when none is (no lock taken, no scan). */
+/* How long a reclaim waits for another one that runs (a live holder of the reclaim lock):
+ * unimem_grid_reclaim() then returns -EBUSY; a dry take's reclaim waits less. */
+#define UMI_GRID_RECLAIM_WAIT_NS 1000000000ull
+#define UMI_GRID_RECLAIM_TAKE_WAIT_NS 100000000ull
+
+/* Reclaim when some attachment other than g's is dead, for a dry take: the cells it gave
+ * back; 1 when it had to wait for another reclaim (whose cells the take may find in the
+ * pool now); 0 when no attachment is dead (no lock taken, no scan); -EBUSY when the other
+ * reclaim did not end within UMI_GRID_RECLAIM_TAKE_WAIT_NS. */
 long umi_grid_reclaim_if_dead(unimem_grid *g);
+
+static inline uint64_t umi_grid_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 /* Put cell i (state already 0) back in the bitmap. */
 static inline void umi_grid_set_bit(unimem_grid *g, uint64_t i)

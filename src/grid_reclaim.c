@@ -6,9 +6,11 @@
  * written by one compare-and-swap from 0, so a record is either free or names its process
  * completely. A process is dead when there is no such process or it is a zombie, or when
  * the process now under that pid started at another time (the pid was reused); where its
- * start cannot be read (hidepid, or a platform that cannot tell), it counts as alive. Reclaim then hands back every cell whose state word names the
- * dead attachment (taken through it) or one of its holder slots (cached), with a compare-
- * and-swap per cell, so that it races safely with live takes, gives and steals. */
+ * start cannot be read (hidepid, or a platform that cannot tell), it counts as alive. A
+ * record marked closed (a handle closed while a thief held one of its slots) is dead too.
+ * Reclaim then hands back every cell whose state word names the dead attachment (taken
+ * through it) or one of its holder slots (cached), with a compare-and-swap per cell, so
+ * that it races safely with live takes, gives and steals. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -88,7 +90,8 @@ void umi_grid_return_held(unimem_grid *g, uint32_t rec)
 	}
 }
 
-/* Whether attachment r (index) is gone: free, closed, or its process dead. */
+/* Whether attachment r (index) is gone: closed (a handle that had to leave a slot to a
+ * thief that would not let go), or its process dead. A free record is not. */
 static bool rec_dead(const unimem_grid *g, uint32_t r, uint64_t *ident)
 {
 	*ident = __atomic_load_n(&g->recs[r].ident, __ATOMIC_ACQUIRE);
@@ -96,41 +99,50 @@ static bool rec_dead(const unimem_grid *g, uint32_t r, uint64_t *ident)
 		return false;
 	if (r == g->rec && g->pid == umi_grid_getpid())
 		return false;
+	/* Read after the ident: `closed` goes back to 0 before a reclaim frees the record,
+	 * so a record claimed since never reads as closed. */
+	if (__atomic_load_n(&g->recs[r].closed, __ATOMIC_ACQUIRE))
+		return true;
 	return !umi_grid_ident_alive(*ident);
 }
 
-/* Take the reclaim lock of the Grid (waiting for a live holder, breaking a dead one's).
- * A handle without an attachment (one being made) locks as RECS + 1, and is waited for a
- * bounded time. */
-static void lock_reclaim(unimem_grid *g)
+/* Take the reclaim lock of the Grid, breaking a dead holder's and waiting at most wait_ns
+ * for a live one: 0, 1 when it waited for a live holder (whose reclaim may have given
+ * back what the caller looks for), or -EBUSY (the holder is stopped, or a hostile peer).
+ * A handle without an attachment (one being made) locks as RECS + 1; such a holder cannot
+ * be told alive or dead, and is broken once wait_ns has passed. */
+static int lock_reclaim(unimem_grid *g, uint64_t wait_ns)
 {
 	const uint32_t me = g->rec < UNIMEM_GRID_PVT_RECS ? g->rec + 1 : UNIMEM_GRID_PVT_RECS + 1;
 	uint32_t *lock = &g->hdr->reclaim_lock;
-	for (long waited = 0;; waited++) {
+	uint64_t t0 = 0;
+	for (long tries = 0;; tries++) {
 		uint32_t cur = 0;
 		if (__atomic_compare_exchange_n(lock, &cur, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-			return;
+			return t0 != 0;
+		if (!t0)
+			t0 = umi_grid_now_ns();
+		const bool late = (tries & 63) == 63 && umi_grid_now_ns() - t0 >= wait_ns;
 		uint64_t ident;
 		/* A holder that is no attachment (out of range, free, dead) cannot release it. */
-		if (cur > UNIMEM_GRID_PVT_RECS + 1 ||
-		    (cur == UNIMEM_GRID_PVT_RECS + 1 && waited > 100000) ||
+		if (cur > UNIMEM_GRID_PVT_RECS + 1 || (cur == UNIMEM_GRID_PVT_RECS + 1 && late) ||
 		    (cur <= UNIMEM_GRID_PVT_RECS && (rec_dead(g, cur - 1, &ident) || !ident))) {
 			if (__atomic_compare_exchange_n(lock, &cur, me, false, __ATOMIC_ACQUIRE,
 							__ATOMIC_RELAXED))
-				return;
+				return 0;
 			continue;
 		}
+		if (late)
+			return -EBUSY;
 		sched_yield();
 	}
 }
 
-long unimem_grid_reclaim(unimem_grid *g)
+/* The reclaim itself, under the lock: how many cells came back. */
+static long reclaim_locked(unimem_grid *g)
 {
-	if (!g || !g->block)
-		return -EINVAL;
 	bool dead_rec[UNIMEM_GRID_PVT_RECS] = {false}, dead_slot[UNIMEM_GRID_PVT_SLOTS] = {false};
 	uint64_t idents[UNIMEM_GRID_PVT_RECS];
-	lock_reclaim(g);
 	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++)
 		dead_rec[r] = rec_dead(g, r, &idents[r]);
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
@@ -197,19 +209,49 @@ long unimem_grid_reclaim(unimem_grid *g)
 		bool owns = false;
 		for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS && !owns; t++)
 			owns = __atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) == r + 1;
-		if (!owns)
-			__atomic_compare_exchange_n(&g->recs[r].ident, &idents[r], 0, false,
-						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		if (owns)
+			continue;
+		/* A closed record loses its mark before it is freed (rec_dead). A junk
+		 * ident that changed meanwhile keeps both. */
+		if (__atomic_load_n(&g->recs[r].closed, __ATOMIC_RELAXED) &&
+		    __atomic_load_n(&g->recs[r].ident, __ATOMIC_RELAXED) == idents[r])
+			__atomic_store_n(&g->recs[r].closed, 0u, __ATOMIC_RELEASE);
+		__atomic_compare_exchange_n(&g->recs[r].ident, &idents[r], 0, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 	}
+	return back;
+}
+
+/* Lock (waiting at most wait_ns), reclaim, unlock; *waited (may be NULL): whether it
+ * waited for another reclaim. */
+static long reclaim_waiting(unimem_grid *g, uint64_t wait_ns, bool *waited)
+{
+	const int locked = lock_reclaim(g, wait_ns);
+	if (waited)
+		*waited = locked == 1;
+	if (locked < 0)
+		return locked;
+	const long back = reclaim_locked(g);
 	__atomic_store_n(&g->hdr->reclaim_lock, 0u, __ATOMIC_RELEASE);
 	return back;
+}
+
+long unimem_grid_reclaim(unimem_grid *g)
+{
+	if (!g || !g->block)
+		return -EINVAL;
+	return reclaim_waiting(g, UMI_GRID_RECLAIM_WAIT_NS, NULL);
 }
 
 long umi_grid_reclaim_if_dead(unimem_grid *g)
 {
 	uint64_t ident;
-	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++)
-		if (rec_dead(g, r, &ident))
-			return unimem_grid_reclaim(g);
+	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++) {
+		if (!rec_dead(g, r, &ident))
+			continue;
+		bool waited;
+		const long back = reclaim_waiting(g, UMI_GRID_RECLAIM_TAKE_WAIT_NS, &waited);
+		return back == 0 && waited ? 1 : back;
+	}
 	return 0;
 }

@@ -353,11 +353,23 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static uint64_t now_ns(void)
+/* Move the cells of slot s's cache whose state is still `tag` to the shared pool, each
+ * by compare-and-swap (another party may be draining it too), and empty the cache.
+ * Returns how many came back. */
+static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	const uint32_t n = clamp_n(s);
+	uint32_t back = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED), v = tag;
+		if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
+								 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			umi_grid_set_bit(g, i);
+			back++;
+		}
+	}
+	__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+	return back;
 }
 
 /* Drain victim t (its flag is ours, its owner has seen it): wait for busy == 0, then move
@@ -373,18 +385,8 @@ static uint32_t drain(unimem_grid *g, uint32_t t)
 		if (!idle && spin >= 100)
 			sched_yield();
 	}
-	if (idle) {
-		const uint32_t tag = UMI_GRID_CACHED | t, n = clamp_n(s);
-		for (uint32_t k = 0; k < n; k++) {
-			uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED), v = tag;
-			if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
-									 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-				umi_grid_set_bit(g, i);
-				back++;
-			}
-		}
-		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-	}
+	if (idle)
+		back = drain_cells(g, s, UMI_GRID_CACHED | t);
 	__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
 	return back;
 }
@@ -441,8 +443,9 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		 * the kernel can tell that one is off its CPU, which it left and will enter
 		 * again through the scheduler's full barriers (asked every PARKED_EVERY_NS). */
 		uint32_t acked = 0;
-		const uint64_t t0 = now_ns();
-		for (uint64_t t = t0, asked = 0; acked < nvictims && t - t0 < ACK_WAIT_NS; t = now_ns()) {
+		const uint64_t t0 = umi_grid_now_ns();
+		for (uint64_t t = t0, asked = 0; acked < nvictims && t - t0 < ACK_WAIT_NS;
+		     t = umi_grid_now_ns()) {
 			const bool ask = t - asked >= PARKED_EVERY_NS;
 			for (uint32_t v = 0; v < UNIMEM_GRID_PVT_SLOTS; v++) {
 				if (!(victims[v / 64] >> (v % 64) & 1) ||
@@ -454,7 +457,7 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 				back += drain(g, v);
 			}
 			if (ask)
-				asked = now_ns();
+				asked = umi_grid_now_ns();
 			cpu_relax();
 		}
 		if (back || acked == nvictims) {
@@ -593,9 +596,10 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 	}
 }
 
-void umi_grid_release_slots(unimem_grid *g, int32_t tid)
+uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid)
 {
 	const uint32_t me = g->rec + 1;
+	uint32_t left = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
 		unimem_grid_pvt_slot *s = &g->slots[t];
 		if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) != me ||
@@ -603,9 +607,11 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 			continue;
 		/* Wait out a live thief (its drain is short, but it may be preempted; freeing
 		 * the slot under it would let it clear the next owner's cache). One that died
-		 * will never touch the slot again. */
+		 * will never touch the slot again. One that holds on past THIEF_WAIT_NS
+		 * (stopped, or a peer that never drains) keeps the slot. */
 		uint32_t dead_thief = 0;
-		while (!enter(g, s)) {
+		bool stuck = false;
+		for (uint64_t t0 = 0; !enter(g, s);) {
 			uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
 			const uint32_t by = umi_grid_thief(thief);
 			if (thief && (!by || !umi_grid_ident_alive(umi_grid_owner_ident(g, by)))) {
@@ -613,7 +619,22 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 				dead_thief = thief;
 				break;
 			}
+			if (!t0) {
+				t0 = umi_grid_now_ns();
+			} else if (umi_grid_now_ns() - t0 >= UMI_GRID_THIEF_WAIT_NS) {
+				__atomic_store_n(&s->busy, 1u, __ATOMIC_RELAXED);
+				stuck = true;
+				break;
+			}
 			sched_yield();
+		}
+		if (stuck) {
+			/* The thief may drain at any time: its cells go back by compare-and-swap,
+			 * as its drain's do, so each comes back once; the slot stays ours. */
+			drain_cells(g, s, UMI_GRID_CACHED | t);
+			leave(s);
+			left++;
+			continue;
 		}
 		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(s));
 		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
@@ -632,4 +653,5 @@ void umi_grid_release_slots(unimem_grid *g, int32_t tid)
 	for (unsigned k = 0; k < UNIMEM_GRID_PVT_WAYS; k++)
 		if (unimem_grid_pvt_tls[k].gen == g->gen)
 			unimem_grid_pvt_tls[k].gen = 0;
+	return left;
 }

@@ -1633,6 +1633,180 @@ Test(grid, take_on_a_dry_pool_reclaims_dead_holders)
 	unimem_grid_close(g);
 }
 
+/* ---- peers that stop, or never let go ---- */
+
+struct timed_call {
+	long (*fn)(void *);
+	void *arg;
+	long ret;
+	double took_ms;
+};
+
+static void *timed_main(void *arg)
+{
+	struct timed_call *c = arg;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	c->ret = c->fn(c->arg);
+	c->took_ms = ms_since(&t0);
+	return NULL;
+}
+
+/* Run fn(arg) on a thread of its own; whether it returned within limit_s (the child
+ * `pid` is killed first when it did not, so that a failing test leaves no stopped
+ * process behind). */
+static bool returns_within(struct timed_call *c, double limit_s, pid_t pid)
+{
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, timed_main, c), 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)limit_s;
+	if (pthread_timedjoin_np(th, NULL, &until) == 0)
+		return true;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return false;
+}
+
+/* A child attached to the Block of g that takes the steal flag of slot t with a token of
+ * its own (as a thief does before it drains) or the Grid's reclaim lock (as a reclaim
+ * does), then stops, as under a debugger or SIGSTOP: a peer that never lets go. */
+static pid_t stopped_child(unimem_grid *g, uint32_t *word, bool token)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid;
+	unimem_grid *x = fork_attached(unimem_block_id(unimem_grid_block(g)), &pid);
+	if (x) {
+		const uint32_t me = x->rec + 1, v = token ? me | 1u << UNIMEM_GRID_PVT_SEQ_SHIFT : me;
+		uint32_t zero = 0;
+		if (x->rec >= UNIMEM_GRID_PVT_RECS ||
+		    !__atomic_compare_exchange_n(word, &zero, v, false, __ATOMIC_SEQ_CST,
+						 __ATOMIC_RELAXED))
+			_exit(3);
+		char ok = 1;
+		if (write(fds[1], &ok, 1) != 1)
+			_exit(5);
+		raise(SIGSTOP);
+		for (;;)
+			pause();
+	}
+	char ok;
+	cr_assert_eq(read(fds[0], &ok, 1), 1);
+	close(fds[0]);
+	close(fds[1]);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+	cr_assert(WIFSTOPPED(st));
+	return pid;
+}
+
+static long close_grid(void *g)
+{
+	unimem_grid_close(g);
+	return 0;
+}
+
+/* A thief in another process that took a slot's flag and stopped holds close up for about
+ * a second, not forever: the slot's cached cells go back to the pool anyway (by compare-
+ * and-swap, as the thief's drain would), the slot stays the closed handle's while the
+ * thief lives, and a reclaim frees the slot and its record once the thief is dead. */
+Test(grid, a_thief_that_never_lets_go_holds_close_up_for_a_second_at_most)
+{
+	unimem_grid *g = open_1000_cached(), *h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
+	void *c[40];
+	for (int k = 0; k < 40; k++)
+		cr_assert_not_null(c[k] = unimem_grid_take(h));
+	for (int k = 0; k < 40; k++)
+		cr_assert_eq(unimem_grid_give(h, c[k]), 0);
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(h);
+	cr_assert_not_null(e);
+	unimem_grid_pvt_slot *s = e->slot;
+	const uint32_t cached = s->n, rec = h->rec;
+	cr_assert_geq(cached, 40u);
+	cr_assert_eq(unimem_grid_available(g), 1000);
+	pid_t pid = stopped_child(g, &s->steal, true);
+	/* h's takes and gives still work, around its cache. */
+	void *one = unimem_grid_take(h);
+	cr_assert_not_null(one);
+	cr_assert_eq(unimem_grid_give(h, one), 0);
+	cr_assert_eq(s->n, cached);
+	struct timed_call call = {close_grid, h, 0, 0};
+	cr_assert(returns_within(&call, 10, pid), "close waited for the stopped thief for 10 s");
+	cr_log_info("close with a stopped thief on its cache: %.0f ms", call.took_ms);
+	cr_assert_lt(call.took_ms, 5000);
+	/* Every cell is back, the slot is still the closed handle's, its record marked. */
+	cr_assert_eq(s->n, 0u);
+	cr_assert_eq(s->owner, rec + 1);
+	cr_assert_eq(g->recs[rec].closed, 1u);
+	cr_assert_eq(unimem_grid_available(g), 1000);
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "the thief is alive: nothing to reclaim yet");
+	cr_assert_eq(s->owner, rec + 1);
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "the slot's cells were back already");
+	cr_assert_eq(s->owner, 0u, "the slot is free once the thief is dead");
+	cr_assert_eq(g->recs[rec].ident, 0u, "and so is its record");
+	cr_assert_eq(g->recs[rec].closed, 0u);
+	void **all = malloc(1000 * sizeof *all);
+	cr_assert_not_null(all);
+	for (int k = 0; k < 1000; k++)
+		cr_assert_not_null(all[k] = unimem_grid_take(g));
+	cr_assert_null(unimem_grid_take(g));
+	for (int k = 0; k < 1000; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0, "cell %d", k);
+	free(all);
+	unimem_grid_close(g);
+}
+
+static long reclaim_grid(void *g)
+{
+	return unimem_grid_reclaim(g);
+}
+
+static long take_grid(void *g)
+{
+	return unimem_grid_take(g) ? 1 : 0;
+}
+
+/* A peer that holds the reclaim lock and stops (mid-reclaim under a debugger, or a hostile
+ * peer): reclaim gives -EBUSY after about a second, a dry take gives NULL after about 0.1 s
+ * (it would reclaim a dead holder), neither hangs; once the peer is dead, its lock is
+ * broken and reclaim works. */
+Test(grid, a_stopped_reclaim_gives_ebusy_not_a_hang)
+{
+	unimem_grid *g, *dead;
+	cr_assert_eq(unimem_grid_open(&g, 64, 100), 0);
+	void *all[100];
+	for (int k = 0; k < 100; k++)
+		cr_assert_not_null(all[k] = unimem_grid_take(g));
+	pid_t pid = stopped_child(g, &header_of(g)->reclaim_lock, false);
+	/* An attachment whose process is gone, so that the dry take below reclaims. */
+	cr_assert_eq(unimem_grid_attach(&dead, block_of(g)), 0);
+	dead->recs[dead->rec].ident ^= 1;
+	struct timed_call r = {reclaim_grid, g, 0, 0};
+	cr_assert(returns_within(&r, 10, pid), "reclaim waited for the stopped peer for 10 s");
+	cr_log_info("reclaim behind a stopped one: %ld after %.0f ms", r.ret, r.took_ms);
+	cr_assert_eq(r.ret, -EBUSY);
+	cr_assert(r.took_ms >= 500 && r.took_ms < 5000, "%.0f ms", r.took_ms);
+	struct timed_call t = {take_grid, g, 0, 0};
+	cr_assert(returns_within(&t, 10, pid), "a dry take waited for the stopped peer for 10 s");
+	cr_log_info("dry take behind a stopped reclaim: %.0f ms", t.took_ms);
+	cr_assert_eq(t.ret, 0);
+	cr_assert_lt(t.took_ms, 2000);
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "a dead peer's lock is broken");
+	cr_assert_eq(header_of(g)->reclaim_lock, 0u);
+	for (int k = 0; k < 100; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0);
+	cr_assert_eq(unimem_grid_available(g), 100);
+	unimem_grid_close(dead);
+	unimem_grid_close(g);
+}
+
 /* A record whose pid is alive but whose start time differs is a reused pid: its holder is
  * dead, and its cells come back. One whose pid and start time match is alive. */
 Test(grid, reclaim_is_not_fooled_by_a_reused_pid)

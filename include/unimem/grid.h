@@ -94,7 +94,10 @@ UNIMEM_API int unimem_grid_attach_as(unimem_grid **out, unimem_block *b, size_t 
  * slots are freed, and cells this handle took and did not give back become reclaimable
  * (unimem_grid_reclaim() on another handle returns them). A Grid from unimem_grid_open()
  * closes its Block (other processes' mappings stay); an attached one leaves the Block to
- * its caller. NULL is a no-op. Not safe against concurrent use of the same handle. */
+ * its caller. Waits for a thief (another process's take, emptying this handle's caches)
+ * to let go, at most a second: the caches of one that does not (stopped, or hostile) go
+ * back to the pool anyway, and its slot comes back by reclaim once that thief is gone.
+ * NULL is a no-op. Not safe against concurrent use of the same handle. */
 UNIMEM_API void unimem_grid_close(unimem_grid *g);
 
 /* Give back every cell held by holders that no longer exist: processes that died (SIGKILL,
@@ -103,9 +106,10 @@ UNIMEM_API void unimem_grid_close(unimem_grid *g);
  * cell it had passed on to a live process comes back too (it was still the dead one's).
  * Detected without races: each attachment records its process's pid and start time, so a
  * reused pid is not mistaken for the holder; a zombie counts as dead. Returns the number
- * of cells given back (0 when none), or -EINVAL for NULL. One reclaim runs at a time per
- * Grid (others wait for it); safe against any take and give of live holders, in any
- * process. Takes about 2 µs per 1000 cells (0.15-0.3 ms per 100,000 measured) plus a /proc
+ * of cells given back (0 when none), -EINVAL for NULL, or -EBUSY when another reclaim
+ * held the Grid's reclaim lock for a second and its process is alive (stopped, say, or a
+ * hostile peer; one that died is broken). One reclaim runs at a time per Grid (others wait
+ * for it); safe against any take and give of live holders, in any process. Takes about 2 µs per 1000 cells (0.15-0.3 ms per 100,000 measured) plus a /proc
  * read per attachment. */
 UNIMEM_API long unimem_grid_reclaim(unimem_grid *g);
 
