@@ -151,13 +151,20 @@ UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, u
 /* Give back cell `i` (< count, checked by the caller). Checked: the cell's state goes
  * from taken to cached with one compare-and-swap, so of two threads giving one cell
  * exactly one wins; unchecked: a plain store (no locked instruction; a double give is
- * still refused when it is not concurrent). Then a push on this thread's cache. */
+ * still refused when it is not concurrent). Then a push on this thread's cache. The
+ * checked give does not load the state before its compare-and-swap: that line is often
+ * another core's (a producer's take wrote it), and a load then a compare-and-swap fetch it
+ * twice (shared, then owned); it expects the cell taken through this handle, then what it
+ * found. Every other case (a double give, no cache) goes to the slow path. */
 UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, bool checked)
 {
 	uint32_t *st = &g->state[i];
-	uint32_t v = __atomic_load_n(st, __ATOMIC_RELAXED);
-	if (UNIMEM_UNLIKELY(!(v & UNIMEM_GRID_PVT_HELD)))
-		return -UNIMEM_EALREADY;
+	uint32_t v = 0;
+	if (!checked) {
+		v = __atomic_load_n(st, __ATOMIC_RELAXED);
+		if (UNIMEM_UNLIKELY(!(v & UNIMEM_GRID_PVT_HELD)))
+			return -UNIMEM_EALREADY;
+	}
 	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
 	if (UNIMEM_LIKELY(e != NULL)) {
 		unimem_grid_pvt_slot *s = e->slot;
@@ -167,11 +174,16 @@ UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, boo
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 			if (UNIMEM_LIKELY(n < cap)) {
 				bool ok = true;
-				if (checked)
+				if (checked) {
+					v = e->held;
 					ok = __atomic_compare_exchange_n(st, &v, e->tag, false,
-									 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-				else
+									 __ATOMIC_RELEASE, __ATOMIC_RELAXED) ||
+					     ((v & UNIMEM_GRID_PVT_HELD) &&
+					      __atomic_compare_exchange_n(st, &v, e->tag, false,
+									  __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+				} else {
 					__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
+				}
 				if (UNIMEM_LIKELY(ok)) {
 					__atomic_store_n(&s->cache[n], (uint32_t)i, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
