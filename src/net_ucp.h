@@ -179,6 +179,11 @@ struct umi_ucp {
 	umi_ucs_status (*init_version)(unsigned major, unsigned minor, const umi_ucp_params_t *p,
 				       const umi_ucp_config_t *config, umi_ucp_context_h *out);
 	void (*cleanup)(umi_ucp_context_h ctx);
+	umi_ucs_status (*config_read)(const char *env_prefix, const char *filename,
+				      umi_ucp_config_t **out);
+	umi_ucs_status (*config_modify)(umi_ucp_config_t *config, const char *name,
+					const char *value);
+	void (*config_release)(umi_ucp_config_t *config);
 	umi_ucs_status (*worker_create)(umi_ucp_context_h ctx, const umi_ucp_worker_params_t *p,
 					umi_ucp_worker_h *out);
 	void (*worker_destroy)(umi_ucp_worker_h w);

@@ -76,6 +76,27 @@ unsigned umi_net_default_timeout(void)
 	return 10000;
 }
 
+/* UCX's defaults that cost Block transfers most, and ours, unless the environment sets
+ * them (UCX_<name>): over tcp, UCX sends in 8 KiB segments (every one a system call and
+ * a header on each side), which held reads and writes of 64 KiB-64 MiB between two
+ * network namespaces to 0.6-1.1 GB/s; 256 KiB segments sent into 1 MiB receive buffers
+ * moved 2.8-4.7 GB/s there, for ucx_perftest too (docs/BENCHMARKS.md, "UCX's tcp
+ * segments"). The buffers are taken per connection while data moves, and given back
+ * when it stops. */
+static const struct {
+	const char *key, *env, *value; /* key: as ucp_config_modify takes it for tcp */
+} tuning[] = {
+	{"TX_SEG_SIZE", "UCX_TCP_TX_SEG_SIZE", "256K"},
+	{"RX_SEG_SIZE", "UCX_TCP_RX_SEG_SIZE", "1M"},
+};
+
+static void tune(umi_ucp_config_t *config)
+{
+	for (size_t i = 0; i < sizeof tuning / sizeof tuning[0]; i++)
+		if (!getenv(tuning[i].env))
+			(void)umi_ucp.config_modify(config, tuning[i].key, tuning[i].value);
+}
+
 static void load(void)
 {
 	load_err = -ENOSYS;
@@ -95,6 +116,8 @@ static void load(void)
 	} need[] = {
 #define E(f, n) { n, offsetof(struct umi_ucp, f) }
 		E(init_version, "ucp_init_version"), E(cleanup, "ucp_cleanup"),
+		E(config_read, "ucp_config_read"), E(config_modify, "ucp_config_modify"),
+		E(config_release, "ucp_config_release"),
 		E(worker_create, "ucp_worker_create"), E(worker_destroy, "ucp_worker_destroy"),
 		E(worker_progress, "ucp_worker_progress"), E(worker_get_efd, "ucp_worker_get_efd"),
 		E(worker_arm, "ucp_worker_arm"), E(worker_signal, "ucp_worker_signal"),
@@ -130,7 +153,14 @@ static void load(void)
 		.mt_workers_shared = 1,
 		.name = "unimem",
 	};
-	umi_ucs_status s = umi_ucp.init_version(1, 13, &p, NULL, &umi_ucp_ctx);
+	umi_ucp_config_t *config = NULL;
+	if (umi_ucp.config_read(NULL, NULL, &config) != UMI_UCS_OK)
+		config = NULL;
+	else
+		tune(config);
+	umi_ucs_status s = umi_ucp.init_version(1, 13, &p, config, &umi_ucp_ctx);
+	if (config)
+		umi_ucp.config_release(config);
 	if (s != UMI_UCS_OK) {
 		snprintf(no_ucx_why, sizeof no_ucx_why, "ucp_init of %s failed: %s", lib,
 			 umi_ucp.status_string(s));
