@@ -129,7 +129,9 @@ static int iters_for(size_t size)
 /* The tcp segments unimem's UCX context uses where the environment sets none
  * (src/net_ucx.c): ucx_perftest is also measured with them (variants 2 and 3), so that
  * its best is the best of UCX, not only of UCX's defaults. */
-#define SEGMENTS "UCX_TCP_TX_SEG_SIZE=256K UCX_TCP_RX_SEG_SIZE=1M"
+#define SEG_TX "256K"
+#define SEG_RX "1M"
+#define SEGMENTS "UCX_TCP_TX_SEG_SIZE=" SEG_TX " UCX_TCP_RX_SEG_SIZE=" SEG_RX
 
 /* ucx_perftest's overall bandwidth of `test` at `size` in GB/s (it prints MB/s with
  * MB = 2^20 bytes), with unimem's tcp segments when `segments`; 0 when it failed, -1 when
@@ -153,8 +155,8 @@ static double perftest(const char *test, size_t size, const char *extra, bool se
 		dup2(null, 1);
 		dup2(null, 2);
 		if (segments) {
-			setenv("UCX_TCP_TX_SEG_SIZE", "256K", 1);
-			setenv("UCX_TCP_RX_SEG_SIZE", "1M", 1);
+			setenv("UCX_TCP_TX_SEG_SIZE", SEG_TX, 1);
+			setenv("UCX_TCP_RX_SEG_SIZE", SEG_RX, 1);
 		}
 		execlp("ip", "ip", "netns", "exec", pair.a, "timeout", "-k", "2", lim, "ucx_perftest",
 		       "-p", ports, (char *)NULL);
@@ -399,8 +401,8 @@ out:
 			       theirs[w][k], theirs[w][k] > 0 ? ours[w][k] / theirs[w][k] : 0.0,
 			       paired_median(w, k), theirs_default[w][k]);
 	printf("\n(A paired ratio: one measurement of ours over the ucx_perftest run right after it, "
-	       "under the same load. unimem's UCX context sends over tcp in 256 KiB segments into "
-	       "1 MiB receive buffers, where UCX's defaults are 8 KiB and 64 KiB; "
+	       "under the same load. unimem's UCX context sends over tcp in " SEG_TX " segments "
+	       "into " SEG_RX " receive buffers, where UCX's defaults are 8K and 64K; "
 	       SEGMENTS " gives ucx_perftest the same.)\n");
 	fflush(stdout);
 	return 0;

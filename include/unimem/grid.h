@@ -109,8 +109,9 @@ UNIMEM_API void unimem_grid_close(unimem_grid *g);
  * of cells given back (0 when none), -EINVAL for NULL, or -EBUSY when another reclaim
  * held the Grid's reclaim lock for a second and its process is alive (stopped, say, or a
  * hostile peer; one that died is broken). One reclaim runs at a time per Grid (others wait
- * for it); safe against any take and give of live holders, in any process. Takes about 2 µs per 1000 cells (0.15-0.3 ms per 100,000 measured) plus a /proc
- * read per attachment. */
+ * for it); safe against any take and give of live holders, in any process. Takes about
+ * 2 µs per 1000 cells (0.15-0.3 ms per 100,000 measured) plus a /proc read per
+ * attachment. */
 UNIMEM_API long unimem_grid_reclaim(unimem_grid *g);
 
 /* Cells that take() could return now: the shared pool's free cells plus the cells in
