@@ -54,30 +54,36 @@ if has big; then
   cat "$OUTD/bench_big.md"
 fi
 if has block; then
-  # 16 GiB Blocks, each a fresh process: 4 KiB pages, then UNIMEM_BLOCK_HUGE through shmem
-  # transparent huge pages (shmem_enabled set to advise for these runs only) and through a
-  # hugetlb pool (vm.nr_hugepages set for these runs only); both are put back after.
+  # 16 GiB Blocks, each a fresh process: 4 KiB pages; private Blocks (UNIMEM_BLOCK_PRIVATE,
+  # anonymous memory: huge pages through anonymous THP, with the machine as lent); then
+  # UNIMEM_BLOCK_HUGE through shmem transparent huge pages (shmem_enabled set to advise for
+  # these runs only) and through a hugetlb pool (vm.nr_hugepages set for these runs only);
+  # both are put back after.
   log block 16 GiB
   THP=/sys/kernel/mm/transparent_hugepage/shmem_enabled
   thp0=$(sed 's/.*\[\(.*\)\].*/\1/' $THP); hp0=$(cat /proc/sys/vm/nr_hugepages)
   trap 'echo $thp0 > $THP; echo $hp0 > /proc/sys/vm/nr_hugepages' EXIT
-  block() { # pages mode threads huge
+  block() { # pages mode threads huge [private]
     UNIMEM_GPU_MAP_THREADS=$3 $PY - "$@" <<'PYEOF' 2>&1 | tee -a "$OUTD/block.log"
 import sys, time, unimem
 pages, mode, threads, huge = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1'
+private = len(sys.argv) > 5 and sys.argv[5] == '1'
 keep = unimem.Block(1 << 20, pinned=False); keep.gpu_map()  # driver and context up first
 n = 16 << 30
-t0 = time.perf_counter(); b = unimem.Block(n, pinned=(mode == 'pinned'), huge=huge); t1 = time.perf_counter()
+t0 = time.perf_counter(); b = unimem.Block(n, pinned=(mode == 'pinned'), huge=huge, private=private); t1 = time.perf_counter()
 b.gpu_map(); t2 = time.perf_counter()
-hp = [l.split()[1] for l in open('/proc/meminfo') if l.startswith(('ShmemHugePages', 'HugePages_Free'))]
-print('16 GiB %-8s %-8s huge=%d map threads %2s: open %.3f s + map %.3f s = %.3f s, %5.1f GB/s  (ShmemHugePages kB, HugePages_Free: %s)'
-      % (pages, mode, huge, threads, t1 - t0, t2 - t1, t2 - t0, n / (t2 - t0) / 1e9, ' '.join(hp)))
+hp = [l.split()[1] for l in open('/proc/meminfo') if l.startswith(('ShmemHugePages', 'HugePages_Free', 'AnonHugePages'))]
+print('16 GiB %-8s %-8s huge=%d private=%d map threads %2s: open %.3f s + map %.3f s = %.3f s, %5.1f GB/s  (AnonHugePages kB, ShmemHugePages kB, HugePages_Free: %s)'
+      % (pages, mode, huge, private, threads, t1 - t0, t2 - t1, t2 - t0, n / (t2 - t0) / 1e9, ' '.join(hp)))
 PYEOF
   }
   # BLOCK_QUICK=1: the default threads only, pinned and unpinned, each kind twice.
-  if [ "${BLOCK_QUICK:-0}" = 1 ]; then k4="pinned 8 unpinned 8"; kt="pinned 8 unpinned 8 pinned 8 unpinned 8"; kh="pinned 8 unpinned 8 pinned 8"
-  else k4="unpinned 8 pinned 8 pinned 1 unpinned 16"; kt="unpinned 8 pinned 8 pinned 1 unpinned 16 pinned 16 unpinned 8 pinned 8"; kh="pinned 8 unpinned 8 pinned 8"; fi
+  if [ "${BLOCK_QUICK:-0}" = 1 ]; then k4="pinned 8 unpinned 8"; kp="pinned 8 unpinned 8 pinned 8 unpinned 8"; kt="pinned 8 unpinned 8 pinned 8 unpinned 8"; kh="pinned 8 unpinned 8 pinned 8"
+  else k4="unpinned 8 pinned 8 pinned 1 unpinned 16"; kp="pinned 8 unpinned 8 pinned 16 pinned 8 unpinned 8"; kt="unpinned 8 pinned 8 pinned 1 unpinned 16 pinned 16 unpinned 8 pinned 8"; kh="pinned 8 unpinned 8 pinned 8"; fi
   set -- $k4; while [ $# -gt 1 ]; do block 4k $1 $2 0; shift 2; done
+  block 4k pinned 8 0 1  # private, 4 KiB pages
+  set -- $kp; while [ $# -gt 1 ]; do block anon-thp $1 $2 1 1; shift 2; done
+  [ "${BLOCK_PRIVATE_ONLY:-0}" = 1 ] && kt= && kh=
   echo advise > $THP
   set -- $kt; while [ $# -gt 1 ]; do block thp $1 $2 1; shift 2; done
   echo $thp0 > $THP; echo 8200 > /proc/sys/vm/nr_hugepages; echo "hugetlb pool: $(cat /proc/sys/vm/nr_hugepages) pages" | tee -a "$OUTD/block.log"

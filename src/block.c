@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define KNOWN_FLAGS (UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE)
+#define KNOWN_FLAGS (UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE)
 
 /* A struct for a new holder: one holder, no fd, nothing mapped. */
 static unimem_block *new_block(void)
@@ -56,7 +56,8 @@ int unimem_block_open(unimem_block **out, size_t bytes, unsigned flags)
 	if (!b)
 		return -ENOMEM;
 	bool pin = !(flags & UNIMEM_BLOCK_UNPINNED);
-	return done(out, b, pin, umi_os_create(b, size, flags & UNIMEM_BLOCK_HUGE, pin));
+	return done(out, b, pin,
+		    umi_os_create(b, size, flags & (UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE), pin));
 }
 
 void unimem_block_close(unimem_block *b)

@@ -619,6 +619,11 @@ int unimem_net_export(const unimem_block *b, unsigned flags, void *desc, size_t 
 	pthread_mutex_unlock(&xlock);
 	if (here)
 		return umi_net_note(EALREADY, "this Block is already exported");
+	/* Read-only rests on a mapping that cannot write (see umi_net_export_here), which
+	 * only a Block with an fd can have a second time. */
+	if ((flags & UNIMEM_NET_READONLY) && b->fd < 0)
+		return umi_net_note(ENOTSUP, "a Block without an fd (UNIMEM_BLOCK_PRIVATE) cannot "
+					     "be exported read-only: open it shared");
 	err = b->fd >= 0 ? umi_net_helper_export(b, flags, desc, cap, len) : 1;
 	if (err <= 0)
 		return err;

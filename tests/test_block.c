@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -360,5 +362,186 @@ Test(block, two_blocks_are_distinct)
 	memset(unimem_block_ptr(a), 1, 8192);
 	cr_assert_eq(((unsigned char *)unimem_block_ptr(b))[0], 0);
 	unimem_block_close(a);
+	unimem_block_close(b);
+}
+
+/* Whether [p, p + len) is mapped in this process (mincore fails with ENOMEM where not). */
+static bool mapped(const void *p, size_t len)
+{
+	unsigned char vec[8];
+	return mincore((void *)((uintptr_t)p & ~(uintptr_t)(page() - 1)), len < 8 * page() ? len : 8 * page(),
+		       vec) == 0;
+}
+
+/* A VmFlags field of the mapping that holds p in /proc/self/smaps ("hg", "dc", "lo"), and
+ * its AnonHugePages in kB. */
+static bool vm_flag(const void *p, const char *flag, long *anon_huge_kb)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	cr_assert_not_null(f);
+	char line[512];
+	bool in = false, found = false;
+	*anon_huge_kb = -1;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
+		if (dash && sp && dash < sp && sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			if (in)
+				break;
+			in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+		} else if (in && !strncmp(line, "AnonHugePages:", 14)) {
+			sscanf(line + 14, "%ld", anon_huge_kb);
+		} else if (in && !strncmp(line, "VmFlags:", 8)) {
+			for (char *t = strtok(line + 8, " \n"); t; t = strtok(NULL, " \n"))
+				found |= !strcmp(t, flag);
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* UNIMEM_BLOCK_PRIVATE: pinned, zeroed, resident like any Block, but no fd and no id, so
+ * nothing can look it up, receive or seal it; closed, its range is gone. */
+Test(block, a_private_block_is_pinned_zeroed_and_this_process_s_alone)
+{
+	long before = status_kb("VmLck");
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, (4 << 20) + 1, UNIMEM_BLOCK_PRIVATE), 0);
+	cr_assert_eq(unimem_block_size(b), (4 << 20) + page());
+	cr_assert_eq(unimem_block_page_size(b), page());
+	cr_assert(unimem_block_pinned(b));
+	cr_assert(unimem_block_writable(b));
+	cr_assert_eq(unimem_block_fd(b), -1);
+	cr_assert_eq(unimem_block_id(b), 0);
+	cr_assert_geq(status_kb("VmLck") - before, (long)(unimem_block_size(b) / 1024));
+	unsigned char *p = unimem_block_ptr(b);
+	size_t pages = unimem_block_size(b) / page();
+	unsigned char *vec = malloc(pages);
+	cr_assert_eq(mincore(p, unimem_block_size(b), vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		cr_assert(vec[i] & 1, "page %zu not resident", i);
+	free(vec);
+	for (size_t i = 0; i < unimem_block_size(b); i += 512)
+		cr_assert_eq(p[i], 0);
+	memset(p, 0x5a, unimem_block_size(b));
+	long ahp;
+	cr_assert(vm_flag(p, "dc", &ahp), "MADV_DONTFORK (VmFlags dc) is not set");
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	cr_assert_eq(unimem_block_send(sv[0], b), -EINVAL);
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_eq(unimem_block_seal(b), -EINVAL);
+	cr_assert_eq(unimem_block_offset(b, p + 100), 100);
+	void *ptr = p;
+	size_t size = unimem_block_size(b);
+	unimem_block_close(b);
+	cr_assert_not(mapped(ptr, size), "the range is still mapped after close");
+	cr_assert_eq(status_kb("VmLck"), before, "lock released at close");
+	/* Unpinned: lazy, like any Block. */
+	cr_assert_eq(unimem_block_open(&b, 4 << 20, UNIMEM_BLOCK_PRIVATE | UNIMEM_BLOCK_UNPINNED), 0);
+	cr_assert_not(unimem_block_pinned(b));
+	cr_assert_eq(status_kb("VmLck"), before);
+	cr_assert_eq(((unsigned char *)unimem_block_ptr(b))[12345], 0);
+	unimem_block_close(b);
+}
+
+/* A child of fork() has no mapping where its parent's private Block is (no page of it
+ * shared copy-on-write), and the parent's writes after the fork stay in its own pages. */
+Test(block, a_fork_child_does_not_inherit_a_private_block)
+{
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 1 << 20, UNIMEM_BLOCK_PRIVATE), 0);
+	unsigned char *p = unimem_block_ptr(b);
+	p[0] = 1;
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t kid = fork();
+	cr_assert_geq(kid, 0);
+	if (kid == 0) {
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		_exit(mapped(p, 1 << 20) ? 1 : 0);
+	}
+	p[0] = 2; /* no copy-on-write break: the pages are not the child's too */
+	cr_assert_eq(write(go[1], "x", 1), 1);
+	int st;
+	cr_assert_eq(waitpid(kid, &st, 0), kid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child has the Block mapped (status %d)",
+		  st);
+	cr_assert_eq(p[0], 2);
+	close(go[0]);
+	close(go[1]);
+	unimem_block_close(b);
+}
+
+/* What /sys/kernel/mm/transparent_hugepage/enabled selects ("always", "madvise",
+ * "never"), or "" where it cannot be read. */
+static void anon_thp(char *out, size_t cap)
+{
+	char buf[128] = "";
+	out[0] = '\0';
+	int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
+	if (l && r && (size_t)(r - l) < cap) {
+		memcpy(out, l + 1, (size_t)(r - l - 1));
+		out[r - l - 1] = '\0';
+	}
+}
+
+/* PRIVATE | HUGE: on a 2 MiB boundary, marked MADV_HUGEPAGE, and where anonymous THP is
+ * allowed (always, madvise: the usual defaults, which leave shmem THP `never`) its pinned
+ * pages come huge. */
+Test(block, a_private_huge_block_gets_transparent_huge_pages_where_anonymous_memory_may)
+{
+	unimem_block *b;
+	const size_t len = (size_t)32 << 20;
+	cr_assert_eq(unimem_block_open(&b, len + 4096, UNIMEM_BLOCK_PRIVATE | UNIMEM_BLOCK_HUGE), 0);
+	const unsigned char *p = unimem_block_ptr(b);
+	cr_assert_eq((uintptr_t)p % (2u << 20), 0, "%p is not on a 2 MiB boundary", (void *)p);
+	cr_assert_eq(unimem_block_size(b), len + 4096);
+	long ahp;
+	bool hg = vm_flag(p, "hg", &ahp);
+	cr_assert(vm_flag(p, "lo", &ahp), "not locked (VmFlags lo)");
+	for (size_t i = 0; i < unimem_block_size(b); i += 4096)
+		cr_assert_eq(p[i], 0);
+	char pol[32];
+	anon_thp(pol, sizeof pol);
+	if (strcmp(pol, "always") && strcmp(pol, "madvise")) {
+		unimem_block_close(b);
+		cr_skip("anonymous transparent huge pages are [%s] here", pol[0] ? pol : "unknown");
+	}
+	cr_assert(hg, "MADV_HUGEPAGE (VmFlags hg) is not set");
+	cr_assert_geq(ahp, (long)(len >> 10) / 2, "AnonHugePages %ld kB of %zu", ahp, len >> 10);
+	unimem_block_close(b);
+}
+
+/* A refused pin of a private Block: -EPERM with the message, and nothing left mapped. */
+Test(block, a_private_block_whose_pin_is_refused_leaves_nothing)
+{
+	cr_assert_eq(drop_privileges(), 0, "cannot drop root to test RLIMIT_MEMLOCK");
+	struct rlimit rl = { 64 << 10, 64 << 10 };
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	for (int huge = 0; huge < 2; huge++) {
+		int maps = count_maps();
+		long vm = status_kb("VmSize");
+		unimem_block *b = (unimem_block *)0x1;
+		cr_assert_eq(unimem_block_open(&b, 16 << 20,
+					       UNIMEM_BLOCK_PRIVATE | (huge ? UNIMEM_BLOCK_HUGE : 0)),
+			     -EPERM);
+		cr_assert_null(b);
+		cr_assert(strstr(unimem_strerror(-EPERM), "RLIMIT_MEMLOCK"));
+		cr_assert_eq(count_maps(), maps, "mapping leaked");
+		cr_assert_lt(status_kb("VmSize") - vm, 8 << 10, "VmSize %ld -> %ld kB", vm,
+			     status_kb("VmSize"));
+	}
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, 16 << 10, UNIMEM_BLOCK_PRIVATE), 0);
 	unimem_block_close(b);
 }

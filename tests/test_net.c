@@ -54,10 +54,13 @@ struct exporter {
 	size_t len;
 };
 
+/* The flags of the exporting child's Block. */
+static unsigned exporter_block_flags = UNIMEM_BLOCK_UNPINNED;
+
 static void exporter_main(size_t bytes, unsigned flags, int cmd, int ans)
 {
 	unimem_block *b;
-	if (unimem_block_open(&b, bytes, UNIMEM_BLOCK_UNPINNED) != 0)
+	if (unimem_block_open(&b, bytes, exporter_block_flags) != 0)
 		_exit(10);
 	unsigned char *p = unimem_block_ptr(b);
 	for (size_t i = 0; i < bytes; i++)
@@ -492,6 +495,40 @@ Test(net, read_only_export_refuses_writes)
 	unimem_remote_close(r);
 	exporter_do(&x, 'q');
 	exporter_end(&x);
+}
+
+/* A private Block (no fd to hand the helper) is served by its own process, reads and
+ * writes as any other; read-only it cannot be (tcp would let peers write: the read-only
+ * view is a second mapping of the fd), so that export is refused and nothing exported. */
+Test(net, a_private_block_exports_from_its_process_but_not_read_only)
+{
+	exporter_block_flags = UNIMEM_BLOCK_PRIVATE;
+	struct exporter x;
+	unimem_remote *r = loopback_import(&x, 2 * MIB, 0);
+	cr_assert_eq(helper_named(x.pid, "unimem-net-exporter"), 0,
+		     "a private Block is served in its own process, not by a helper");
+	unsigned char *buf = malloc(2 * MIB);
+	cr_assert_eq(unimem_remote_read(r, 0, buf, 2 * MIB), 0);
+	cr_assert(matches(buf, 0, 2 * MIB));
+	memset(buf, 0xa5, 4096);
+	cr_assert_eq(unimem_remote_write(r, 0, buf, 4096), 0);
+	cr_assert_eq(exporter_do(&x, 'g'), (signed char)(0xa5 ^ pattern(4096)));
+	unimem_remote_close(r);
+	exporter_do(&x, 'q');
+	exporter_end(&x);
+	free(buf);
+
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, MIB, UNIMEM_BLOCK_PRIVATE), 0);
+	unsigned char d[UNIMEM_NET_DESC_MAX];
+	size_t n = 0;
+	int e = unimem_net_export(b, UNIMEM_NET_READONLY, d, sizeof d, &n);
+	cr_assert_eq(e, -ENOTSUP, "%d: %s", e, unimem_strerror(e));
+	cr_assert(strstr(unimem_strerror(e), "read-only"), "%s", unimem_strerror(e));
+	cr_assert_eq(unimem_net_unexport(b), -ENOENT, "nothing was exported");
+	cr_assert_eq(unimem_net_export(b, 0, d, sizeof d, &n), 0);
+	cr_assert_eq(unimem_net_unexport(b), 0);
+	unimem_block_close(b);
 }
 
 /* The CRC-32 of the descriptor format, to forge descriptors that pass the checksum. */

@@ -15,6 +15,16 @@ enum {
 	UNIMEM_BLOCK_UNPINNED = 1u << 0,
 	/* Huge pages where the system has them; silently normal pages where not. */
 	UNIMEM_BLOCK_HUGE = 1u << 1,
+	/* This process's alone (Linux): anonymous memory, no fd and no id, so it cannot be
+	 * looked up, sent or sealed (-EINVAL), and a child of fork() does not inherit it
+	 * (MADV_DONTFORK: the child has no mapping there, so a pinned or GPU-mapped page is
+	 * never copied on write under the device). Everything else works as on any Block:
+	 * Tapes, Grids, views, gpu_map, net export. With UNIMEM_BLOCK_HUGE it gets
+	 * transparent huge pages where the machine allows them for anonymous memory, which
+	 * most distributions do by default (`madvise`) while they refuse them to shared
+	 * memory (shmem_enabled `never`): the fast way to open a large pinned Block there
+	 * (docs/BENCHMARKS_GPU.md). macOS: no effect (every Block is an IOSurface). */
+	UNIMEM_BLOCK_PRIVATE = 1u << 2,
 };
 
 /* Open a Block of at least `bytes` bytes (rounded up to the page size, or to the huge

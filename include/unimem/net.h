@@ -34,9 +34,12 @@ enum {
  * UCX ends the helper, not this process: no call is needed on this side. If the helper
  * dies, its exports are revoked, and exporting the Block again gives a new descriptor.
  * Without a helper (UNIMEM_NET_EXPORTER=inprocess, none installed) this process serves
- * them from a progress thread. docs/NET.md, "The export helper process".
+ * them from a progress thread, as it does for a Block without an fd (UNIMEM_BLOCK_PRIVATE).
+ * docs/NET.md, "The export helper process".
  * Returns 0, or a negative errno:
  *   -EINVAL   b, desc or len is NULL, or an unknown flag
+ *   -ENOTSUP  UNIMEM_NET_READONLY for a Block without an fd (UNIMEM_BLOCK_PRIVATE): the
+ *            read-only view that tcp needs is a second mapping of the fd
  *   -ENOSPC   cap is too small (*len is set to the size needed; nothing is exported)
  *   -EALREADY b is already exported, and that export still serves
  *   -ENOENT, -EACCES, -ECHILD, -ETIMEDOUT  the export helper cannot be run, does not

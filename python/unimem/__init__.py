@@ -39,6 +39,7 @@ __all__ = ['Block', 'Tape', 'Layout', 'View', 'Weights', 'UnimemError', 'gpu_cou
 # Flags of the C API.
 BLOCK_UNPINNED = 1
 BLOCK_HUGE = 2
+BLOCK_PRIVATE = 4
 VIEW_DEVICE = 1
 READ_BUFFERED = 1
 READ_DIRECT = 2
@@ -291,15 +292,20 @@ class _Closes:
 
 class Block(_Closes):
     """A pinned, shareable Block (unimem_block). Close it, or use it as a context
-    manager; arrays made from its views keep the memory alive after close."""
+    manager; arrays made from its views keep the memory alive after close.
+    private=True: this process's alone (no lookup, no send, not inherited by fork), and
+    with huge=True the fast way to open a large pinned Block on machines that give
+    huge pages to anonymous memory only (most, by default; see unimem_block_open)."""
 
-    def __init__(self, size=None, *, pinned=True, huge=False, _handle=None, _owner=None):
+    def __init__(self, size=None, *, pinned=True, huge=False, private=False, _handle=None,
+                 _owner=None):
         self._owner = _owner
         self._owned = _handle is None
         self._gpu_maps = 0
         if _handle is None:
             h = P()
-            flags = (0 if pinned else BLOCK_UNPINNED) | (BLOCK_HUGE if huge else 0)
+            flags = (0 if pinned else BLOCK_UNPINNED) | (BLOCK_HUGE if huge else 0) | \
+                (BLOCK_PRIVATE if private else 0)
             _check(_lib.unimem_block_open(ctypes.byref(h), size, flags), 'unimem_block_open')
             _handle = h.value
         self._h = _handle

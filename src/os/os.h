@@ -33,7 +33,9 @@ int umi_os_resident(const void *p, size_t len, unsigned char *vec);
 
 /* Make the memory of a new Block. Preconditions: b fresh from block.c; size > 0, a
  * multiple of umi_os_page_size() and at most INT64_MAX; flags has no bit but
- * UNIMEM_BLOCK_HUGE (a hint: silently normal pages where huge ones cannot be had).
+ * UNIMEM_BLOCK_HUGE (a hint: silently normal pages where huge ones cannot be had) and
+ * UNIMEM_BLOCK_PRIVATE (this process's memory alone, where the platform has such: then
+ * fd -1 and id 0).
  * Fills b->ptr, size (at least the size asked, a multiple of page), page, fd or handle,
  * id (0: none), writable; the memory reads as zeros. With `pin`, the memory is also
  * locked and every page faulted in, before return. Errors: -ENOMEM (the machine cannot

@@ -112,7 +112,7 @@ static int adopt(unimem_block *b, IOSurfaceRef s, size_t min_size, bool pin, int
 
 int umi_os_create(unimem_block *b, size_t size, unsigned flags, bool pin)
 {
-	(void)flags; /* no huge pages to ask for */
+	(void)flags; /* no huge pages to ask for; every surface is this task's until it sends it */
 	/* IOSurface has no way to tell why it failed: a surface the system cannot make is
 	 * a size it cannot back. */
 	IOSurfaceRef s = create_surface(size);

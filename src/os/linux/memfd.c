@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Linux: a Block is a memfd, sealed against shrink and grow, mapped MAP_SHARED. Its name
- * carries the Block's id (share.c); pinning is populate.c's. */
+ * carries the Block's id (share.c); pinning is populate.c's. A private Block
+ * (UNIMEM_BLOCK_PRIVATE) is anonymous memory instead: no fd, no id. */
 #define _GNU_SOURCE
 #include "linux.h"
 
@@ -74,8 +75,63 @@ static int map_memfd(unimem_block *b, size_t size, unsigned flags, bool pin, con
 	return 0;
 }
 
+/* The huge page size of anonymous THP: where a huge page may start. */
+#define THP_ALIGN ((size_t)2 << 20)
+
+/* A private Block: anonymous memory, not inherited by a fork's child. With HUGE, placed
+ * on a 2 MiB boundary (so that every whole 2 MiB of it can be one page) and marked
+ * MADV_HUGEPAGE: anonymous THP is allowed where shmem THP is not on most machines
+ * (Debian 12, Ubuntu: `madvise` against `never`). 16 GiB on the H200 host: see
+ * docs/BENCHMARKS_GPU.md. */
+static int create_private(unimem_block *b, size_t size, unsigned flags, bool pin)
+{
+	if (!umi_linux_can_back(size, pin))
+		return -ENOMEM;
+	const bool huge = (flags & UNIMEM_BLOCK_HUGE) && size >= THP_ALIGN;
+	const size_t slack = huge ? THP_ALIGN : 0;
+	if (size + slack < size)
+		return -ENOMEM;
+	unsigned char *m = mmap(NULL, size + slack, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM; /* EINVAL for a length the address space cannot take, or ENOMEM */
+	unsigned char *p = m;
+	if (huge) {
+		p = (unsigned char *)(((uintptr_t)m + THP_ALIGN - 1) & ~(uintptr_t)(THP_ALIGN - 1));
+		if (p > m)
+			munmap(m, (size_t)(p - m));
+		if (p + size < m + size + slack)
+			munmap(p + size, (size_t)(m + size + slack - (p + size)));
+	}
+	/* A child of fork() must not share these pages copy-on-write: a write by the parent
+	 * would move it to a new page while a device reads the old one. */
+	if (madvise(p, size, MADV_DONTFORK) != 0) {
+		int err = -errno;
+		munmap(p, size);
+		return err;
+	}
+	if (huge)
+		madvise(p, size, MADV_HUGEPAGE); /* a hint: refused where THP is off */
+	b->ptr = p;
+	b->size = size;
+	b->page = umi_os_page_size();
+	b->writable = true;
+	if (pin) {
+		/* No file to write zeros into: every page is faulted in (huge ones where THP
+		 * gives them). */
+		int err = umi_linux_pin(b, true, true);
+		if (err) {
+			munmap(p, size); /* also drops any lock and every page faulted so far */
+			return err;
+		}
+	}
+	return 0;
+}
+
 int umi_os_create(unimem_block *b, size_t size, unsigned flags, bool pin)
 {
+	if (flags & UNIMEM_BLOCK_PRIVATE)
+		return create_private(b, size, flags, pin);
 	char name[UMI_SHARE_NAME_MAX];
 	umi_share_claim(b, name);
 	int err = map_memfd(b, size, flags, pin, name);
@@ -110,6 +166,8 @@ fail:
 void umi_os_destroy(unimem_block *b)
 {
 	munmap(b->ptr, b->size);
+	if (b->fd < 0)
+		return; /* private: no fd, no id */
 	umi_share_unmark(b); /* a dup of the fd that outlives it must not resolve */
 	close(b->fd);
 	/* The id goes back only once the fd (which carries the name) is closed, so no
