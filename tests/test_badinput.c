@@ -18,7 +18,7 @@ static size_t page(void)
 }
 
 /* Every flag bit beyond the known ones. */
-static const unsigned unknown_flags[] = { 1u << 2, 1u << 3, 1u << 7, 1u << 16, 1u << 31,
+static const unsigned unknown_flags[] = { 1u << 3, 1u << 4, 1u << 7, 1u << 16, 1u << 31,
 					  UNIMEM_BLOCK_UNPINNED | 1u << 5, ~0u };
 
 /* Sizes whose rounding up to the page overflows. */

@@ -133,6 +133,12 @@ static void limit_text(char *buf, size_t len, bool inf, unsigned long long v)
 		snprintf(buf, len, "%llu bytes", v);
 }
 
+/* Whether anonymous memory (a private Block) may get transparent huge pages here. */
+static bool anon_thp(const struct info *in)
+{
+	return !strcmp(in->thp, "always") || !strcmp(in->thp, "madvise");
+}
+
 static void print_info(const struct info *in)
 {
 	char cur[48], max[48];
@@ -148,6 +154,9 @@ static void print_info(const struct info *in)
 	       in->thp_shmem,
 	       in->shmem_huge_off ? "\n                   shmem huge pages are OFF: memfd Blocks get "
 				    "normal pages (UNIMEM_BLOCK_HUGE falls back)" : "");
+	if (anon_thp(in))
+		printf("                   a UNIMEM_BLOCK_PRIVATE | UNIMEM_BLOCK_HUGE Block gets "
+		       "transparent huge pages here (anonymous [%s])\n", in->thp);
 	if (in->huge_block_page > in->page)
 		printf("                   a UNIMEM_BLOCK_HUGE Block gets %ld-byte pages here (hugetlb)\n",
 		       in->huge_block_page);
@@ -158,8 +167,11 @@ static void print_info(const struct info *in)
 		printf("                   a UNIMEM_BLOCK_HUGE Block gets %ld-byte pages here; for 2 MiB "
 		       "pages (a large Block opens\n                   several times faster): "
 		       "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled,\n"
-		       "                   or reserve hugetlb pages (vm.nr_hugepages)\n",
-		       in->huge_block_page);
+		       "                   or reserve hugetlb pages (vm.nr_hugepages)%s\n",
+		       in->huge_block_page,
+		       anon_thp(in) ? ", or open it with UNIMEM_BLOCK_PRIVATE\n"
+				      "                   (anonymous memory: huge pages as the machine is)"
+				    : "");
 	else
 		printf("                   a UNIMEM_BLOCK_HUGE Block could not be opened: %s\n",
 		       unimem_strerror(in->huge_block_err));
