@@ -197,20 +197,27 @@ Test(gpu, a_large_pinned_block_registers_in_pieces_and_works_end_to_end)
 
 /* A private Block (anonymous memory, huge pages where THP gives them), pinned or not: the
  * kernel sees what the CPU wrote through the map, and unmap leaves nothing registered. */
-Test(gpu, a_private_block_maps_and_works_end_to_end_pinned_or_not)
+static void private_block_end_to_end(unsigned flags, float a)
 {
 	need_gpu();
-	for (int pinned = 0; pinned < 2; pinned++) {
-		unimem_block *b;
-		unsigned fl = UNIMEM_BLOCK_PRIVATE | UNIMEM_BLOCK_HUGE |
-			      (pinned ? 0 : UNIMEM_BLOCK_UNPINNED);
-		cr_assert_eq(unimem_block_open(&b, (size_t)64 << 20, fl), 0);
-		unsigned seed = seed_now();
-		map_and_run_affine(b, &seed, pinned ? 2.0f : -3.0f, 0.5f);
-		cr_assert_eq(unimem_gpu_unmap(b), 0);
-		assert_unregistered(unimem_block_ptr(b), unimem_block_size(b));
-		unimem_block_close(b);
-	}
+	unimem_block *b;
+	cr_assert_eq(unimem_block_open(&b, (size_t)64 << 20,
+				       UNIMEM_BLOCK_PRIVATE | UNIMEM_BLOCK_HUGE | flags), 0);
+	unsigned seed = seed_now();
+	map_and_run_affine(b, &seed, a, 0.5f);
+	cr_assert_eq(unimem_gpu_unmap(b), 0);
+	assert_unregistered(unimem_block_ptr(b), unimem_block_size(b));
+	unimem_block_close(b);
+}
+
+Test(gpu, a_private_pinned_block_maps_and_works_end_to_end)
+{
+	private_block_end_to_end(0, 2.0f);
+}
+
+Test(gpu, a_private_unpinned_block_maps_and_works_end_to_end)
+{
+	private_block_end_to_end(UNIMEM_BLOCK_UNPINNED, -3.0f);
 }
 
 Test(gpu, device_pointer_is_the_host_pointer_with_unified_addressing)
