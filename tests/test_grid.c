@@ -1761,6 +1761,89 @@ Test(grid, a_thief_that_never_lets_go_holds_close_up_for_a_second_at_most)
 	unimem_grid_close(g);
 }
 
+/* A thread of h that fills its cache, publishes its slot, and exits when told. */
+struct exiting {
+	unimem_grid *h;
+	unimem_grid_pvt_slot *slot;
+	int go[2], ready[2];
+};
+
+static void *exiting_main(void *arg)
+{
+	struct exiting *x = arg;
+	void *c[40];
+	for (int k = 0; k < 40; k++)
+		if (!(c[k] = unimem_grid_take(x->h)))
+			return NULL;
+	for (int k = 0; k < 40; k++)
+		unimem_grid_give(x->h, c[k]);
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(x->h);
+	x->slot = e ? e->slot : NULL;
+	char b = 1;
+	if (write(x->ready[1], &b, 1) != 1 || read(x->go[0], &b, 1) != 1)
+		return NULL;
+	return NULL; /* the thread's exit gives its slot back */
+}
+
+static long join_thread(void *th)
+{
+	return pthread_join(*(pthread_t *)th, NULL);
+}
+
+/* The same at a thread's exit: a thread whose slot a stopped thief holds ends within about
+ * a second, its cached cells back in the pool; the slot stays its handle's while the thief
+ * lives, and the handle's close frees it once the thief is dead. */
+Test(grid, a_thief_that_never_lets_go_holds_a_thread_exit_up_for_a_second_at_most)
+{
+	unimem_grid *g = open_1000_cached(), *h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
+	struct exiting x = {.h = h};
+	cr_assert_eq(pipe(x.go), 0);
+	cr_assert_eq(pipe(x.ready), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, exiting_main, &x), 0);
+	char b;
+	cr_assert_eq(read(x.ready[0], &b, 1), 1);
+	unimem_grid_pvt_slot *s = x.slot;
+	cr_assert_not_null(s, "the thread got no cache");
+	const uint32_t rec = h->rec;
+	cr_assert_geq(s->n, 40u);
+	cr_assert_eq(unimem_grid_available(g), 1000);
+	pid_t pid = stopped_child(g, &s->steal, true);
+	cr_assert_eq(write(x.go[1], &b, 1), 1);
+	struct timed_call call = {join_thread, &th, 0, 0};
+	cr_assert(returns_within(&call, 10, pid), "the thread's exit waited for the thief for 10 s");
+	cr_log_info("thread exit with a stopped thief on its cache: %.0f ms", call.took_ms);
+	cr_assert_lt(call.took_ms, 5000);
+	cr_assert_eq(call.ret, 0);
+	cr_assert_eq(s->n, 0u);
+	cr_assert_eq(s->owner, rec + 1, "the slot stays the handle's while the thief lives");
+	cr_assert_eq(unimem_grid_available(g), 1000);
+	void **all = malloc(1000 * sizeof *all);
+	cr_assert_not_null(all);
+	for (int k = 0; k < 1000; k++)
+		cr_assert_not_null(all[k] = unimem_grid_take(h), "cell %d", k);
+	cr_assert_null(unimem_grid_take(h));
+	for (int k = 0; k < 1000; k++)
+		cr_assert_eq(unimem_grid_give(h, all[k]), 0, "cell %d", k);
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	unimem_grid_close(h);
+	cr_assert_eq(s->owner, 0u, "the close frees the slot once the thief is dead");
+	cr_assert_eq(g->recs[rec].ident, 0u);
+	cr_assert_eq(unimem_grid_available(g), 1000);
+	for (int k = 0; k < 1000; k++)
+		cr_assert_not_null(all[k] = unimem_grid_take(g));
+	for (int k = 0; k < 1000; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0, "cell %d", k);
+	free(all);
+	close(x.go[0]);
+	close(x.go[1]);
+	close(x.ready[0]);
+	close(x.ready[1]);
+	unimem_grid_close(g);
+}
+
 static long reclaim_grid(void *g)
 {
 	return unimem_grid_reclaim(g);
