@@ -34,7 +34,8 @@ enum {
  * UCX ends the helper, not this process: no call is needed on this side. If the helper
  * dies, its exports are revoked, and exporting the Block again gives a new descriptor.
  * Without a helper (UNIMEM_NET_EXPORTER=inprocess, none installed) this process serves
- * them from a progress thread, as it does for a Block without an fd (UNIMEM_BLOCK_PRIVATE).
+ * them from a progress thread, as it does for a Block without an fd (UNIMEM_BLOCK_PRIVATE):
+ * there an abort inside UCX ends this process.
  * docs/NET.md, "The export helper process".
  * Returns 0, or a negative errno:
  *   -EINVAL   b, desc or len is NULL, or an unknown flag
