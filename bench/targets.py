@@ -156,6 +156,14 @@ def evaluate(run):
         t1, tn = run.med(g1, GRID_GEN), run.med(gn, GRID_GEN)
         target(out, f'Grid {n} threads: throughput / one thread\'s', n * t1 / tn if n and tn
                else NAN, False, 12, 'x')
+    gp = run.group('grid_procs')
+    if gp is not None:
+        target(out, 'Grid take+give, 2 processes / 2 threads of one process',
+               run.ratio(gp, '2 processes'), True, 1.5, 'x')
+    gc = run.group('grid_reclaim')
+    if gc is not None:
+        target(out, 'Grid reclaim of 100,000 cells of a killed process',
+               run.med(gc, 'unimem_grid_reclaim, 100,000 cells'), True, 1.0, 'ms')
     rd = run.group('read_bandwidth')
     if rd is not None:
         first = rd['rows'][0]['name'] if rd.get('rows') else ''

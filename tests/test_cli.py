@@ -71,8 +71,15 @@ def test_bench_json(exe, version):
     ids = [g['id'] for g in d['groups']]
     for want in ('block_open_16mib', 'block_open_256mib', 'tape_take', 'tape_take_2threads',
                  'clear', 'grid', 'grid_pairs', 'grid_pairs_4k', 'grid_2t', 'grid_2t_4k',
-                 'grid_pc', 'read_bandwidth', 'write_bandwidth'):
+                 'grid_pc', 'grid_procs', 'grid_reclaim', 'read_bandwidth', 'write_bandwidth'):
         check(want in ids, f'bench: no group "{want}" in {ids}')
+    # Across processes: both rows ran (a fork's child on the pool; a reclaim that gave back
+    # every cell of a killed holder, else the row is skipped with a note).
+    for gid in ('grid_procs', 'grid_reclaim'):
+        g = next(x for x in d['groups'] if x['id'] == gid)
+        for r in g['rows']:
+            check(not r['skipped'] or 'sanitizer build' in (r.get('note') or ''),
+                  f"{gid}: {r['name']} skipped: {r.get('note')}")
     # The Grid's rivals run wherever their packages are (CI installs them all).
     pairs = next(g for g in d['groups'] if g['id'] == 'grid_2t')
     rows = {r['name']: r for r in pairs['rows']}

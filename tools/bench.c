@@ -79,8 +79,10 @@ int cli_bench(const struct bench_options *o)
 	}
 	if (wanted("clear"))
 		bench_clear(q ? 7 : 21, q ? 50000 : 250000);
-	if (wanted("grid"))
+	if (wanted("grid")) {
 		bench_grid(q ? 5 : 15, q);
+		bench_grid_procs(q ? 5 : 15, q);
+	}
 	if (wanted("bandwidth"))
 		bench_bandwidth(q ? 128 : 256, q ? 4 : 12, q ? 2 : 4);
 	double secs = (umb_now_ns() - t0) / 1e9;

@@ -69,6 +69,7 @@ void bench_tape(int reps, long batches);                          /* bench_tape.
 void bench_threads(int reps, long batches, int nthreads);         /* bench_tape.c */
 void bench_clear(int reps, long n8);                              /* bench_tape.c */
 void bench_grid(int reps, bool quick);                            /* bench_grid.c */
+void bench_grid_procs(int reps, bool quick);                      /* bench_grid_procs.c */
 
 /* `batches` times: BATCH mallocs of TAKE_SIZE bytes, then BATCH frees (bench_tape.c). */
 void tb_malloc(const struct allocator *a, void **ptr, long batches);
