@@ -32,10 +32,22 @@
 #define UMB_TSAN 1
 #endif
 #endif
+
+/* Whether this build cannot fork here (the rows are then skipped, saying why). */
+static bool cannot_fork(struct row *const *rows, int n)
+{
 #ifdef UMB_TSAN
-#define NO_FORK_WHY "not in a sanitizer build: ThreadSanitizer aborts in fork() once jemalloc " \
-		    "is loaded (its prefork handler takes more locks than TSan tracks)"
+	for (int k = 0; k < n; k++)
+		row_skip(rows[k], "not in a sanitizer build: ThreadSanitizer aborts in fork() once "
+				  "jemalloc is loaded (its prefork handler takes more locks than TSan "
+				  "tracks)");
+	return true;
+#else
+	(void)rows;
+	(void)n;
+	return false;
 #endif
+}
 
 struct pairs_job {
 	const struct grid_candidate *c;
@@ -125,12 +137,8 @@ static void bench_procs(const struct grid_candidate *c, int reps, double target_
 	g->base = 0;
 	struct row *r0 = row_new(g, "2 threads of one process");
 	struct row *r1 = row_new(g, "2 processes");
-#ifdef NO_FORK_WHY
-	row_skip(r0, NO_FORK_WHY);
-	row_skip(r1, NO_FORK_WHY);
-	(void)reps, (void)target_ms, (void)two_processes;
-	return;
-#endif
+	if (cannot_fork((struct row *[]){ r0, r1 }, 2))
+		return;
 	int cpu = second_cpu();
 	void *pool = NULL;
 	int e = cpu < 0 ? 0 : c->open(&pool, 64, 4096);
@@ -215,11 +223,8 @@ static void bench_reclaim(int reps)
 		 "100,000 cells).", RECLAIM_CELLS);
 	g->base = -1;
 	struct row *r = row_new(g, "unimem_grid_reclaim, 100,000 cells");
-#ifdef NO_FORK_WHY
-	row_skip(r, NO_FORK_WHY);
-	(void)reps, (void)reclaim_once;
-	return;
-#endif
+	if (cannot_fork(&r, 1))
+		return;
 	unimem_grid *pool;
 	int e = unimem_grid_open(&pool, 64, RECLAIM_CELLS);
 	if (e) {
