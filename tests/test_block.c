@@ -122,11 +122,12 @@ Test(block, huge_flag_gives_huge_pages_or_silently_normal_ones)
 }
 
 /* The shmem THP policy of this machine, e.g. "never" (empty when unknown). */
-static void shmem_thp(char *out, size_t cap)
+/* The selected choice ("[x]") of a sysfs policy file into out, or "" where unreadable. */
+static void sysfs_choice(const char *path, char *out, size_t cap)
 {
 	char buf[128] = "";
 	out[0] = '\0';
-	int fd = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled", O_RDONLY);
+	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -137,6 +138,11 @@ static void shmem_thp(char *out, size_t cap)
 		memcpy(out, l + 1, (size_t)(r - l - 1));
 		out[r - l - 1] = '\0';
 	}
+}
+
+static void shmem_thp(char *out, size_t cap)
+{
+	sysfs_choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled", out, cap);
 }
 
 /* Where shmem THP is allowed, a pinned UNIMEM_BLOCK_HUGE Block is populated by faults
@@ -480,19 +486,7 @@ Test(block, a_fork_child_does_not_inherit_a_private_block)
  * "never"), or "" where it cannot be read. */
 static void anon_thp(char *out, size_t cap)
 {
-	char buf[128] = "";
-	out[0] = '\0';
-	int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
-	if (l && r && (size_t)(r - l) < cap) {
-		memcpy(out, l + 1, (size_t)(r - l - 1));
-		out[r - l - 1] = '\0';
-	}
+	sysfs_choice("/sys/kernel/mm/transparent_hugepage/enabled", out, cap);
 }
 
 /* PRIVATE | HUGE: on a 2 MiB boundary, marked MADV_HUGEPAGE, and where anonymous THP is
