@@ -90,6 +90,17 @@ def c_writes_numpy_reads():
 
 
 @test
+def a_private_huge_block_works_as_any_and_has_no_id():
+    with unimem.Block(4 << 20, private=True, huge=True) as b:
+        assert b.id == 0 and b.pinned and b.size == 4 << 20
+        assert b.ptr % (2 << 20) == 0, hex(b.ptr)       # huge: on a 2 MiB boundary
+        a = b.view(64, 'F32', (1024,)).numpy()
+        assert a.sum() == 0
+        a[:] = 1.5
+        assert reader.reader_sum_f32(b.handle, 64, 1024) == 1536.0
+
+
+@test
 def another_process_reads_what_numpy_wrote():
     with unimem.Block(1 << 16) as b:
         if b.id == 0:
