@@ -130,7 +130,7 @@ static unsigned any_flags(struct in *in)
 	uint8_t how = u8(in);
 	if (how % 8 == 0)
 		return (unsigned)bytes(in, 4); /* unknown bits too */
-	return how >> 3 & 3;
+	return how >> 3 & 7; /* UNPINNED, HUGE, PRIVATE */
 }
 
 /* A pointer for calls that must refuse foreign ones (unimem_gpu_ptr, the Grid's give):
@@ -211,7 +211,8 @@ static bool pow2(size_t x)
 /* What unimem_block_open() must do with these arguments: 0 when it may succeed. */
 static int open_refusal(size_t bytes, unsigned flags)
 {
-	if (bytes == 0 || (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE)) ||
+	if (bytes == 0 ||
+	    (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE)) ||
 	    bytes > SIZE_MAX - (page() - 1))
 		return -EINVAL;
 	return 0;
@@ -253,7 +254,10 @@ static void check_block(const unimem_block *b, size_t asked, unsigned flags)
 	      (void *)p, ps);
 	CHECK(size - asked < ps, "size %zu for %zu with %zu pages", size, asked, ps);
 	CHECK(unimem_block_pinned(b) == !(flags & UNIMEM_BLOCK_UNPINNED), "pinned");
-	CHECK(unimem_block_fd(b) >= 0, "fd");
+	if (flags & UNIMEM_BLOCK_PRIVATE)
+		CHECK(unimem_block_fd(b) == -1 && unimem_block_id(b) == 0, "a private Block's fd, id");
+	else
+		CHECK(unimem_block_fd(b) >= 0, "fd");
 	CHECK(unimem_block_handle(b) == NULL, "handle on Linux");
 #ifdef UNIMEM_HAVE_BLOCK_TYPE_F32
 	CHECK((void *)unimem_block_as_f32(b) == p && unimem_block_len_f32(b) == size / 4, "f32");
@@ -513,6 +517,8 @@ static void op_block_send_recv(struct fz *f, struct in *in)
 		int err = unimem_block_send(ours ? f->sock[0] : fd, m->b);
 		if (!m->b)
 			CHECK(err == -EINVAL, "send of NULL gave %d", err);
+		else if (m->flags & UNIMEM_BLOCK_PRIVATE)
+			CHECK(err == -EINVAL, "send of a private Block gave %d", err);
 		else if (!ours)
 			CHECK(err == -EBADF, "send to fd %d gave %d", fd, err);
 		else
@@ -902,7 +908,8 @@ static void op_grid_open(struct fz *f, struct in *in)
 	size_t rounded = cell > SIZE_MAX - 63 ? 0 : (cell + 63) & ~(size_t)63;
 	if (!ops->count && (cell == 0 || count == 0 || !rounded || count > SIZE_MAX / rounded))
 		must = -EINVAL;
-	else if (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE) && !plain)
+	else if (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE) &&
+		 !plain)
 		must = -EINVAL;
 	if (!must && (count > sizeof m->held || (!ops->count && count > MAX_CELLS) ||
 		      rounded * count > MAX_OPEN))
