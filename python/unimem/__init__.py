@@ -290,6 +290,12 @@ class _Closes:
             pass
 
 
+def _block_flags(pinned, huge, private):
+    """The unimem_block_open() flags of the keyword arguments of Block, Tape and Layout."""
+    return (0 if pinned else BLOCK_UNPINNED) | (BLOCK_HUGE if huge else 0) | \
+        (BLOCK_PRIVATE if private else 0)
+
+
 class Block(_Closes):
     """A pinned, shareable Block (unimem_block). Close it, or use it as a context
     manager; arrays made from its views keep the memory alive after close.
@@ -304,8 +310,7 @@ class Block(_Closes):
         self._gpu_maps = 0
         if _handle is None:
             h = P()
-            flags = (0 if pinned else BLOCK_UNPINNED) | (BLOCK_HUGE if huge else 0) | \
-                (BLOCK_PRIVATE if private else 0)
+            flags = _block_flags(pinned, huge, private)
             _check(_lib.unimem_block_open(ctypes.byref(h), size, flags), 'unimem_block_open')
             _handle = h.value
         self._h = _handle
@@ -505,15 +510,16 @@ class View:
 
 
 class Tape(_Closes):
-    """A bump allocator over a Block (unimem_tape). Tape(size) owns a new Block; the
-    Tapes of a Layout belong to it."""
+    """A bump allocator over a Block (unimem_tape). Tape(size) owns a new Block (pinned,
+    huge, private: as for Block); the Tapes of a Layout belong to it."""
 
-    def __init__(self, size=None, *, pinned=True, _handle=None, _owner=None):
+    def __init__(self, size=None, *, pinned=True, huge=False, private=False, _handle=None,
+                 _owner=None):
         self._owner = _owner
         if _handle is None:
             h = P()
             _check(_lib.unimem_tape_start_flags(ctypes.byref(h), size,
-                                                0 if pinned else BLOCK_UNPINNED),
+                                                _block_flags(pinned, huge, private)),
                    'unimem_tape_start')
             _handle = h.value
         self._t = _handle
@@ -605,12 +611,13 @@ class SafeTensors(dict):
 
 
 class Layout(_Closes):
-    """Three Tapes in one Block: weights, scratch (clear_pass) and history (clear_talk)."""
+    """Three Tapes in one Block: weights, scratch (clear_pass) and history (clear_talk).
+    pinned, huge, private: the Block's, as for Block."""
 
-    def __init__(self, weights, scratch, history, *, pinned=True):
+    def __init__(self, weights, scratch, history, *, pinned=True, huge=False, private=False):
         h = P()
         _check(_lib.unimem_layout_open_flags(ctypes.byref(h), weights, scratch, history,
-                                             0 if pinned else BLOCK_UNPINNED),
+                                             _block_flags(pinned, huge, private)),
                'unimem_layout_open')
         self._l = h.value
         self.block = Block(_handle=_lib.unimem_layout_block(self._l), _owner=self)

@@ -98,6 +98,10 @@ def a_private_huge_block_works_as_any_and_has_no_id():
         assert a.sum() == 0
         a[:] = 1.5
         assert reader.reader_sum_f32(b.handle, 64, 1024) == 1536.0
+    with unimem.Layout(4 << 20, 1 << 16, 1 << 16, private=True, huge=True) as lay:
+        assert lay.block.id == 0 and lay.block.ptr % (2 << 20) == 0
+    with unimem.Tape(1 << 20, private=True) as t:
+        assert t.block.id == 0 and t.block.pinned
 
 
 @test
