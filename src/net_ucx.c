@@ -77,12 +77,12 @@ unsigned umi_net_default_timeout(void)
 }
 
 /* UCX's defaults that cost Block transfers most, and ours, unless the environment sets
- * them (`env`; bench/bench_net.c gives ucx_perftest the same values): over tcp, UCX sends in 8 KiB segments (every one a system call and
- * a header on each side), which held reads and writes of 64 KiB-64 MiB between two
- * network namespaces to 0.6-1.1 GB/s; 256 KiB segments sent into 1 MiB receive buffers
- * moved 2.8-4.7 GB/s there, for ucx_perftest too (docs/BENCHMARKS.md, "UCX's tcp
- * segments"). The buffers are taken per connection while data moves, and given back
- * when it stops. */
+ * them (`env`; bench/bench_net.c gives ucx_perftest the same values): over tcp, UCX sends
+ * in 8 KiB segments (every one a system call and a header on each side), which held
+ * reads and writes of 64 KiB-64 MiB between two network namespaces to 0.6-1.1 GB/s;
+ * 256 KiB segments sent into 1 MiB receive buffers moved 2.8-4.7 GB/s there, for
+ * ucx_perftest too (docs/BENCHMARKS.md, "UCX's tcp segments"). The buffers are taken
+ * per connection while data moves, and given back when it stops. */
 static const struct {
 	const char *key, *env, *value; /* key: as ucp_config_modify takes it for tcp */
 } tuning[] = {

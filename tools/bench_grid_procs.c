@@ -23,17 +23,10 @@
 
 #define RECLAIM_CELLS 100000
 
-/* ThreadSanitizer aborts in fork() here: jemalloc's prefork handler (the command loads it
- * as a malloc family) takes more locks than TSan's deadlock detector can track. */
-#if defined(__SANITIZE_THREAD__)
-#define UMB_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UMB_TSAN 1
-#endif
-#endif
-
-/* Whether this build cannot fork here (the rows are then skipped, saying why). */
+/* Whether this build cannot fork here (the rows are then skipped, saying why): under
+ * ThreadSanitizer (UMB_TSAN, grid_candidates.h) fork() aborts once the command has loaded
+ * jemalloc as a malloc family, whose prefork handler takes more locks than TSan's deadlock
+ * detector can track. */
 static bool cannot_fork(struct row *const *rows, int n)
 {
 #ifdef UMB_TSAN

@@ -18,13 +18,21 @@
 #include "bench.h"
 #include "spsc.h"
 
-/* A sanitizer build (ASan, TSan): the rivals that cannot run under it say so instead
- * (ck_ring reads a slot before its CAS validates it, by design, which TSan reports; DPDK's
- * EAL, not instrumented, crashes LeakSanitizer's exit scan). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* A sanitizer build (ASan, TSan: UMB_SANITIZED; TSan alone: UMB_TSAN): the rivals that
+ * cannot run under it say so instead (ck_ring reads a slot before its CAS validates it, by
+ * design, which TSan reports; DPDK's EAL, not instrumented, crashes LeakSanitizer's exit
+ * scan; bench_grid_procs.c cannot fork under TSan). */
+#if defined(__SANITIZE_THREAD__)
+#define UMB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UMB_TSAN 1
+#endif
+#endif
+#if defined(UMB_TSAN) || defined(__SANITIZE_ADDRESS__)
 #define UMB_SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#if __has_feature(address_sanitizer)
 #define UMB_SANITIZED 1
 #endif
 #endif

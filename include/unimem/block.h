@@ -15,8 +15,8 @@ enum {
 	UNIMEM_BLOCK_UNPINNED = 1u << 0,
 	/* Huge pages where the system has them; silently normal pages where not. */
 	UNIMEM_BLOCK_HUGE = 1u << 1,
-	/* This process's alone (Linux): anonymous memory, no fd and no id, so it cannot be
-	 * looked up, sent or sealed (-EINVAL), and a child of fork() does not inherit it
+	/* This process's alone (Linux): anonymous memory, no fd and no id (0), so it cannot be
+	 * looked up, and send and seal give -EINVAL; a child of fork() does not inherit it
 	 * (MADV_DONTFORK: the child has no mapping there, so a pinned or GPU-mapped page is
 	 * never copied on write under the device). Everything else works as on any Block:
 	 * Tapes, Grids, views, gpu_map, net export. With UNIMEM_BLOCK_HUGE it gets

@@ -208,11 +208,13 @@ static bool pow2(size_t x)
 	return x && !(x & (x - 1));
 }
 
+/* The flags of unimem_block_open() (and the opens over it): any other bit is refused. */
+#define KNOWN_BLOCK_FLAGS (UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE)
+
 /* What unimem_block_open() must do with these arguments: 0 when it may succeed. */
 static int open_refusal(size_t bytes, unsigned flags)
 {
-	if (bytes == 0 ||
-	    (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE)) ||
+	if (bytes == 0 || (flags & ~(unsigned)KNOWN_BLOCK_FLAGS) ||
 	    bytes > SIZE_MAX - (page() - 1))
 		return -EINVAL;
 	return 0;
@@ -908,8 +910,7 @@ static void op_grid_open(struct fz *f, struct in *in)
 	size_t rounded = cell > SIZE_MAX - 63 ? 0 : (cell + 63) & ~(size_t)63;
 	if (!ops->count && (cell == 0 || count == 0 || !rounded || count > SIZE_MAX / rounded))
 		must = -EINVAL;
-	else if (flags & ~(unsigned)(UNIMEM_BLOCK_UNPINNED | UNIMEM_BLOCK_HUGE | UNIMEM_BLOCK_PRIVATE) &&
-		 !plain)
+	else if (flags & ~(unsigned)KNOWN_BLOCK_FLAGS && !plain)
 		must = -EINVAL;
 	if (!must && (count > sizeof m->held || (!ops->count && count > MAX_CELLS) ||
 		      rounded * count > MAX_OPEN))

@@ -81,16 +81,14 @@ static int map_memfd(unimem_block *b, size_t size, unsigned flags, bool pin, con
 /* A private Block: anonymous memory, not inherited by a fork's child. With HUGE, placed
  * on a 2 MiB boundary (so that every whole 2 MiB of it can be one page) and marked
  * MADV_HUGEPAGE: anonymous THP is allowed where shmem THP is not on most machines
- * (Debian 12, Ubuntu: `madvise` against `never`). 16 GiB on the H200 host: see
+ * (Debian 12, Ubuntu: `madvise` against `never`). 16 GiB on the GPU machine's host: see
  * docs/BENCHMARKS_GPU.md. */
 static int create_private(unimem_block *b, size_t size, unsigned flags, bool pin)
 {
 	if (!umi_linux_can_back(size, pin))
 		return -ENOMEM;
 	const bool huge = (flags & UNIMEM_BLOCK_HUGE) && size >= THP_ALIGN;
-	const size_t slack = huge ? THP_ALIGN : 0;
-	if (size + slack < size)
-		return -ENOMEM;
+	const size_t slack = huge ? THP_ALIGN : 0; /* size <= INT64_MAX: no overflow */
 	unsigned char *m = mmap(NULL, size + slack, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
@@ -100,8 +98,7 @@ static int create_private(unimem_block *b, size_t size, unsigned flags, bool pin
 		p = (unsigned char *)(((uintptr_t)m + THP_ALIGN - 1) & ~(uintptr_t)(THP_ALIGN - 1));
 		if (p > m)
 			munmap(m, (size_t)(p - m));
-		if (p + size < m + size + slack)
-			munmap(p + size, (size_t)(m + size + slack - (p + size)));
+		munmap(p + size, (size_t)(m + slack - p)); /* the tail: p - m < slack */
 	}
 	/* A child of fork() must not share these pages copy-on-write: a write by the parent
 	 * would move it to a new page while a device reads the old one. */
