@@ -9,8 +9,11 @@
  *  3. same host, other process: a Block passed as an fd (unimem_block_send/recv) and read
  *     with memcpy.
  * Needs root, ip(8), timeout(1) and ucx_perftest (exit 77 = skipped otherwise).
- * Usage: bench_net [--gib N] [--rounds N] [--no-transfers]: N GiB for the Block of part 2
- * (default 4, unpinned: nothing is touched), N rounds of part 1 (default 3, best kept).
+ * Usage: bench_net [--gib N] [--rounds N] [--ops read|write] [--sizes LIST] [--no-transfers]:
+ * N GiB for the Block of part 2 (default 4, unpinned: nothing is touched), N rounds of part 1
+ * (default 3, best kept); part 1 only for reads or writes, only at the sizes of LIST (KiB,
+ * comma-separated: 64,1024), so that more rounds of the rows in question fit a time limit;
+ * --offset0: every transfer of ours at Block offset 0, as ucx_perftest moves one buffer.
  * Every wait is bounded (the whole run by alarm(): 180 s + 150 s a round); the namespaces
  * and what runs in them are removed however it ends, SIGKILL included (tests/lib/netns.c),
  * and left-overs of earlier runs whose process is dead are removed first. */
@@ -44,6 +47,11 @@ static const size_t sizes[] = { 64 << 10, 1 << 20, 16 << 20, 64 << 20 };
 #define MEASURE_MS 120000
 static struct netns_pair pair;
 static int rounds = 3;
+/* What part 1 measures (--ops, --sizes): use[op][size], op 0 reads, 1 writes. */
+static bool use[2][NSIZES];
+/* --offset0: every transfer at Block offset 0 (as ucx_perftest reuses one buffer), not at
+ * offsets that go round the 64 MiB Block (a user's reads of different allocations). */
+static bool offset0;
 
 /* Children to kill when the run is cut short (the guardian removes the namespaces). */
 static volatile pid_t kids[4];
@@ -257,7 +265,7 @@ static void importer(int in, int cmd, int out)
 		for (int i = -warm; i < it; i++) {
 			if (i == 0)
 				t0 = now_s();
-			uint64_t off = ((uint64_t)i * sizes[k]) % (64 * MIB);
+			uint64_t off = offset0 ? 0 : ((uint64_t)i * sizes[k]) % (64 * MIB);
 			/* Pipelined, as ucx_perftest's bandwidth tests are: started transfers,
 			 * waited for (and writes flushed) at the end. */
 			if (i == -1 || i == it - 1)
@@ -281,6 +289,7 @@ static void importer(int in, int cmd, int out)
 /* Part 1; fills ours[op][size], theirs[op][size] (GB/s, the best) and the paired ratios
  * (ours / the ucx_perftest run right after it). Returns 0 or -1. */
 static double ours[2][NSIZES], theirs[2][NSIZES], theirs_default[2][NSIZES];
+static int theirs_how[2][NSIZES]; /* the variant of ucx_perftest's best */
 #define MAX_ROUNDS 20
 static double pairs[2][NSIZES][VARIANTS * MAX_ROUNDS];
 static int npairs[2][NSIZES];
@@ -352,7 +361,7 @@ static int transfers(void)
 	for (int round = 0; round < rounds && ok; round++)
 		for (int w = 0; w < 2 && ok; w++)
 			for (size_t k = 0; k < NSIZES && ok; k++)
-				for (int variant = 0; variant < VARIANTS && ok; variant++) {
+				for (int variant = 0; variant < VARIANTS && ok && use[w][k]; variant++) {
 					int cmdv[2] = { w, (int)k };
 					double v = 0;
 					ok = write(m2[1], cmdv, sizeof cmdv) == sizeof cmdv &&
@@ -364,7 +373,10 @@ static int transfers(void)
 					ours[w][k] = v > ours[w][k] ? v : ours[w][k];
 					double t = perftest_one(w ? "ucp_put_bw" : "ucp_get", sizes[k],
 								variant, &cut);
-					theirs[w][k] = t > theirs[w][k] ? t : theirs[w][k];
+					if (t > theirs[w][k]) {
+						theirs[w][k] = t;
+						theirs_how[w][k] = variant;
+					}
 					if (variant < 2 && t > theirs_default[w][k])
 						theirs_default[w][k] = t;
 					if (v > 0 && t > 0)
@@ -388,18 +400,25 @@ out:
 		fprintf(stderr, "bench_net: the transfers failed\n");
 		return -1;
 	}
-	printf("## Two network namespaces over a veth pair, UCX_TLS=tcp (GB/s, GB = 1e9 bytes)\n\n");
+	printf("## Two network namespaces over a veth pair, UCX_TLS=tcp (GB/s, GB = 1e9 bytes)%s\n\n",
+	       offset0 ? ", ours at Block offset 0 each time" : "");
 	printf("| op | size | unimem, start + wait (best of %d) | ucx_perftest, default or -O 16, "
 	       "UCX's segments or unimem's (best of %d) | ratio of the bests | median of %d paired "
-	       "ratios | ucx_perftest with UCX's segments only (best of %d) |\n",
+	       "ratios | ucx_perftest with UCX's segments only (best of %d) | ucx_perftest's best "
+	       "came with |\n",
 	       VARIANTS * rounds, VARIANTS * rounds, VARIANTS * rounds, 2 * rounds);
-	printf("|----|------|------:|------:|------:|------:|------:|\n");
+	printf("|----|------|------:|------:|------:|------:|------:|----|\n");
+	static const char *const how[VARIANTS] = { "UCX's segments", "UCX's segments, -O 16",
+						   "unimem's segments", "unimem's segments, -O 16" };
 	for (int w = 0; w < 2; w++)
 		for (size_t k = 0; k < NSIZES; k++)
-			printf("| %s | %zu KiB | %.3f | %.3f | %.2fx | %.2fx | %.3f |\n",
-			       w ? "write / ucp_put_bw" : "read / ucp_get", sizes[k] >> 10, ours[w][k],
-			       theirs[w][k], theirs[w][k] > 0 ? ours[w][k] / theirs[w][k] : 0.0,
-			       paired_median(w, k), theirs_default[w][k]);
+			if (use[w][k])
+				printf("| %s | %zu KiB | %.3f | %.3f | %.2fx | %.2fx | %.3f | %s |\n",
+				       w ? "write / ucp_put_bw" : "read / ucp_get", sizes[k] >> 10,
+				       ours[w][k], theirs[w][k],
+				       theirs[w][k] > 0 ? ours[w][k] / theirs[w][k] : 0.0,
+				       paired_median(w, k), theirs_default[w][k],
+				       how[theirs_how[w][k]]);
 	printf("\n(A paired ratio: one measurement of ours over the ucx_perftest run right after it, "
 	       "under the same load. unimem's UCX context sends over tcp in " SEG_TX " segments "
 	       "into " SEG_RX " receive buffers, where UCX's defaults are 8K and 64K; "
@@ -541,17 +560,44 @@ static int fd_passing(void)
 	printf("\n## Same host, other process: a Block passed as an fd (unimem_block_send/recv), "
 	       "read with memcpy (GB/s)\n\n");
 	printf("| size | fd passing + memcpy | unimem over veth (read, above) | note |\n|---|---:|---:|---|\n");
-	for (size_t k = 0; k < NSIZES; k++)
-		printf("| %zu KiB | %.2f | %.3f | the pages are mapped here: no copy is needed at all |\n",
-		       sizes[k] >> 10, fdpass[k], ours[0][k]);
+	for (size_t k = 0; k < NSIZES; k++) {
+		char o[32] = "not measured";
+		if (ours[0][k] > 0)
+			snprintf(o, sizeof o, "%.3f", ours[0][k]);
+		printf("| %zu KiB | %.2f | %s | the pages are mapped here: no copy is needed at all |\n",
+		       sizes[k] >> 10, fdpass[k], o);
+	}
 	fflush(stdout);
 	return 0;
+}
+
+/* --sizes: a comma-separated list of sizes of `sizes` in KiB, into at[]; false when one is
+ * not among them. */
+static bool parse_sizes(const char *list, bool *at)
+{
+	for (size_t k = 0; k < NSIZES; k++)
+		at[k] = false;
+	for (const char *p = list; *p;) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		size_t k = 0;
+		while (k < NSIZES && sizes[k] >> 10 != v)
+			k++;
+		if (end == p || k == NSIZES || (*end != ',' && *end != 0))
+			return false;
+		at[k] = true;
+		p = *end ? end + 1 : end;
+	}
+	return true;
 }
 
 int main(int argc, char **argv)
 {
 	size_t gib = 4;
 	int only_reg = 0;
+	bool ops[2] = { true, true }, at[NSIZES];
+	for (size_t k = 0; k < NSIZES; k++)
+		at[k] = true;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--gib") == 0 && i + 1 < argc)
 			gib = strtoul(argv[++i], NULL, 10);
@@ -560,11 +606,23 @@ int main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--no-transfers") == 0)
 			only_reg = 1;
+		else if (strcmp(argv[i], "--offset0") == 0)
+			offset0 = true;
+		else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc &&
+			 (strcmp(argv[i + 1], "read") == 0 || strcmp(argv[i + 1], "write") == 0)) {
+			ops[0] = strcmp(argv[++i], "read") == 0;
+			ops[1] = !ops[0];
+		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc && parse_sizes(argv[++i], at))
+			;
 		else {
-			fprintf(stderr, "usage: bench_net [--gib N] [--rounds N] [--no-transfers]\n");
+			fprintf(stderr, "usage: bench_net [--gib N] [--rounds N] [--ops read|write] "
+				"[--sizes KIB,...] [--offset0] [--no-transfers]\n(sizes: 64, 1024, 16384, 65536)\n");
 			return 2;
 		}
 	}
+	for (int w = 0; w < 2; w++)
+		for (size_t k = 0; k < NSIZES; k++)
+			use[w][k] = ops[w] && at[k];
 	if (!only_reg && (!netns_can_make() ||
 			  sh("command -v ucx_perftest >/dev/null && command -v timeout >/dev/null"))) {
 		fprintf(stderr, "bench_net: skipped: needs root, ip(8), timeout(1) and ucx_perftest\n");

@@ -55,18 +55,21 @@ int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l)
 	/* The state words and the slots start on 128-byte boundaries (see umi_grid_start). */
 	l->off_state = up(l->off_bits + l->words * 8, 128);
 	l->off_slots = up(l->off_state + count * 4, 128);
-	l->off_recs = l->off_slots + (uint64_t)UNIMEM_GRID_PVT_SLOTS * sizeof(unimem_grid_pvt_slot);
+	l->cap = UNIMEM_GRID_PVT_CAP(count);
+	l->slot_bytes = UNIMEM_GRID_PVT_SLOT_BYTES(l->cap);
+	l->off_recs = l->off_slots + (uint64_t)UNIMEM_GRID_PVT_SLOTS * l->slot_bytes;
 	l->bytes = l->off_recs + up(UNIMEM_GRID_PVT_RECS * sizeof(unimem_grid_pvt_rec), 64) +
 		   UNIMEM_GRID_PVT_HDR_BYTES;
-	l->cap = UNIMEM_GRID_PVT_CAP(count);
 	if (l->bytes > SIZE_MAX)
 		return -EINVAL;
 	return 0;
 }
 
 UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_hdr) == UNIMEM_GRID_PVT_HDR_BYTES, "grid header");
-UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_slot) == 128 + 4 * UNIMEM_GRID_PVT_CACHE &&
-			     sizeof(unimem_grid_pvt_slot) % 128 == 0, "grid slot");
+UNIMEM_STATIC_ASSERT(sizeof(unimem_grid_pvt_slot) == 64 &&
+			     UNIMEM_GRID_PVT_SLOT_BYTES(0) == 128 &&
+			     UNIMEM_GRID_PVT_SLOT_BYTES(UNIMEM_GRID_PVT_CACHE) == 1152,
+		     "grid slot: 64 bytes, then the cache, to a multiple of 128");
 UNIMEM_STATIC_ASSERT(UNIMEM_GRID_PVT_RECS <= UNIMEM_GRID_PVT_THIEF &&
 			     (UNIMEM_GRID_PVT_STALE & UNIMEM_GRID_PVT_THIEF) > UNIMEM_GRID_PVT_RECS,
 		     "a steal token names its thief in its low bits, and never reads as STALE");
@@ -102,6 +105,7 @@ static int bind(unimem_grid *g, unimem_block *b, uint64_t cell, uint64_t count,
 	g->bits = (uint64_t *)(void *)(base + l->off_bits);
 	g->words = l->words;
 	g->slots = (unimem_grid_pvt_slot *)(void *)(base + l->off_slots);
+	g->slot_bytes = l->slot_bytes;
 	g->recs = (unimem_grid_pvt_rec *)(void *)(base + l->off_recs);
 	g->hdr = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) - UNIMEM_GRID_PVT_HDR_BYTES);
 	g->block = b;
@@ -141,9 +145,11 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 		uint64_t n = cells - w * 64 < 64 ? cells - w * 64 : 64;
 		bits[w] = n == 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
 	}
-	unimem_grid_pvt_slot *slots = (unimem_grid_pvt_slot *)(void *)(base + l.off_slots);
-	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++)
-		slots[t].rover = (uint32_t)umi_grid_start(t, cells);
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
+		unimem_grid_pvt_slot *s = (unimem_grid_pvt_slot *)(void *)(base + l.off_slots +
+									     (size_t)t * l.slot_bytes);
+		s->rover = (uint32_t)umi_grid_start(t, cells, l.cap);
+	}
 	unimem_grid_pvt_hdr *h = (unimem_grid_pvt_hdr *)(void *)(base + unimem_block_size(b) -
 								 UNIMEM_GRID_PVT_HDR_BYTES);
 	h->version = UNIMEM_GRID_PVT_VERSION;
@@ -158,7 +164,7 @@ int umi_grid_init(unimem_grid *g, size_t cell_size, size_t cells, unsigned flags
 	h->nslots = UNIMEM_GRID_PVT_SLOTS;
 	h->nrecs = UNIMEM_GRID_PVT_RECS;
 	h->cap = l.cap;
-	h->slot_bytes = sizeof(unimem_grid_pvt_slot);
+	h->slot_bytes = l.slot_bytes;
 	/* The magic last: a Block caught half way is no Grid yet. */
 	__atomic_store_n(&h->magic, UNIMEM_GRID_PVT_MAGIC, __ATOMIC_RELEASE);
 	err = bind(g, b, cell, cells, &l, UMI_GRID_OWNS_BLOCK);
@@ -210,7 +216,7 @@ static int check_header(unimem_block *b, uint64_t *cell, uint64_t *count, struct
 	    h.off_bits != l->off_bits || h.off_state != l->off_state ||
 	    h.off_slots != l->off_slots || h.off_recs != l->off_recs ||
 	    h.nslots != UNIMEM_GRID_PVT_SLOTS || h.nrecs != UNIMEM_GRID_PVT_RECS ||
-	    h.cap != l->cap || h.slot_bytes != sizeof(unimem_grid_pvt_slot))
+	    h.cap != l->cap || h.slot_bytes != l->slot_bytes)
 		return -EINVAL;
 	*cell = h.cell_size;
 	*count = h.count;
@@ -295,11 +301,11 @@ size_t unimem_grid_available(const unimem_grid *g)
 	for (uint64_t w = 0; w < g->words; w++)
 		n += (size_t)__builtin_popcountll(__atomic_load_n(&g->bits[w], __ATOMIC_RELAXED));
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		const unimem_grid_pvt_slot *s = &g->slots[t];
+		const unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
 		if (!__atomic_load_n(&s->owner, __ATOMIC_RELAXED))
 			continue;
 		uint32_t k = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
-		n += k <= UNIMEM_GRID_PVT_CACHE ? k : 0;
+		n += k <= umi_grid_slot_room(g) ? k : 0;
 	}
 	return n;
 }

@@ -18,22 +18,52 @@
 /* Where everything of a Grid of this shape lies in its Block. */
 struct umi_grid_layout {
 	uint64_t span, words, off_bits, off_state, off_slots, off_recs, bytes;
-	uint32_t cap;
+	uint32_t cap;        /* cells a holder slot caches */
+	uint32_t slot_bytes; /* UNIMEM_GRID_PVT_SLOT_BYTES(cap) */
 };
+
+/* Holder slot t of g, and the number of slot s. */
+static inline unimem_grid_pvt_slot *umi_grid_slot(const unimem_grid *g, uint32_t t)
+{
+	return unimem_grid_pvt_slot_at(g, t);
+}
+
+static inline uint32_t umi_grid_slot_index(const unimem_grid *g, const unimem_grid_pvt_slot *s)
+{
+	return (uint32_t)(((const unsigned char *)s - (const unsigned char *)g->slots) / g->slot_bytes);
+}
+
+/* The cache entries of slot s. */
+static inline uint32_t *umi_grid_cache(unimem_grid_pvt_slot *s)
+{
+	return unimem_grid_pvt_cache(s);
+}
+
+/* Entries a slot's memory has room for (its cache's bound, whatever n a peer wrote). */
+static inline uint32_t umi_grid_slot_room(const unimem_grid *g)
+{
+	return (g->slot_bytes - (uint32_t)sizeof(unimem_grid_pvt_slot)) / 4u;
+}
 
 /* The layout of `count` cells of `cell` bytes (a positive multiple of 64); -EINVAL when
  * the shape is impossible or the sizes overflow. */
 int umi_grid_layout_of(uint64_t cell, uint64_t count, struct umi_grid_layout *l);
 
-/* The cell where holder slot t's first refill starts (its rover at open; later refills
- * start in the word where the last one ended, at the same bit): slots take 32-cell
- * groups in turn, so that the state words of the first count / 32 holders (slots are
- * handed out from 0) lie in 128-byte groups of their own (off_state is 128-byte
- * aligned; Intel's L2 fetches lines in 128-byte pairs). A refill of a large pool is 32
- * cells: one such group. */
-static inline uint64_t umi_grid_start(uint32_t t, uint64_t count)
+/* Cells a refill claims for a cache of `cap` cells: half of it (at least 1). */
+static inline uint32_t umi_grid_refill(uint32_t cap)
 {
-	return (uint64_t)t % ((count + 31) / 32) * 32;
+	return cap / 2 ? cap / 2 : 1;
+}
+
+/* The cell where holder slot t's first refill starts (its rover at open; later refills
+ * start in the word where the last one ended, at the same bit): slots take groups of a
+ * refill's cells (at least 32, a multiple of 32) in turn, so that the state words of the
+ * first holders (slots are handed out from 0) lie in 128-byte groups of their own
+ * (off_state is 128-byte aligned; Intel's L2 fetches lines in 128-byte pairs). */
+static inline uint64_t umi_grid_start(uint32_t t, uint64_t count, uint32_t cap)
+{
+	const uint64_t step = (umi_grid_refill(cap) + 31u) / 32u * 32u;
+	return (uint64_t)t % ((count + step - 1) / step) * step;
 }
 
 /* This process's identity as an attachment records it (pid << 32 | start time). */

@@ -133,7 +133,7 @@ void umi_grid_process_init(void)
 
 /* ---- holder slots ---- */
 
-static uint32_t clamp_n(const unimem_grid_pvt_slot *s);
+static uint32_t clamp_n(const unimem_grid *g, const unimem_grid_pvt_slot *s);
 
 /* The owner's half of the fence: 1 when it may use its cache (no thief), else 0 with
  * busy cleared and the thief's token copied into `ack`. A slot marked STALE (a thief died
@@ -148,12 +148,12 @@ static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 	if (f == 0)
 		return true;
 	if (f == UNIMEM_GRID_PVT_STALE) {
-		const uint32_t tag = UMI_GRID_CACHED | (uint32_t)(s - g->slots), n = clamp_n(s);
+		const uint32_t tag = UMI_GRID_CACHED | umi_grid_slot_index(g, s), n = clamp_n(g, s);
 		uint32_t k = 0;
 		for (uint32_t j = 0; j < n; j++) {
-			const uint32_t i = __atomic_load_n(&s->cache[j], __ATOMIC_RELAXED);
+			const uint32_t i = __atomic_load_n(&umi_grid_cache(s)[j], __ATOMIC_RELAXED);
 			if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) == tag)
-				__atomic_store_n(&s->cache[k++], i, __ATOMIC_RELAXED);
+				__atomic_store_n(&umi_grid_cache(s)[k++], i, __ATOMIC_RELAXED);
 		}
 		__atomic_store_n(&s->n, k, __ATOMIC_RELAXED);
 		/* Full barrier (x86: locked): a thief that takes the flag after this sees busy. */
@@ -174,10 +174,10 @@ static void leave(unimem_grid_pvt_slot *s)
 	__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
 }
 
-static uint32_t clamp_n(const unimem_grid_pvt_slot *s)
+static uint32_t clamp_n(const unimem_grid *g, const unimem_grid_pvt_slot *s)
 {
 	uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
-	return n <= UNIMEM_GRID_PVT_CACHE ? n : 0;
+	return n <= umi_grid_slot_room(g) ? n : 0;
 }
 
 /* Cells cache[from..to) of slot s (entered) back to the shared pool: state 0, then the bit.
@@ -188,7 +188,7 @@ static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, u
 	/* One fetch-or per run of cells in one bitmap word (refills take runs). */
 	uint64_t word = UINT64_MAX, mask = 0;
 	for (uint32_t k = from; k < to; k++) {
-		uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED);
+		uint32_t i = __atomic_load_n(&umi_grid_cache(s)[k], __ATOMIC_RELAXED);
 		if (i >= g->count || __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != tag)
 			continue;
 		__atomic_store_n(&g->state[i], 0u, __ATOMIC_RELEASE);
@@ -227,18 +227,18 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 	uint32_t t;
 	/* A slot this thread already has (its entry was evicted by another Grid's). */
 	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++)
-		if (__atomic_load_n(&g->slots[t].owner, __ATOMIC_ACQUIRE) == me &&
-		    __atomic_load_n(&g->slots[t].tid, __ATOMIC_RELAXED) == tid)
-			s = &g->slots[t];
+		if (__atomic_load_n(&umi_grid_slot(g, t)->owner, __ATOMIC_ACQUIRE) == me &&
+		    __atomic_load_n(&umi_grid_slot(g, t)->tid, __ATOMIC_RELAXED) == tid)
+			s = umi_grid_slot(g, t);
 	/* The first free one: the first holders get the first slots, whose refills start in
 	 * state words of their own (umi_grid_start). A hash of the thread id put consecutive
 	 * threads on neighbouring lines. */
 	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++) {
 		uint32_t free_ = 0;
-		if (__atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) == 0 &&
-		    __atomic_compare_exchange_n(&g->slots[t].owner, &free_, me, false, __ATOMIC_SEQ_CST,
+		if (__atomic_load_n(&umi_grid_slot(g, t)->owner, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&umi_grid_slot(g, t)->owner, &free_, me, false, __ATOMIC_SEQ_CST,
 						__ATOMIC_RELAXED)) {
-			s = &g->slots[t];
+			s = umi_grid_slot(g, t);
 			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 			/* The claim before this thread's first look at the steal flag: a thief that
@@ -249,7 +249,7 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 	}
 	if (!s)
 		return NULL;
-	t = (uint32_t)(s - g->slots);
+	t = umi_grid_slot_index(g, s);
 	pthread_setspecific(exit_key, (void *)1);
 	unimem_grid_pvt_tls_entry *w = &unimem_grid_pvt_tls[g->gen & (UNIMEM_GRID_PVT_WAYS - 1)];
 	w->slot = s;
@@ -358,10 +358,10 @@ static inline void cpu_relax(void)
  * Returns how many came back. */
 static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag)
 {
-	const uint32_t n = clamp_n(s);
+	const uint32_t n = clamp_n(g, s);
 	uint32_t back = 0;
 	for (uint32_t k = 0; k < n; k++) {
-		uint32_t i = __atomic_load_n(&s->cache[k], __ATOMIC_RELAXED), v = tag;
+		uint32_t i = __atomic_load_n(&umi_grid_cache(s)[k], __ATOMIC_RELAXED), v = tag;
 		if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
 								 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 			umi_grid_set_bit(g, i);
@@ -377,7 +377,7 @@ static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t ta
  * many cells came back. */
 static uint32_t drain(unimem_grid *g, uint32_t t)
 {
-	unimem_grid_pvt_slot *s = &g->slots[t];
+	unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
 	bool idle = false;
 	uint32_t back = 0;
 	for (int spin = 0; spin < 2000 && !idle; spin++) {
@@ -420,10 +420,10 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 	uint64_t victims[UNIMEM_GRID_PVT_SLOTS / 64] = {0};
 	uint32_t nvictims = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		unimem_grid_pvt_slot *s = &g->slots[t];
+		unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
 		const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
 		uint32_t zero = 0;
-		if (s == mine || !owner || !clamp_n(s) || owner_is_local(g, owner) == foreign ||
+		if (s == mine || !owner || !clamp_n(g, s) || owner_is_local(g, owner) == foreign ||
 		    !__atomic_compare_exchange_n(&s->steal, &zero, token, false, __ATOMIC_SEQ_CST,
 						 __ATOMIC_RELAXED))
 			continue;
@@ -449,8 +449,8 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 			const bool ask = t - asked >= PARKED_EVERY_NS;
 			for (uint32_t v = 0; v < UNIMEM_GRID_PVT_SLOTS; v++) {
 				if (!(victims[v / 64] >> (v % 64) & 1) ||
-				    (__atomic_load_n(&g->slots[v].ack, __ATOMIC_ACQUIRE) != token &&
-				     !(ask && parked(g, &g->slots[v]))))
+				    (__atomic_load_n(&umi_grid_slot(g, v)->ack, __ATOMIC_ACQUIRE) != token &&
+				     !(ask && parked(g, umi_grid_slot(g, v)))))
 					continue;
 				victims[v / 64] &= ~((uint64_t)1 << (v % 64));
 				acked++;
@@ -463,7 +463,7 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		if (back || acked == nvictims) {
 			for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) /* let the others go */
 				if (victims[t / 64] >> (t % 64) & 1)
-					__atomic_store_n(&g->slots[t].steal, 0u, __ATOMIC_RELEASE);
+					__atomic_store_n(&umi_grid_slot(g, t)->steal, 0u, __ATOMIC_RELEASE);
 			return back;
 		}
 	}
@@ -474,7 +474,7 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		if (fenced)
 			back += drain(g, t);
 		else
-			__atomic_store_n(&g->slots[t].steal, 0u, __ATOMIC_RELEASE);
+			__atomic_store_n(&umi_grid_slot(g, t)->steal, 0u, __ATOMIC_RELEASE);
 	}
 	return back;
 }
@@ -506,9 +506,9 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 	for (int round = 0; round < 3; round++) {
 		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
-			uint32_t n = clamp_n(s);
+			uint32_t n = clamp_n(g, s);
 			while (n) {
-				uint32_t i = __atomic_load_n(&s->cache[--n], __ATOMIC_RELAXED);
+				uint32_t i = __atomic_load_n(&umi_grid_cache(s)[--n], __ATOMIC_RELAXED);
 				if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == e->tag) {
 					__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
 					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
@@ -520,10 +520,10 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 			 * cache (n stays 0 until the end: a thief waits for busy == 0, and a
 			 * reclaim goes by the state words). */
 			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
-			uint32_t k = claim(g, &rover, g->cap / 2 ? g->cap / 2 : 1, e->tag, s->cache);
+			uint32_t k = claim(g, &rover, umi_grid_refill(g->cap), e->tag, umi_grid_cache(s));
 			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
-				const uint32_t i = __atomic_load_n(&s->cache[k - 1], __ATOMIC_RELAXED);
+				const uint32_t i = __atomic_load_n(&umi_grid_cache(s)[k - 1], __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, k - 1, __ATOMIC_RELAXED);
 				__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 				leave(s);
@@ -556,14 +556,14 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 			return -UNIMEM_EALREADY;
 		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
-			uint32_t n = clamp_n(s);
+			uint32_t n = clamp_n(g, s);
 			if (n >= g->cap) {
 				/* Full: the older half goes back to the shared pool. */
 				const uint32_t keep = g->cap / 2;
 				flush_range(g, s, e->tag, 0, n - keep);
 				for (uint32_t k = 0; k < keep; k++)
-					__atomic_store_n(&s->cache[k],
-							 __atomic_load_n(&s->cache[n - keep + k], __ATOMIC_RELAXED),
+					__atomic_store_n(&umi_grid_cache(s)[k],
+							 __atomic_load_n(&umi_grid_cache(s)[n - keep + k], __ATOMIC_RELAXED),
 							 __ATOMIC_RELAXED);
 				n = keep;
 				__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
@@ -575,7 +575,7 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 			else
 				__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
 			if (ok) {
-				__atomic_store_n(&s->cache[n], (uint32_t)i, __ATOMIC_RELAXED);
+				__atomic_store_n(&umi_grid_cache(s)[n], (uint32_t)i, __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
 			}
 			leave(s);
@@ -601,7 +601,7 @@ uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid)
 	const uint32_t me = g->rec + 1;
 	uint32_t left = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		unimem_grid_pvt_slot *s = &g->slots[t];
+		unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
 		if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) != me ||
 		    (tid && __atomic_load_n(&s->tid, __ATOMIC_RELAXED) != tid))
 			continue;
@@ -636,7 +636,7 @@ uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid)
 			left++;
 			continue;
 		}
-		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(s));
+		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(g, s));
 		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
 		/* A dead thief's flag goes with the slot (a reclaim may have marked it STALE

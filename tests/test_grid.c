@@ -1093,7 +1093,7 @@ static size_t owned_slots(const unimem_grid *g)
 {
 	size_t n = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++)
-		n += __atomic_load_n(&g->slots[t].owner, __ATOMIC_RELAXED) != 0;
+		n += __atomic_load_n(&unimem_grid_pvt_slot_at(g, t)->owner, __ATOMIC_RELAXED) != 0;
 	return n;
 }
 
@@ -1108,7 +1108,7 @@ struct sleeper {
 static void *sleeper(void *arg)
 {
 	struct sleeper *s = arg;
-	void *c[64];
+	void *c[UNIMEM_GRID_PVT_CACHE];
 	for (int k = 0; k < s->hold; k++)
 		c[k] = unimem_grid_take(s->g);
 	for (int k = 0; k < s->hold; k++)
@@ -1175,38 +1175,55 @@ static void *first_taker(void *arg)
 	return NULL;
 }
 
-/* Holders write state words of their own: eight threads on a 256-cell pool (8 groups of
- * 32 cells, 128 bytes of state words each) each take a cell, and no two of those cells are
- * in one group; the state words and the slots lie on 128-byte boundaries (Intel's L2
- * fetches lines in 128-byte pairs). With thread-id-hashed slots, neighbouring threads
- * started 16 cells apart. */
+/* Holders write state words of their own: eight threads each take a cell, and no two of
+ * those cells are in one group of a refill's cells (at least 32: 128 bytes of state words);
+ * the state words and the slots lie on 128-byte boundaries (Intel's L2 fetches lines in
+ * 128-byte pairs). On a 256-cell pool a refill claims 8 cells and groups are 32 (8 of
+ * them); on a 4096-cell pool it claims 128 (a cache of 256), and holders that started 32
+ * cells apart, as before caches grew, would claim into each other's groups. With
+ * thread-id-hashed slots, neighbouring threads started 16 cells apart. */
 Test(grid, holders_start_in_state_words_of_their_own)
 {
-	unimem_grid *g;
-	cr_assert_eq(unimem_grid_open(&g, 64, 256), 0);
-	cr_assert_eq((uintptr_t)g->state % 128, 0);
-	cr_assert_eq((uintptr_t)g->slots % 128, 0);
-	cr_assert_eq(sizeof *g->slots % 128, 0);
-	if (!g->cap) {
+	static const struct { size_t count, group; } shapes[] = { { 256, 32 }, { 4096, 128 } };
+	for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+		const size_t count = shapes[k].count, group = shapes[k].group;
+		unimem_grid *g;
+		cr_assert_eq(unimem_grid_open(&g, 64, count), 0);
+		cr_assert_eq((uintptr_t)g->state % 128, 0);
+		cr_assert_eq((uintptr_t)g->slots % 128, 0);
+		cr_assert_eq(g->slot_bytes % 128, 0);
+		if (!g->cap) {
+			unimem_grid_close(g);
+			cr_skip_test("no per-thread caches here (membarrier refused or "
+				     "UNIMEM_GRID_NO_CACHE)");
+		}
+		cr_assert_eq(g->cap / 2 > 32 ? g->cap / 2 : 32, group, "%zu cells: cache %u",
+			     count, g->cap);
+		enum { N = 8 };
+		/* Where the first refills start (the takes below race, so they may not show
+		 * two claims running into each other). */
+		for (uint32_t t = 0; t < N; t++)
+			cr_assert_eq(unimem_grid_pvt_slot_at(g, t)->rover, t * group % count,
+				     "%zu cells: slot %u starts at %u", count, t,
+				     unimem_grid_pvt_slot_at(g, t)->rover);
+		struct first_take f = { .g = g, .b = { .count = N + 1 } };
+		pthread_t th[N];
+		for (int t = 0; t < N; t++)
+			cr_assert_eq(pthread_create(&th[t], NULL, first_taker, &f), 0);
+		barrier_wait(&f.b);
+		for (int t = 0; t < N; t++)
+			pthread_join(th[t], NULL);
+		for (int a = 0; a < N; a++) {
+			cr_assert_lt(f.idx[a], count);
+			for (int b = a + 1; b < N; b++)
+				cr_assert_neq(f.idx[a] / group, f.idx[b] / group,
+					      "%zu cells: cells %lu and %lu share a group of %zu",
+					      count, (unsigned long)f.idx[a], (unsigned long)f.idx[b],
+					      group);
+		}
+		cr_assert_eq(unimem_grid_available(g), count);
 		unimem_grid_close(g);
-		cr_skip_test("no per-thread caches here (membarrier refused or UNIMEM_GRID_NO_CACHE)");
 	}
-	enum { N = 8 };
-	struct first_take f = { .g = g, .b = { .count = N + 1 } };
-	pthread_t th[N];
-	for (int t = 0; t < N; t++)
-		cr_assert_eq(pthread_create(&th[t], NULL, first_taker, &f), 0);
-	barrier_wait(&f.b);
-	for (int t = 0; t < N; t++)
-		pthread_join(th[t], NULL);
-	for (int a = 0; a < N; a++) {
-		cr_assert_lt(f.idx[a], 256u);
-		for (int b = a + 1; b < N; b++)
-			cr_assert_neq(f.idx[a] / 32, f.idx[b] / 32, "cells %lu and %lu share 128 bytes "
-				      "of state words", (unsigned long)f.idx[a], (unsigned long)f.idx[b]);
-	}
-	cr_assert_eq(unimem_grid_available(g), 256u);
-	unimem_grid_close(g);
 }
 
 /* A thread's give stays checked, and give_unchecked refuses what it can see. */
@@ -1473,9 +1490,11 @@ Test(grid, a_busy_process_gives_up_its_cache_without_a_grace_period)
 	char ok;
 	cr_assert_eq(read(fds[0], &ok, 1), 1);
 	const unimem_grid_pvt_slot *child = NULL;
-	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS && !child; t++)
-		if (g->slots[t].owner && g->slots[t].owner != g->rec + 1u)
-			child = &g->slots[t];
+	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS && !child; t++) {
+		const unimem_grid_pvt_slot *s = unimem_grid_pvt_slot_at(g, t);
+		if (s->owner && s->owner != g->rec + 1u)
+			child = s;
+	}
 	/* Sets of 20 rounds, up to 5, until one meets the bar: the child may lose its CPU
 	 * for milliseconds to the other tests of a parallel run (it did, once in 23 runs
 	 * of this file at -j2 under AddressSanitizer), and an owner that does not run
@@ -1577,7 +1596,7 @@ Test(grid, a_thief_that_died_mid_drain_hands_out_no_cell_twice)
 	cr_assert_eq(unimem_grid_attach(&dead, block_of(g)), 0);
 	dead->recs[dead->rec].ident ^= 1;
 	/* It took the flag and drained the newest entry (state, then bit), then died. */
-	const uint32_t c = s->cache[s->n - 1];
+	const uint32_t c = unimem_grid_pvt_cache(s)[s->n - 1];
 	cr_assert_eq(g->state[c], e->tag);
 	s->steal = dead->rec + 1;
 	g->state[c] = 0;

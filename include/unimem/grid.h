@@ -50,7 +50,7 @@ typedef struct unimem_grid {
 	uint32_t rec;            /* this handle's attachment record */
 	uint32_t flags;          /* private */
 	int32_t pid;             /* the process the record belongs to */
-	uint32_t pad;
+	uint32_t slot_bytes;     /* the stride of the holder slots (UNIMEM_GRID_PVT_SLOT_BYTES) */
 } __attribute__((aligned(UNIMEM_CACHE_LINE))) unimem_grid;
 
 /* Open a pool of `cells` cells of `cell_size` bytes, rounded up to a multiple of 64, on a

@@ -24,8 +24,8 @@
 UNIMEM_BEGIN_DECLS
 
 #define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
-#define UNIMEM_GRID_PVT_VERSION 4u /* 3: the steal flag's STALE mark; 4: steal tokens, acks */
-#define UNIMEM_GRID_PVT_CACHE 64u /* the most cells one holder slot caches */
+#define UNIMEM_GRID_PVT_VERSION 5u /* 4: steal tokens, acks; 5: slots sized by the cache */
+#define UNIMEM_GRID_PVT_CACHE 256u /* the most cells one holder slot caches */
 #define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
 #define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
 #define UNIMEM_GRID_PVT_WAYS 4u    /* per-thread entries: Grids a thread uses at full speed */
@@ -37,8 +37,9 @@ UNIMEM_BEGIN_DECLS
 #define UNIMEM_GRID_PVT_THIEF 0x7fu        /* steal token: the thief's attachment + 1 */
 #define UNIMEM_GRID_PVT_SEQ_SHIFT 7u       /* steal token: above it, the steal's number */
 
-/* Cache capacity of a pool of `count` cells: a sixteenth of the pool, at most 64; pools of
- * fewer than 32 cells cache nothing (every take and give goes to the shared pool). */
+/* Cache capacity of a pool of `count` cells: a sixteenth of the pool, at most 256 (DPDK's
+ * rte_mempool caches up to 512); pools of fewer than 32 cells cache nothing (every take and
+ * give goes to the shared pool). */
 #define UNIMEM_GRID_PVT_CAP(count)                                                        \
 	((count) / 16u >= UNIMEM_GRID_PVT_CACHE ? UNIMEM_GRID_PVT_CACHE                   \
 	 : (count) / 16u >= 2u                  ? (uint32_t)((count) / 16u)               \
@@ -53,25 +54,43 @@ UNIMEM_BEGIN_DECLS
  * (everything it did before is then visible, and it will see the flag from then on), the
  * kernel's word that the owner's thread sleeps off its CPU, else membarrier (docs/GRID.md,
  * "The fence").
- * 128-byte aligned and long: Intel's L2 fetches lines in 128-byte pairs, and one owner's
- * stores into the end of its cache must not share a pair with the next owner's busy and n
- * (slots are handed out lowest first, so neighbours are busy together).
+ * 128-byte aligned and UNIMEM_GRID_PVT_SLOT_BYTES(cap) long, a multiple of 128 (the cache
+ * holds `cap` entries, the header's): Intel's L2 fetches lines in 128-byte pairs, and one
+ * owner's stores into the end of its cache must not share a pair with the next owner's
+ * busy and n (slots are handed out lowest first, so neighbours are busy together). Slot t
+ * is at unimem_grid_pvt_slot_at(g, t).
  * A thief that dies mid-drain leaves entries whose cells are back in the pool (maybe taken
  * since): reclaim then sets `steal` to STALE, which keeps the owner off its fast paths and
  * thieves off the slot, until the owner's slow path drops those entries and clears it. So
  * the fast take pops without looking at the cell's state. */
 typedef struct unimem_grid_pvt_slot {
 	uint32_t busy;  /* the owner is inside a take or give on its cache */
-	uint32_t n;     /* cells in cache[0..n) */
+	uint32_t n;     /* cells in the cache's entries [0, n) */
 	uint32_t steal; /* 0, the token of the thief emptying this cache, or STALE */
 	uint32_t owner; /* 0 free, else the attachment + 1 of the owner thread */
 	int32_t tid;    /* the owner thread (gettid) */
 	uint32_t rover; /* the cell where this slot's next refill starts looking */
 	uint32_t ack;   /* the last steal token the owner saw (it stays off the cache) */
 	uint32_t pad[9];
-	uint32_t cache[UNIMEM_GRID_PVT_CACHE];
-	uint32_t guard[16]; /* never touched: the rest of a 128-byte pair */
-} __attribute__((aligned(128))) unimem_grid_pvt_slot;
+	/* Then, right after these 64 bytes, the cache: `cap` cell indices
+	 * (unimem_grid_pvt_cache); the slot's rest to a multiple of 128 is never touched. */
+} unimem_grid_pvt_slot;
+
+/* The cache of slot s: its `cap` entries follow the slot's 64 bytes. */
+UNIMEM_PVT_INLINE uint32_t *unimem_grid_pvt_cache(unimem_grid_pvt_slot *s)
+{
+	return (uint32_t *)(void *)(s + 1);
+}
+
+/* The bytes of one holder slot whose cache holds `cap` cells: a multiple of 128. */
+#define UNIMEM_GRID_PVT_SLOT_BYTES(cap) ((64u + 4u * (uint32_t)(cap) + 127u) / 128u * 128u)
+
+/* Holder slot t of g (t < UNIMEM_GRID_PVT_SLOTS). */
+UNIMEM_PVT_INLINE unimem_grid_pvt_slot *unimem_grid_pvt_slot_at(const unimem_grid *g, uint32_t t)
+{
+	return (unimem_grid_pvt_slot *)(void *)((unsigned char *)g->slots +
+						(size_t)t * g->slot_bytes);
+}
 
 /* An attachment (in the Block): who holds a handle on the Grid. */
 typedef struct unimem_grid_pvt_rec {
@@ -131,7 +150,7 @@ UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, u
 		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 			if (UNIMEM_LIKELY(n - 1u < cap)) {
-				const uint32_t i = __atomic_load_n(&s->cache[n - 1], __ATOMIC_RELAXED);
+				const uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[n - 1], __ATOMIC_RELAXED);
 				/* No look at the cell's state (its line is often another core's):
 				 * while an entry may be stale, `steal` is not 0 (STALE, above). The
 				 * bound keeps junk in a shared Block from reaching outside it. */
@@ -185,7 +204,7 @@ UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, boo
 					__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
 				}
 				if (UNIMEM_LIKELY(ok)) {
-					__atomic_store_n(&s->cache[n], (uint32_t)i, __ATOMIC_RELAXED);
+					__atomic_store_n(&unimem_grid_pvt_cache(s)[n], (uint32_t)i, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
 					return 0;
