@@ -150,7 +150,8 @@ UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, u
 		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 			if (UNIMEM_LIKELY(n - 1u < cap)) {
-				const uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[n - 1], __ATOMIC_RELAXED);
+				const uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[n - 1],
+								   __ATOMIC_RELAXED);
 				/* No look at the cell's state (its line is often another core's):
 				 * while an entry may be stale, `steal` is not 0 (STALE, above). The
 				 * bound keeps junk in a shared Block from reaching outside it. */
@@ -204,7 +205,8 @@ UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, boo
 					__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
 				}
 				if (UNIMEM_LIKELY(ok)) {
-					__atomic_store_n(&unimem_grid_pvt_cache(s)[n], (uint32_t)i, __ATOMIC_RELAXED);
+					__atomic_store_n(&unimem_grid_pvt_cache(s)[n], (uint32_t)i,
+							 __ATOMIC_RELAXED);
 					__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
 					return 0;
