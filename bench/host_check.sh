@@ -7,8 +7,9 @@
 # carry it with .device). Logs in $OUT; a short table on stdout.
 #   source .device/kit.sh setup && bash bench/host_check.sh [steps]
 # steps (default all): ab stress net. Environment: OLD (tarball of the older tree, default
-# .bench-carry/old.tar: make it with `git archive REV > .bench-carry/old.tar`), AB_N and
-# AB_T (rounds and seconds of the A/B: 6, 170), STRESS_S (8), NET_ROUNDS (5).
+# .bench-carry/old.tar: make it with `git archive REV > .bench-carry/old.tar`), EXTRA (more
+# TAG=TREE pairs for the A/B, e.g. a variant's tarball), AB_N and AB_T (rounds and seconds of
+# the A/B: 6, 170), STRESS_S (8), NET_ROUNDS (5).
 set -u
 OUTD=${OUT:-/tmp/out}
 mkdir -p "$OUTD"
@@ -21,8 +22,8 @@ log build
 (meson setup $B -Dbuildtype=release >/dev/null && ninja -C $B) > "$OUTD/build.log" 2>&1 || { tail -30 "$OUTD/build.log"; exit 1; }
 if has ab; then
   log "ab: ${OLD:-.bench-carry/old.tar} against this tree"
-  OUT=$OUTD/ab bash bench/grid_ab.sh -n ${AB_N:-6} -t ${AB_T:-170} old=${OLD:-.bench-carry/old.tar} new=. > "$OUTD/ab.txt" 2>&1
-  tail -24 "$OUTD/ab.txt"
+  OUT=$OUTD/ab bash bench/grid_ab.sh -n ${AB_N:-6} -t ${AB_T:-170} old=${OLD:-.bench-carry/old.tar} new=. ${EXTRA:-} > "$OUTD/ab.txt" 2>&1
+  grep -E '^==|Grid:|each run' "$OUTD/ab.txt"
   for f in "$OUTD"/ab/ab/new-*.json; do python3 bench/targets.py < "$f" | grep -E "processes|reclaim"; done | sort | uniq -c | head -8
 fi
 if has stress; then
