@@ -301,7 +301,7 @@ size_t unimem_grid_available(const unimem_grid *g)
 	for (uint64_t w = 0; w < g->words; w++)
 		n += (size_t)__builtin_popcountll(__atomic_load_n(&g->bits[w], __ATOMIC_RELAXED));
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		const unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
+		const unimem_grid_pvt_slot *s = unimem_grid_pvt_slot_at(g, t);
 		if (!__atomic_load_n(&s->owner, __ATOMIC_RELAXED))
 			continue;
 		uint32_t k = __atomic_load_n(&s->n, __ATOMIC_RELAXED);

@@ -22,21 +22,10 @@ struct umi_grid_layout {
 	uint32_t slot_bytes; /* UNIMEM_GRID_PVT_SLOT_BYTES(cap) */
 };
 
-/* Holder slot t of g, and the number of slot s. */
-static inline unimem_grid_pvt_slot *umi_grid_slot(const unimem_grid *g, uint32_t t)
-{
-	return unimem_grid_pvt_slot_at(g, t);
-}
-
+/* The number of g's holder slot s (unimem_grid_pvt_slot_at's inverse). */
 static inline uint32_t umi_grid_slot_index(const unimem_grid *g, const unimem_grid_pvt_slot *s)
 {
 	return (uint32_t)(((const unsigned char *)s - (const unsigned char *)g->slots) / g->slot_bytes);
-}
-
-/* The cache entries of slot s. */
-static inline uint32_t *umi_grid_cache(unimem_grid_pvt_slot *s)
-{
-	return unimem_grid_pvt_cache(s);
 }
 
 /* Entries a slot's memory has room for (its cache's bound, whatever n a peer wrote). */

@@ -146,7 +146,7 @@ static long reclaim_locked(unimem_grid *g)
 	for (uint32_t r = 0; r < UNIMEM_GRID_PVT_RECS; r++)
 		dead_rec[r] = rec_dead(g, r, &idents[r]);
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		uint32_t o = __atomic_load_n(&umi_grid_slot(g, t)->owner, __ATOMIC_ACQUIRE);
+		uint32_t o = __atomic_load_n(&unimem_grid_pvt_slot_at(g, t)->owner, __ATOMIC_ACQUIRE);
 		/* Owned by a dead attachment (or a value no attachment has). */
 		if (o && (o > UNIMEM_GRID_PVT_RECS || dead_rec[o - 1]))
 			dead_slot[t] = true;
@@ -184,7 +184,7 @@ static long reclaim_locked(unimem_grid *g)
 			__atomic_fetch_or(&g->bits[w], fix, __ATOMIC_RELEASE);
 	}
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
+		unimem_grid_pvt_slot *s = unimem_grid_pvt_slot_at(g, t);
 		uint32_t thief = __atomic_load_n(&s->steal, __ATOMIC_ACQUIRE);
 		const uint32_t by = umi_grid_thief(thief);
 		/* STALE, junk, or an attachment that is dead: no thief will come back. */
@@ -208,7 +208,8 @@ static long reclaim_locked(unimem_grid *g)
 			continue;
 		bool owns = false;
 		for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS && !owns; t++)
-			owns = __atomic_load_n(&umi_grid_slot(g, t)->owner, __ATOMIC_RELAXED) == r + 1;
+			owns = __atomic_load_n(&unimem_grid_pvt_slot_at(g, t)->owner,
+					       __ATOMIC_RELAXED) == r + 1;
 		if (owns)
 			continue;
 		/* A closed record loses its mark before it is freed (rec_dead). A junk

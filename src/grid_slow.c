@@ -149,11 +149,11 @@ static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 		return true;
 	if (f == UNIMEM_GRID_PVT_STALE) {
 		const uint32_t tag = UMI_GRID_CACHED | umi_grid_slot_index(g, s), n = clamp_n(g, s);
-		uint32_t k = 0;
+		uint32_t *cache = unimem_grid_pvt_cache(s), k = 0;
 		for (uint32_t j = 0; j < n; j++) {
-			const uint32_t i = __atomic_load_n(&umi_grid_cache(s)[j], __ATOMIC_RELAXED);
+			const uint32_t i = __atomic_load_n(&cache[j], __ATOMIC_RELAXED);
 			if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) == tag)
-				__atomic_store_n(&umi_grid_cache(s)[k++], i, __ATOMIC_RELAXED);
+				__atomic_store_n(&cache[k++], i, __ATOMIC_RELAXED);
 		}
 		__atomic_store_n(&s->n, k, __ATOMIC_RELAXED);
 		/* Full barrier (x86: locked): a thief that takes the flag after this sees busy. */
@@ -188,7 +188,7 @@ static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, u
 	/* One fetch-or per run of cells in one bitmap word (refills take runs). */
 	uint64_t word = UINT64_MAX, mask = 0;
 	for (uint32_t k = from; k < to; k++) {
-		uint32_t i = __atomic_load_n(&umi_grid_cache(s)[k], __ATOMIC_RELAXED);
+		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED);
 		if (i >= g->count || __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != tag)
 			continue;
 		__atomic_store_n(&g->state[i], 0u, __ATOMIC_RELEASE);
@@ -226,19 +226,22 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 	unimem_grid_pvt_slot *s = NULL;
 	uint32_t t;
 	/* A slot this thread already has (its entry was evicted by another Grid's). */
-	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++)
-		if (__atomic_load_n(&umi_grid_slot(g, t)->owner, __ATOMIC_ACQUIRE) == me &&
-		    __atomic_load_n(&umi_grid_slot(g, t)->tid, __ATOMIC_RELAXED) == tid)
-			s = umi_grid_slot(g, t);
+	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++) {
+		unimem_grid_pvt_slot *c = unimem_grid_pvt_slot_at(g, t);
+		if (__atomic_load_n(&c->owner, __ATOMIC_ACQUIRE) == me &&
+		    __atomic_load_n(&c->tid, __ATOMIC_RELAXED) == tid)
+			s = c;
+	}
 	/* The first free one: the first holders get the first slots, whose refills start in
 	 * state words of their own (umi_grid_start). A hash of the thread id put consecutive
 	 * threads on neighbouring lines. */
 	for (t = 0; t < UNIMEM_GRID_PVT_SLOTS && !s; t++) {
+		unimem_grid_pvt_slot *c = unimem_grid_pvt_slot_at(g, t);
 		uint32_t free_ = 0;
-		if (__atomic_load_n(&umi_grid_slot(g, t)->owner, __ATOMIC_RELAXED) == 0 &&
-		    __atomic_compare_exchange_n(&umi_grid_slot(g, t)->owner, &free_, me, false, __ATOMIC_SEQ_CST,
+		if (__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&c->owner, &free_, me, false, __ATOMIC_SEQ_CST,
 						__ATOMIC_RELAXED)) {
-			s = umi_grid_slot(g, t);
+			s = c;
 			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
 			/* The claim before this thread's first look at the steal flag: a thief that
@@ -361,7 +364,7 @@ static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t ta
 	const uint32_t n = clamp_n(g, s);
 	uint32_t back = 0;
 	for (uint32_t k = 0; k < n; k++) {
-		uint32_t i = __atomic_load_n(&umi_grid_cache(s)[k], __ATOMIC_RELAXED), v = tag;
+		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED), v = tag;
 		if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
 								 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 			umi_grid_set_bit(g, i);
@@ -377,7 +380,7 @@ static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t ta
  * many cells came back. */
 static uint32_t drain(unimem_grid *g, uint32_t t)
 {
-	unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
+	unimem_grid_pvt_slot *s = unimem_grid_pvt_slot_at(g, t);
 	bool idle = false;
 	uint32_t back = 0;
 	for (int spin = 0; spin < 2000 && !idle; spin++) {
@@ -420,7 +423,7 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 	uint64_t victims[UNIMEM_GRID_PVT_SLOTS / 64] = {0};
 	uint32_t nvictims = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
+		unimem_grid_pvt_slot *s = unimem_grid_pvt_slot_at(g, t);
 		const uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
 		uint32_t zero = 0;
 		if (s == mine || !owner || !clamp_n(g, s) || owner_is_local(g, owner) == foreign ||
@@ -448,9 +451,10 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		     t = umi_grid_now_ns()) {
 			const bool ask = t - asked >= PARKED_EVERY_NS;
 			for (uint32_t v = 0; v < UNIMEM_GRID_PVT_SLOTS; v++) {
+				const unimem_grid_pvt_slot *vs = unimem_grid_pvt_slot_at(g, v);
 				if (!(victims[v / 64] >> (v % 64) & 1) ||
-				    (__atomic_load_n(&umi_grid_slot(g, v)->ack, __ATOMIC_ACQUIRE) != token &&
-				     !(ask && parked(g, umi_grid_slot(g, v)))))
+				    (__atomic_load_n(&vs->ack, __ATOMIC_ACQUIRE) != token &&
+				     !(ask && parked(g, vs))))
 					continue;
 				victims[v / 64] &= ~((uint64_t)1 << (v % 64));
 				acked++;
@@ -463,7 +467,8 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		if (back || acked == nvictims) {
 			for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) /* let the others go */
 				if (victims[t / 64] >> (t % 64) & 1)
-					__atomic_store_n(&umi_grid_slot(g, t)->steal, 0u, __ATOMIC_RELEASE);
+					__atomic_store_n(&unimem_grid_pvt_slot_at(g, t)->steal, 0u,
+							 __ATOMIC_RELEASE);
 			return back;
 		}
 	}
@@ -474,7 +479,8 @@ static uint32_t steal_from(unimem_grid *g, const unimem_grid_pvt_slot *mine, boo
 		if (fenced)
 			back += drain(g, t);
 		else
-			__atomic_store_n(&umi_grid_slot(g, t)->steal, 0u, __ATOMIC_RELEASE);
+			__atomic_store_n(&unimem_grid_pvt_slot_at(g, t)->steal, 0u,
+					 __ATOMIC_RELEASE);
 	}
 	return back;
 }
@@ -506,9 +512,9 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 	for (int round = 0; round < 3; round++) {
 		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
-			uint32_t n = clamp_n(g, s);
+			uint32_t *cache = unimem_grid_pvt_cache(s), n = clamp_n(g, s);
 			while (n) {
-				uint32_t i = __atomic_load_n(&umi_grid_cache(s)[--n], __ATOMIC_RELAXED);
+				uint32_t i = __atomic_load_n(&cache[--n], __ATOMIC_RELAXED);
 				if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == e->tag) {
 					__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
 					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
@@ -520,10 +526,10 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 			 * cache (n stays 0 until the end: a thief waits for busy == 0, and a
 			 * reclaim goes by the state words). */
 			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
-			uint32_t k = claim(g, &rover, umi_grid_refill(g->cap), e->tag, umi_grid_cache(s));
+			uint32_t k = claim(g, &rover, umi_grid_refill(g->cap), e->tag, cache);
 			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
-				const uint32_t i = __atomic_load_n(&umi_grid_cache(s)[k - 1], __ATOMIC_RELAXED);
+				const uint32_t i = __atomic_load_n(&cache[k - 1], __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, k - 1, __ATOMIC_RELAXED);
 				__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 				leave(s);
@@ -556,14 +562,14 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 			return -UNIMEM_EALREADY;
 		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
-			uint32_t n = clamp_n(g, s);
+			uint32_t *cache = unimem_grid_pvt_cache(s), n = clamp_n(g, s);
 			if (n >= g->cap) {
 				/* Full: the older half goes back to the shared pool. */
 				const uint32_t keep = g->cap / 2;
 				flush_range(g, s, e->tag, 0, n - keep);
 				for (uint32_t k = 0; k < keep; k++)
-					__atomic_store_n(&umi_grid_cache(s)[k],
-							 __atomic_load_n(&umi_grid_cache(s)[n - keep + k], __ATOMIC_RELAXED),
+					__atomic_store_n(&cache[k],
+							 __atomic_load_n(&cache[n - keep + k], __ATOMIC_RELAXED),
 							 __ATOMIC_RELAXED);
 				n = keep;
 				__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
@@ -575,7 +581,7 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 			else
 				__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
 			if (ok) {
-				__atomic_store_n(&umi_grid_cache(s)[n], (uint32_t)i, __ATOMIC_RELAXED);
+				__atomic_store_n(&cache[n], (uint32_t)i, __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
 			}
 			leave(s);
@@ -601,7 +607,7 @@ uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid)
 	const uint32_t me = g->rec + 1;
 	uint32_t left = 0;
 	for (uint32_t t = 0; t < UNIMEM_GRID_PVT_SLOTS; t++) {
-		unimem_grid_pvt_slot *s = umi_grid_slot(g, t);
+		unimem_grid_pvt_slot *s = unimem_grid_pvt_slot_at(g, t);
 		if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) != me ||
 		    (tid && __atomic_load_n(&s->tid, __ATOMIC_RELAXED) != tid))
 			continue;

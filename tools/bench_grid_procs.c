@@ -56,18 +56,6 @@ static bool pairs_run(void *ctx, int w, int n)
 	return j->c->pairs(j->pool, j->n);
 }
 
-/* The second CPU this process may run on (the first is worker 0's), or -1. */
-static int second_cpu(void)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) != 0)
-		return -1;
-	for (int c = 0, seen = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &set) && seen++ == 1)
-			return c;
-	return -1;
-}
-
 static bool read_all(int fd, void *p, size_t n)
 {
 	return read(fd, p, n) == (ssize_t)n;
@@ -132,7 +120,7 @@ static void bench_procs(const struct grid_candidate *c, int reps, double target_
 	struct row *r1 = row_new(g, "2 processes");
 	if (cannot_fork((struct row *[]){ r0, r1 }, 2))
 		return;
-	int cpu = second_cpu();
+	int cpu = workers_cpu(1); /* the child's: worker 0 runs this process's pairs */
 	void *pool = NULL;
 	int e = cpu < 0 ? 0 : c->open(&pool, 64, 4096);
 	if (cpu < 0 || e) {

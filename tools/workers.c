@@ -24,6 +24,7 @@ static struct {
 	bool pinned;
 	int cpu[WORKERS_MAX];
 	int ncpu;
+	bool masked;         /* cpu[] is the affinity mask (read), not a stand-in */
 } team = { .lock = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
 	    .done = PTHREAD_COND_INITIALIZER };
 
@@ -76,20 +77,33 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The CPUs the workers are pinned to, in order (once). */
+static void cpus_init(void)
+{
+	if (team.ncpu)
+		return;
+	cpu_set_t set;
+	team.pinned = true;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		for (int c = 0; c < CPU_SETSIZE && team.ncpu < WORKERS_MAX; c++)
+			if (CPU_ISSET(c, &set))
+				team.cpu[team.ncpu++] = c;
+	team.masked = team.ncpu > 0;
+	if (!team.ncpu) {
+		team.ncpu = 1;
+		team.pinned = false;
+	}
+}
+
+int workers_cpu(int w)
+{
+	cpus_init();
+	return team.masked && w >= 0 && w < team.ncpu ? team.cpu[w] : -1;
+}
+
 static bool start(int n)
 {
-	if (!team.ncpu) {
-		cpu_set_t set;
-		team.pinned = true;
-		if (sched_getaffinity(0, sizeof set, &set) == 0)
-			for (int c = 0; c < CPU_SETSIZE && team.ncpu < WORKERS_MAX; c++)
-				if (CPU_ISSET(c, &set))
-					team.cpu[team.ncpu++] = c;
-		if (!team.ncpu) {
-			team.ncpu = 1;
-			team.pinned = false;
-		}
-	}
+	cpus_init();
 	for (; team.started < n; team.started++) {
 		int w = team.started;
 		if (pthread_create(&team.th[w], NULL, worker, (void *)(intptr_t)w) != 0)

@@ -21,6 +21,10 @@ double workers_run(int n, workers_fn *fn, void *ctx);
 /* CPUs this process may run on (its affinity mask). */
 int workers_cpus(void);
 
+/* The CPU worker w is pinned to, where it is a CPU of its own (w < workers_cpus()), else -1
+ * (also where the affinity mask could not be read). */
+int workers_cpu(int w);
+
 /* Whether the workers are pinned (false: pthread_setaffinity_np failed, e.g. in a
  * container that forbids it); after the first workers_run(). */
 bool workers_pinned(void);
