@@ -145,6 +145,42 @@ static void shmem_thp(char *out, size_t cap)
 	sysfs_choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled", out, cap);
 }
 
+/* The value of field `key` ("ShmemPmdMapped", "AnonHugePages", "VmFlags") of the mapping
+ * that holds p in /proc/self/smaps, into out (its text after the colon); false where the
+ * mapping has no such field. */
+static bool smaps_field(const void *p, const char *key, char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	cr_assert_not_null(f);
+	char line[512];
+	const size_t n = strlen(key);
+	bool in = false, found = false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
+		if (dash && sp && dash < sp && sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			if (in)
+				break; /* the next mapping */
+			in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+		} else if (in && !strncmp(line, key, n) && line[n] == ':') {
+			snprintf(out, cap, "%s", line + n + 1);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* That field in kB ("ShmemPmdMapped", "AnonHugePages"), or -1. */
+static long smaps_kb(const void *p, const char *key)
+{
+	char v[64];
+	long kb = -1;
+	if (smaps_field(p, key, v, sizeof v))
+		sscanf(v, "%ld", &kb);
+	return kb;
+}
+
 /* Where shmem THP is allowed, a pinned UNIMEM_BLOCK_HUGE Block is populated by faults
  * (writes into the file would allocate small pages): its pages come mapped huge. */
 Test(block, huge_flag_gets_transparent_huge_pages_where_shmem_allows_them)
@@ -162,20 +198,7 @@ Test(block, huge_flag_gets_transparent_huge_pages_where_shmem_allows_them)
 		cr_skip("a hugetlb pool served the Block: nothing transparent to check");
 	}
 	const unsigned char *p = unimem_block_ptr(b);
-	/* ShmemPmdMapped of this mapping in /proc/self/smaps, in kB. */
-	FILE *f = fopen("/proc/self/smaps", "r");
-	cr_assert_not_null(f);
-	char line[256];
-	long pmd = -1;
-	bool in = false;
-	while (fgets(line, sizeof line, f)) {
-		unsigned long lo, hi;
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
-			in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
-		else if (in && sscanf(line, "ShmemPmdMapped: %ld kB", &pmd) == 1)
-			break;
-	}
-	fclose(f);
+	const long pmd = smaps_kb(p, "ShmemPmdMapped");
 	cr_assert_geq(pmd, (64 << 10) / 2, "ShmemPmdMapped %ld kB of 65536", pmd);
 	for (size_t i = 0; i < unimem_block_size(b); i += 4096)
 		cr_assert_eq(p[i], 0);
@@ -379,30 +402,15 @@ static bool mapped(const void *p, size_t len)
 		       vec) == 0;
 }
 
-/* A VmFlags field of the mapping that holds p in /proc/self/smaps ("hg", "dc", "lo"), and
- * its AnonHugePages in kB. */
-static bool vm_flag(const void *p, const char *flag, long *anon_huge_kb)
+/* Whether the mapping that holds p has VmFlags `flag` ("hg", "dc", "lo") in
+ * /proc/self/smaps. */
+static bool vm_flag(const void *p, const char *flag)
 {
-	FILE *f = fopen("/proc/self/smaps", "r");
-	cr_assert_not_null(f);
-	char line[512];
-	bool in = false, found = false;
-	*anon_huge_kb = -1;
-	while (fgets(line, sizeof line, f)) {
-		unsigned long lo, hi;
-		char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
-		if (dash && sp && dash < sp && sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
-			if (in)
-				break;
-			in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
-		} else if (in && !strncmp(line, "AnonHugePages:", 14)) {
-			sscanf(line + 14, "%ld", anon_huge_kb);
-		} else if (in && !strncmp(line, "VmFlags:", 8)) {
-			for (char *t = strtok(line + 8, " \n"); t; t = strtok(NULL, " \n"))
-				found |= !strcmp(t, flag);
-		}
-	}
-	fclose(f);
+	char v[512];
+	bool found = false;
+	if (smaps_field(p, "VmFlags", v, sizeof v))
+		for (char *t = strtok(v, " \n"); t; t = strtok(NULL, " \n"))
+			found |= !strcmp(t, flag);
 	return found;
 }
 
@@ -430,8 +438,7 @@ Test(block, a_private_block_is_pinned_zeroed_and_this_process_s_alone)
 	for (size_t i = 0; i < unimem_block_size(b); i += 512)
 		cr_assert_eq(p[i], 0);
 	memset(p, 0x5a, unimem_block_size(b));
-	long ahp;
-	cr_assert(vm_flag(p, "dc", &ahp), "MADV_DONTFORK (VmFlags dc) is not set");
+	cr_assert(vm_flag(p, "dc"), "MADV_DONTFORK (VmFlags dc) is not set");
 	int sv[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
 	cr_assert_eq(unimem_block_send(sv[0], b), -EINVAL);
@@ -500,9 +507,9 @@ Test(block, a_private_huge_block_gets_transparent_huge_pages_where_anonymous_mem
 	const unsigned char *p = unimem_block_ptr(b);
 	cr_assert_eq((uintptr_t)p % (2u << 20), 0, "%p is not on a 2 MiB boundary", (void *)p);
 	cr_assert_eq(unimem_block_size(b), len + 4096);
-	long ahp;
-	bool hg = vm_flag(p, "hg", &ahp);
-	cr_assert(vm_flag(p, "lo", &ahp), "not locked (VmFlags lo)");
+	const long ahp = smaps_kb(p, "AnonHugePages");
+	const bool hg = vm_flag(p, "hg");
+	cr_assert(vm_flag(p, "lo"), "not locked (VmFlags lo)");
 	for (size_t i = 0; i < unimem_block_size(b); i += 4096)
 		cr_assert_eq(p[i], 0);
 	char pol[32];
