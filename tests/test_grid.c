@@ -954,7 +954,20 @@ Test(grid, attach_refuses_what_is_no_grid)
 	h = (unimem_grid *)&h;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
 	cr_assert_null(h);
+	/* Version 4: slots of 384 bytes, caches of up to 64. */
+	hdr->version = 4;
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
+	cr_assert_null(h);
 	hdr->version = UNIMEM_GRID_PVT_VERSION;
+	/* This version with slots of another size than its cache makes. */
+	const uint32_t slot_bytes = hdr->slot_bytes;
+	cr_assert_eq(slot_bytes, UNIMEM_GRID_PVT_SLOT_BYTES(hdr->cap));
+	hdr->slot_bytes = slot_bytes + 128;
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EINVAL);
+	cr_assert_null(h);
+	hdr->slot_bytes = slot_bytes;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0);
 	unimem_grid_close(h);
 	unimem_grid_close(g);
