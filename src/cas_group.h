@@ -30,16 +30,19 @@
 
 typedef uint64_t __attribute__((may_alias)) umi_u64_alias;
 
-/* Lanes j (bit j of ask, j < 4) of st[0..4) that hold 0 become tag, one compare-and-swap
- * each. Returns the lanes claimed. Acquire order on success. */
-static inline unsigned umi_cas_each(uint32_t *st, unsigned ask, uint32_t tag)
+/* Lanes j (bit j of ask, j < 4) of st[0..4) that hold 0 become tag + m * step, m the
+ * number of lanes claimed before (a refill's cells name their places in the cache), one
+ * compare-and-swap each. Returns the lanes claimed. Acquire order on success. */
+static inline unsigned umi_cas_each(uint32_t *st, unsigned ask, uint32_t tag, uint32_t step)
 {
 	unsigned got = 0;
 	for (unsigned j = 0; j < 4; j++) {
 		uint32_t zero = 0;
 		if ((ask >> j & 1) && __atomic_compare_exchange_n(&st[j], &zero, tag, false,
-								   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+								   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			got |= 1u << j;
+			tag += step;
+		}
 	}
 	return got;
 }
@@ -71,26 +74,36 @@ static inline bool umi_cas16_from_zero(void *p, uint64_t lo, uint64_t hi)
 }
 #endif
 
-/* The four words at st (16-byte aligned), all asked for: claimed together when all are 0,
- * else one by one. Returns the lanes claimed. */
-static inline unsigned umi_cas_group4(uint32_t *st, uint32_t tag)
+/* The four words at st (16-byte aligned), all asked for, to become tag, tag + step,
+ * tag + 2 step, tag + 3 step: claimed together when all are 0, else one by one (then each
+ * claimed word takes the next value). Returns the lanes claimed. */
+static inline unsigned umi_cas_group4(uint32_t *st, uint32_t tag, uint32_t step)
 {
-	union {
-		uint32_t w[2];
-		uint64_t q;
-	} two = { { tag, tag } };
 #ifdef UMI_CAS16
-	if (umi_has_cas16())
-		return umi_cas16_from_zero(st, two.q, two.q) ? 15u : umi_cas_each(st, 15u, tag);
+	if (umi_has_cas16()) {
+		union {
+			uint32_t w[2];
+			uint64_t q;
+		} lo = { { tag, tag + step } }, hi = { { tag + 2 * step, tag + 3 * step } };
+		return umi_cas16_from_zero(st, lo.q, hi.q) ? 15u : umi_cas_each(st, 15u, tag, step);
+	}
 #endif
 	unsigned got = 0;
 	for (unsigned h = 0; h < 2; h++) {
+		union {
+			uint32_t w[2];
+			uint64_t q;
+		} two = { { tag, tag + step } };
 		uint64_t zero = 0;
 		if (__atomic_compare_exchange_n((umi_u64_alias *)(void *)(st + 2 * h), &zero, two.q,
-						false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+						false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			got |= 3u << (2 * h);
-		else
-			got |= umi_cas_each(st, 3u << (2 * h), tag);
+			tag += 2 * step;
+		} else {
+			const unsigned won = umi_cas_each(st, 3u << (2 * h), tag, step);
+			got |= won;
+			tag += (uint32_t)__builtin_popcount(won) * step;
+		}
 	}
 	return got;
 }

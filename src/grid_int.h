@@ -13,6 +13,20 @@
 #define UMI_GRID_HELD UNIMEM_GRID_PVT_HELD
 #define UMI_GRID_CACHED UNIMEM_GRID_PVT_CACHED
 #define UMI_GRID_IDX UNIMEM_GRID_PVT_INDEX
+#define UMI_GRID_PRE UNIMEM_GRID_PVT_PRE
+
+/* The state of a cell that a refill of slot t (of attachment rec) claimed into place 0 of
+ * its cache (place k: this + k). */
+static inline uint32_t umi_grid_pre(uint32_t rec, uint32_t t)
+{
+	return UMI_GRID_PRE | (rec & 0x3fu) << 16 | (t & 0xffu) << 8;
+}
+
+/* Whether state v is a refill's (PRE): attachment in bits 16-21, slot 8-15, place 0-7. */
+static inline bool umi_grid_is_pre(uint32_t v)
+{
+	return (v & UMI_GRID_PRE) == UMI_GRID_PRE;
+}
 #define UMI_GRID_NO_REC UINT32_MAX
 
 /* Where everything of a Grid of this shape lies in its Block. */

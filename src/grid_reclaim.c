@@ -82,8 +82,10 @@ void umi_grid_return_held(unimem_grid *g, uint32_t rec)
 {
 	const uint32_t held = UMI_GRID_HELD | rec;
 	for (uint64_t i = 0; i < g->count; i++) {
-		uint32_t v = held;
-		if (__atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == held &&
+		uint32_t v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED);
+		/* Taken through rec, or a refill's cell of one of rec's slots (their caches were
+		 * emptied first: such a cell went out and was not given back). */
+		if ((v == held || (umi_grid_is_pre(v) && (v >> 16 & 0x3fu) == rec)) &&
 		    __atomic_compare_exchange_n(&g->state[i], &v, 0u, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED))
 			umi_grid_set_bit(g, i);
@@ -168,7 +170,10 @@ static long reclaim_locked(unimem_grid *g)
 					fix |= (uint64_t)1 << b;
 				continue;
 			}
-			if ((v & ~UMI_GRID_IDX) == UMI_GRID_HELD)
+			if (umi_grid_is_pre(v)) /* a refill's: by its attachment */
+				gone = (v & 0x3fc00000u) || (v >> 8 & 0xffu) >= UNIMEM_GRID_PVT_SLOTS ||
+				       dead_rec[v >> 16 & 0x3fu];
+			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_HELD)
 				gone = x >= UNIMEM_GRID_PVT_RECS || dead_rec[x];
 			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_CACHED)
 				gone = x >= UNIMEM_GRID_PVT_SLOTS || dead_slot[x];
@@ -199,6 +204,7 @@ static long reclaim_locked(unimem_grid *g)
 		if (!dead_slot[t] || (thief && !thief_dead))
 			continue; /* live, or a live thief still on it: the next reclaim frees it */
 		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->busy, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);

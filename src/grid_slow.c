@@ -148,13 +148,24 @@ static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 	if (f == 0)
 		return true;
 	if (f == UNIMEM_GRID_PVT_STALE) {
-		const uint32_t tag = UMI_GRID_CACHED | umi_grid_slot_index(g, s), n = clamp_n(g, s);
-		uint32_t *cache = unimem_grid_pvt_cache(s), k = 0;
+		const uint32_t t = umi_grid_slot_index(g, s), n = clamp_n(g, s);
+		const uint32_t tag = UMI_GRID_CACHED | t, pre = umi_grid_pre(g->rec, t);
+		uint32_t *cache = unimem_grid_pvt_cache(s), k = 0, fresh = 0;
 		for (uint32_t j = 0; j < n; j++) {
 			const uint32_t i = __atomic_load_n(&cache[j], __ATOMIC_RELAXED);
-			if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) == tag)
+			uint32_t v = i < g->count ? __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) : 0;
+			/* A refill's cell names its place: moved down, it names the new one (by
+			 * compare-and-swap: another slot's give may take it meanwhile). */
+			if (i < g->count && (v == tag || (v == (pre | j) &&
+							  (j == k || __atomic_compare_exchange_n(
+									     &g->state[i], &v, pre | k, false,
+									     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))))) {
+				if (v != tag)
+					fresh = k + 1;
 				__atomic_store_n(&cache[k++], i, __ATOMIC_RELAXED);
+			}
 		}
+		__atomic_store_n(&s->fresh, fresh, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->n, k, __ATOMIC_RELAXED);
 		/* Full barrier (x86: locked): a thief that takes the flag after this sees busy. */
 		if (__atomic_compare_exchange_n(&s->steal, &f, 0u, false, __ATOMIC_SEQ_CST,
@@ -181,15 +192,17 @@ static uint32_t clamp_n(const unimem_grid *g, const unimem_grid_pvt_slot *s)
 }
 
 /* Cells cache[from..to) of slot s (entered) back to the shared pool: state 0, then the bit.
- * Entries whose state no longer names the slot are dropped. */
-static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, uint32_t from,
-			uint32_t to)
+ * Entries whose state no longer names the slot (`tag`, or for a refill's cell `pre` and
+ * its place) are dropped. */
+static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, uint32_t pre,
+			uint32_t from, uint32_t to)
 {
 	/* One fetch-or per run of cells in one bitmap word (refills take runs). */
 	uint64_t word = UINT64_MAX, mask = 0;
 	for (uint32_t k = from; k < to; k++) {
-		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED);
-		if (i >= g->count || __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) != tag)
+		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED), v;
+		if (i >= g->count ||
+		    ((v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED)) != tag && v != (pre | k)))
 			continue;
 		__atomic_store_n(&g->state[i], 0u, __ATOMIC_RELEASE);
 		if (i >> 6 != word) {
@@ -244,6 +257,7 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 			s = c;
 			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 			/* The claim before this thread's first look at the steal flag: a thief that
 			 * took the flag and then found the slot still free or its old owner's
 			 * (steal_from) is seen, whatever process it is in. */
@@ -258,20 +272,22 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 	w->slot = s;
 	w->tag = UMI_GRID_CACHED | t;
 	w->held = UMI_GRID_HELD | g->rec;
+	w->pre = umi_grid_pre(g->rec, t);
 	w->gen = g->gen;
 	return w;
 }
 
 /* Claim up to `want` cells of the shared pool into out[] (a holder's cache, or one cell),
- * writing `tag` in their state (compare-and-swap from 0: the claim and the owner's name
- * are one step; one atomic instruction claims the free cells of a group of 4,
+ * writing tag + k * step in the state of the cell that goes to out[k] (compare-and-swap
+ * from 0: the claim and the owner's name are one step; a refill's cells name their
+ * places in the cache, step 1; one atomic instruction claims the free cells of a group of 4,
  * cas_group.h). Scans the bitmap once round from cell *rover, and leaves *rover in the
  * word where the claim ended, at the same bit: a holder's refills keep to the bit where
  * its first one started (umi_grid_start). Refills that walked on from the last cell
  * claimed were slower for a producer and a consumer on both machines measured
  * (docs/BENCHMARKS.md, 2026-12-07). Returns how many. */
 static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t tag,
-		      uint32_t *out)
+		      uint32_t step, uint32_t *out)
 {
 	uint32_t k = 0;
 	const uint64_t from = *rover < g->count ? *rover : 0;
@@ -300,13 +316,13 @@ static uint32_t claim(unimem_grid *g, uint32_t *rover, uint32_t want, uint32_t t
 			stale |= (uint64_t)(ask & ~real) << q;
 			ask &= real;
 			unsigned won;
-			if (ask == 15u && (won = umi_cas_group4(&g->state[i], tag)) == 15u) {
+			if (ask == 15u && (won = umi_cas_group4(&g->state[i], tag + k * step, step)) == 15u) {
 				for (unsigned j = 0; j < 4; j++) /* relaxed: thieves read caches */
 					__atomic_store_n(&out[k + j], (uint32_t)(i + j), __ATOMIC_RELAXED);
 				k += 4;
 			} else {
 				if (ask != 15u)
-					won = ask ? umi_cas_each(&g->state[i], ask, tag) : 0u;
+					won = ask ? umi_cas_each(&g->state[i], ask, tag + k * step, step) : 0u;
 				for (unsigned j = 0; j < 4; j++)
 					if (won >> j & 1)
 						__atomic_store_n(&out[k++], (uint32_t)(i + j), __ATOMIC_RELAXED);
@@ -356,22 +372,27 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Move the cells of slot s's cache whose state is still `tag` to the shared pool, each
- * by compare-and-swap (another party may be draining it too), and empty the cache.
- * Returns how many came back. */
-static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag)
+/* Move the cells of slot t's cache whose state still names it (`tag`, or for a refill's
+ * cell `pre` and its place) to the shared pool, each by compare-and-swap (another party may be
+ * draining it too), and empty the cache. Returns how many came back. */
+static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, uint32_t pre)
 {
 	const uint32_t n = clamp_n(g, s);
 	uint32_t back = 0;
 	for (uint32_t k = 0; k < n; k++) {
-		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED), v = tag;
-		if (i < g->count && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
-								 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED), v;
+		if (i >= g->count)
+			continue;
+		v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED);
+		if ((v == tag || v == (pre | k)) && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
+									   __ATOMIC_ACQ_REL,
+									   __ATOMIC_RELAXED)) {
 			umi_grid_set_bit(g, i);
 			back++;
 		}
 	}
 	__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 	return back;
 }
 
@@ -388,8 +409,11 @@ static uint32_t drain(unimem_grid *g, uint32_t t)
 		if (!idle && spin >= 100)
 			sched_yield();
 	}
-	if (idle)
-		back = drain_cells(g, s, UMI_GRID_CACHED | t);
+	/* The owner's attachment, for its refills' cells: the owner field cannot change while
+	 * this thief holds the flag (umi_grid_release_slots waits for it). */
+	const uint32_t o = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+	if (idle && o && o <= UNIMEM_GRID_PVT_RECS)
+		back = drain_cells(g, s, UMI_GRID_CACHED | t, umi_grid_pre(o - 1, t));
 	__atomic_store_n(&s->steal, 0u, __ATOMIC_RELEASE);
 	return back;
 }
@@ -501,7 +525,7 @@ static uint64_t take_direct(unimem_grid *g, uint32_t *rover)
 	uint32_t i;
 	if (g->pid != umi_grid_getpid() || g->rec >= UNIMEM_GRID_PVT_RECS)
 		return UINT64_MAX;
-	return claim(g, rover, 1, UMI_GRID_HELD | g->rec, &i) ? i : UINT64_MAX;
+	return claim(g, rover, 1, UMI_GRID_HELD | g->rec, 0, &i) ? i : UINT64_MAX;
 }
 
 static uint32_t shared_rover; /* where cache-less takes start (a hint; races are harmless) */
@@ -514,28 +538,35 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 			unimem_grid_pvt_slot *s = e->slot;
 			uint32_t *cache = unimem_grid_pvt_cache(s), n = clamp_n(g, s);
 			while (n) {
-				uint32_t i = __atomic_load_n(&cache[--n], __ATOMIC_RELAXED);
-				if (i < g->count && __atomic_load_n(&g->state[i], __ATOMIC_RELAXED) == e->tag) {
+				uint32_t i = __atomic_load_n(&cache[--n], __ATOMIC_RELAXED), v;
+				if (i < g->count &&
+				    ((v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED)) == e->tag ||
+				     v == (e->pre | n))) {
 					__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
-					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
+					if (v == e->tag)
+						__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
+					if (n < __atomic_load_n(&s->fresh, __ATOMIC_RELAXED))
+						__atomic_store_n(&s->fresh, n, __ATOMIC_RELAXED);
 					leave(s);
 					return i;
 				}
 			}
 			/* Refill half the cache in one pass over the bitmap, straight into the
 			 * cache (n stays 0 until the end: a thief waits for busy == 0, and a
-			 * reclaim goes by the state words). */
+			 * reclaim goes by the state words). The cells' state is PRE: the takes
+			 * that hand them out, this one first, store nothing. */
 			uint32_t rover = __atomic_load_n(&s->rover, __ATOMIC_RELAXED);
-			uint32_t k = claim(g, &rover, umi_grid_refill(g->cap), e->tag, cache);
+			uint32_t k = claim(g, &rover, umi_grid_refill(g->cap), e->pre, 1, cache);
 			__atomic_store_n(&s->rover, rover, __ATOMIC_RELAXED);
 			if (k) {
 				const uint32_t i = __atomic_load_n(&cache[k - 1], __ATOMIC_RELAXED);
+				__atomic_store_n(&s->fresh, k - 1, __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, k - 1, __ATOMIC_RELAXED);
-				__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 				leave(s);
 				return i;
 			}
 			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 			leave(s);
 		} else {
 			uint32_t rover = __atomic_load_n(&shared_rover, __ATOMIC_RELAXED);
@@ -563,15 +594,24 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 		if (e && enter(g, e->slot)) {
 			unimem_grid_pvt_slot *s = e->slot;
 			uint32_t *cache = unimem_grid_pvt_cache(s), n = clamp_n(g, s);
+			/* A refill's cell still in this cache at its place: not out. */
+			if ((v & ~0xffu) == e->pre && (v & 0xffu) < n &&
+			    __atomic_load_n(&cache[v & 0xffu], __ATOMIC_RELAXED) == i) {
+				leave(s);
+				return -UNIMEM_EALREADY;
+			}
 			if (n >= g->cap) {
 				/* Full: the older half goes back to the shared pool. */
 				const uint32_t keep = g->cap / 2;
-				flush_range(g, s, e->tag, 0, n - keep);
+				flush_range(g, s, e->tag, e->pre, 0, n - keep);
 				for (uint32_t k = 0; k < keep; k++)
 					__atomic_store_n(&cache[k],
 							 __atomic_load_n(&cache[n - keep + k], __ATOMIC_RELAXED),
 							 __ATOMIC_RELAXED);
 				n = keep;
+				/* A refill's cells lie below its half of the cache (it fills an empty
+				 * one), so they are all in the older half. */
+				__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 				__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
 			}
 			bool ok = true;
@@ -637,13 +677,14 @@ uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid)
 		if (stuck) {
 			/* The thief may drain at any time: its cells go back by compare-and-swap,
 			 * as its drain's do, so each comes back once; the slot stays ours. */
-			drain_cells(g, s, UMI_GRID_CACHED | t);
+			drain_cells(g, s, UMI_GRID_CACHED | t, umi_grid_pre(g->rec, t));
 			leave(s);
 			left++;
 			continue;
 		}
-		flush_range(g, s, UMI_GRID_CACHED | t, 0, clamp_n(g, s));
+		flush_range(g, s, UMI_GRID_CACHED | t, umi_grid_pre(g->rec, t), 0, clamp_n(g, s));
 		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
 		/* A dead thief's flag goes with the slot (a reclaim may have marked it STALE
 		 * meanwhile: harmless, the next owner's first slow path clears it). A live

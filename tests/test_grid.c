@@ -959,6 +959,12 @@ Test(grid, attach_refuses_what_is_no_grid)
 	h = (unimem_grid *)&h;
 	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
 	cr_assert_null(h);
+	/* Version 5: the same slots, but no PRE state (its reclaim would free a PRE cell as
+	 * junk, though a live holder has it). */
+	hdr->version = 5;
+	h = (unimem_grid *)&h;
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
+	cr_assert_null(h);
 	hdr->version = UNIMEM_GRID_PVT_VERSION;
 	/* This version with slots of another size than its cache makes. */
 	const uint32_t slot_bytes = hdr->slot_bytes;
@@ -1586,8 +1592,9 @@ Test(grid, a_busy_process_gives_up_its_cache_without_a_grace_period)
 }
 
 /* A thief that dies half way through draining a cache leaves entries whose cells are back in
- * the pool and may be someone else's by now. The fast take pops without looking at the
- * cell's state, so reclaim marks that cache STALE and its owner drops those entries before
+ * the pool and may be someone else's by now. The fast take pops a cell given into its cache
+ * without looking at the cell's state, so reclaim marks that cache STALE and its owner drops
+ * those entries before
  * it uses the cache again: no cell goes out twice. (Setting the dead thief's flag back to
  * 0 instead, the owner's next take returned the other holder's cell.) */
 Test(grid, a_thief_that_died_mid_drain_hands_out_no_cell_twice)
@@ -1636,6 +1643,146 @@ Test(grid, a_thief_that_died_mid_drain_hands_out_no_cell_twice)
 	cr_assert_eq(unimem_grid_available(g), 256);
 	unimem_grid_close(other);
 	unimem_grid_close(dead);
+	unimem_grid_close(g);
+}
+
+/* A refill's cells keep the state the refill wrote (PRE: this slot, their place in the
+ * cache) until they go out, and the take that hands one out stores nothing. A give of one
+ * still at its place in the cache is refused, checked or not; one that went out is taken. */
+Test(grid, a_refills_cell_is_given_back_once_it_is_out_and_never_before)
+{
+	unimem_grid *g;
+	cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+	cr_assert_eq(g->cap, 256u);
+	unsigned char *out = unimem_grid_take(g); /* the first refill: 128 cells */
+	cr_assert_not_null(out);
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
+	cr_assert_not_null(e);
+	unimem_grid_pvt_slot *s = e->slot;
+	cr_assert_eq(s->n, 127u);
+	cr_assert_eq(s->fresh, 127u);
+	const uint32_t *cache = unimem_grid_pvt_cache(s);
+	for (uint32_t k = 0; k < 127; k++)
+		cr_assert_eq(g->state[cache[k]], e->pre | k, "place %u", k);
+	const uint64_t o = unimem_grid_index(g, out);
+	cr_assert_eq(g->state[o], e->pre | 127u, "the cell that went out: no store");
+	for (uint32_t k = 0; k < 127; k += 9) {
+		unsigned char *c = g->base + (size_t)cache[k] * 64;
+		cr_assert_eq(unimem_grid_give(g, c), -EALREADY, "place %u, still cached", k);
+		cr_assert_eq(unimem_grid_give_unchecked(g, c), -EALREADY, "place %u", k);
+	}
+	cr_assert_eq(s->n, 127u, "a refused give changes nothing");
+	cr_assert_eq(unimem_grid_available(g), 4095u);
+	/* Out, then given: back at the top of the cache, as a given cell. */
+	cr_assert_eq(unimem_grid_give(g, out), 0);
+	cr_assert_eq(unimem_grid_give(g, out), -EALREADY);
+	cr_assert_eq(g->state[o], e->tag);
+	/* Every cell once: the given one first (a plain pop), then the refill's. */
+	unsigned char **all = calloc(4096, sizeof *all);
+	unsigned char *seen = calloc(4096, 1);
+	cr_assert(all && seen);
+	for (int k = 0; k < 4096; k++) {
+		cr_assert_not_null(all[k] = unimem_grid_take(g), "take %d", k);
+		const uint64_t i = unimem_grid_index(g, all[k]);
+		cr_assert_eq(seen[i]++, 0, "cell %zu twice", (size_t)i);
+	}
+	cr_assert_eq((void *)all[0], (void *)out);
+	cr_assert_null(unimem_grid_take(g));
+	for (int k = 0; k < 4096; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0, "give %d", k);
+	cr_assert_eq(unimem_grid_available(g), 4096u);
+	free(all);
+	free(seen);
+	unimem_grid_close(g);
+}
+
+/* A thief that dies having drained the lower places of a refilled cache: the owner's slow
+ * path keeps the rest, moved down, and each names its new place (otherwise its pop would
+ * drop it and the cell would be lost: not in the pool, not in a cache, not out). */
+Test(grid, a_dead_thief_mid_drain_of_a_refill_loses_no_cell)
+{
+	unimem_grid *g, *dead;
+	cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+	unsigned char *first = unimem_grid_take(g);
+	cr_assert_not_null(first);
+	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
+	unimem_grid_pvt_slot *s = e->slot;
+	cr_assert_eq(s->fresh, 127u);
+	cr_assert_eq(unimem_grid_attach(&dead, block_of(g)), 0);
+	dead->recs[dead->rec].ident ^= 1; /* its process is gone */
+	/* It took the flag, drained places 0-9 (state, then bit), then died. */
+	s->steal = dead->rec + 1;
+	for (uint32_t k = 0; k < 10; k++) {
+		const uint32_t c = unimem_grid_pvt_cache(s)[k];
+		g->state[c] = 0;
+		g->bits[c / 64] |= (uint64_t)1 << (c % 64);
+	}
+	cr_assert_eq(unimem_grid_reclaim(g), 0, "the thief held nothing");
+	cr_assert_eq(s->steal, UNIMEM_GRID_PVT_STALE);
+	unsigned char **all = calloc(4096, sizeof *all);
+	unsigned char *seen = calloc(4096, 1);
+	cr_assert(all && seen);
+	all[0] = first;
+	seen[unimem_grid_index(g, first)] = 1;
+	for (int k = 1; k < 4096; k++) {
+		cr_assert_not_null(all[k] = unimem_grid_take(g), "take %d: a cell was lost", k);
+		const uint64_t i = unimem_grid_index(g, all[k]);
+		cr_assert_eq(seen[i]++, 0, "cell %zu twice", (size_t)i);
+		if (k == 1) {
+			cr_assert_eq(s->steal, 0u);
+			cr_assert_eq(s->n, 116u, "the 117 left, moved down, less this one");
+			for (uint32_t p = 0; p < s->n; p++)
+				cr_assert_eq(g->state[unimem_grid_pvt_cache(s)[p]], e->pre | p,
+					     "place %u names itself", p);
+		}
+	}
+	cr_assert_null(unimem_grid_take(g));
+	for (int k = 0; k < 4096; k++)
+		cr_assert_eq(unimem_grid_give(g, all[k]), 0, "give %d", k);
+	cr_assert_eq(unimem_grid_available(g), 4096u);
+	free(all);
+	free(seen);
+	unimem_grid_close(dead);
+	unimem_grid_close(g);
+}
+
+/* What the pool cannot see: another slot's give of a refill's cell that has not gone out
+ * (to that give it looks taken). It is accepted and the cell moves to the giver's cache;
+ * the cache it sat in drops it at its pop (its state names another cache now), so it is
+ * still handed out once. docs/GRID.md says so. */
+Test(grid, another_slots_give_of_a_cached_refill_cell_moves_it_once)
+{
+	unimem_grid *g, *h;
+	cr_assert_eq(unimem_grid_open(&g, 64, 4096), 0);
+	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), 0); /* another slot, this thread */
+	unsigned char *first = unimem_grid_take(g);
+	cr_assert_not_null(first);
+	unimem_grid_pvt_slot *s = umi_grid_entry(g)->slot;
+	const uint32_t c = unimem_grid_pvt_cache(s)[s->n - 1]; /* the next to go out */
+	cr_assert_eq(unimem_grid_give(h, g->base + (size_t)c * 64), 0);
+	cr_assert_eq(unimem_grid_available(g), 4096u, "counted in both caches until g's pop");
+	unsigned char **all = calloc(4096, sizeof *all);
+	unsigned char *seen = calloc(4096, 1);
+	cr_assert(all && seen);
+	all[0] = first;
+	seen[unimem_grid_index(g, first)] = 1;
+	int k = 1;
+	for (; k < 4096; k++) {
+		all[k] = unimem_grid_take(k % 2 ? g : h);
+		if (!all[k])
+			all[k] = unimem_grid_take(k % 2 ? h : g);
+		cr_assert_not_null(all[k], "take %d", k);
+		const uint64_t i = unimem_grid_index(g, all[k]);
+		cr_assert_eq(seen[i]++, 0, "cell %zu twice", (size_t)i);
+	}
+	cr_assert_null(unimem_grid_take(g));
+	cr_assert_null(unimem_grid_take(h));
+	for (k = 0; k < 4096; k++)
+		cr_assert_eq(unimem_grid_give(k % 2 ? g : h, all[k]), 0, "give %d", k);
+	cr_assert_eq(unimem_grid_available(g), 4096u);
+	free(all);
+	free(seen);
+	unimem_grid_close(h);
 	unimem_grid_close(g);
 }
 

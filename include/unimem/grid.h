@@ -176,7 +176,9 @@ UNIMEM_INLINE uint64_t unimem_grid_index(const unimem_grid *g, const void *cell)
  *              processes) giving the same cell at once, exactly one gets 0
  * A refused give leaves the pool as it was. Thread-safe, and safe across processes: one
  * compare-and-swap (the race-exact double-give check) and a push on this thread's cache.
- * What the holder wrote is visible to the next taker (release/acquire). */
+ * What the holder wrote is visible to the next taker (release/acquire). A cell given
+ * twice is not always seen (docs/GRID.md): not once someone took it again, and not while
+ * a refill has it in another thread's cache; the cell is still handed out once then. */
 UNIMEM_INLINE int unimem_grid_give(unimem_grid *g, void *cell)
 {
 	const uint64_t i = unimem_grid_index(g, cell);

@@ -9,7 +9,10 @@
  *   bits             free hint: bit i set = cell i is probably in the shared pool
  *   state            one uint32_t per cell, its owner (the truth; the bits only help find
  *                    free cells): 0 in the shared pool, HELD | r taken through attachment
- *                    r, CACHED | t in the cache of holder slot t
+ *                    r, CACHED | t in the cache of holder slot t (given there), PRE | r << 16
+ *                    | t << 8 | k claimed by a refill of slot t (attachment r) into place k
+ *                    of its cache: there still, or taken from there (the fast take does not
+ *                    write it; a give takes it for taken, unless it is in t's cache at k)
  *   slots            holder slots: one per thread (per attachment) using the Grid, each a
  *                    cache of up to `cap` cell indices, owned by that thread alone
  *   recs             attachments: one per unimem_grid handle (process), its identity
@@ -24,13 +27,14 @@
 UNIMEM_BEGIN_DECLS
 
 #define UNIMEM_GRID_PVT_MAGIC UINT64_C(0x31444952474d4d55) /* "UMMGRID1" little-endian */
-#define UNIMEM_GRID_PVT_VERSION 5u /* 4: steal tokens, acks; 5: slots sized by the cache */
+#define UNIMEM_GRID_PVT_VERSION 6u /* 5: slots sized by the cache; 6: the PRE state */
 #define UNIMEM_GRID_PVT_CACHE 256u /* the most cells one holder slot caches */
 #define UNIMEM_GRID_PVT_SLOTS 128u /* holder slots (threads with a cache) per Grid */
 #define UNIMEM_GRID_PVT_RECS 64u   /* attachments (handles) per Grid at once */
 #define UNIMEM_GRID_PVT_WAYS 4u    /* per-thread entries: Grids a thread uses at full speed */
 #define UNIMEM_GRID_PVT_HELD 0x40000000u   /* state: taken, low bits = attachment */
 #define UNIMEM_GRID_PVT_CACHED 0x80000000u /* state: in a cache, low bits = slot */
+#define UNIMEM_GRID_PVT_PRE 0xc0000000u    /* state: a refill's: attachment, slot, place */
 #define UNIMEM_GRID_PVT_INDEX 0x0000ffffu  /* state: the attachment or slot */
 #define UNIMEM_GRID_PVT_HDR_BYTES 128u
 #define UNIMEM_GRID_PVT_STALE 0xffffffffu  /* steal flag: a thief died on this cache */
@@ -71,7 +75,8 @@ typedef struct unimem_grid_pvt_slot {
 	int32_t tid;    /* the owner thread (gettid) */
 	uint32_t rover; /* the cell where this slot's next refill starts looking */
 	uint32_t ack;   /* the last steal token the owner saw (it stays off the cache) */
-	uint32_t pad[9];
+	uint32_t fresh; /* cache places [0, fresh) hold a refill's cells (state PRE) */
+	uint32_t pad[8];
 	/* Then, right after these 64 bytes, the cache: `cap` cell indices
 	 * (unimem_grid_pvt_cache); the slot's rest to a multiple of 128 is never touched. */
 } unimem_grid_pvt_slot;
@@ -119,6 +124,8 @@ typedef struct unimem_grid_pvt_tls_entry {
 	unimem_grid_pvt_slot *slot; /* this thread's slot of that Grid */
 	uint32_t tag;               /* CACHED | slot */
 	uint32_t held;              /* HELD | attachment */
+	uint32_t pre;               /* PRE | attachment << 16 | slot << 8 (place 0) */
+	uint32_t pad;
 } unimem_grid_pvt_tls_entry;
 
 extern UNIMEM_API __thread unimem_grid_pvt_tls_entry unimem_grid_pvt_tls[UNIMEM_GRID_PVT_WAYS];
@@ -137,7 +144,13 @@ UNIMEM_PVT_INLINE const unimem_grid_pvt_tls_entry *umi_grid_entry(const unimem_g
 
 /* Take: pop this thread's cache (no locked instruction), else the slow path. Returns the
  * cell's index or UINT64_MAX. `count` and `cap` are the Grid's (constants in generated
- * pools). */
+ * pools). A refill's cell (below `fresh`) goes out with a load of its state and no store,
+ * when that still names this slot at this place: a store there is what a consumer giving
+ * the cells just taken fights over (the state words of 16 cells share a line); anything
+ * else (another slot's give took the cell while it was here) goes to the slow path, which
+ * drops it. A cell given into this cache is marked taken (HELD) without a look at its
+ * state: no one else may move a cached cell, and while an entry may be stale (a thief
+ * died on it), `steal` is not 0 (STALE, above). */
 UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, uint32_t cap)
 {
 	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
@@ -152,12 +165,16 @@ UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, u
 			if (UNIMEM_LIKELY(n - 1u < cap)) {
 				const uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[n - 1],
 								   __ATOMIC_RELAXED);
-				/* No look at the cell's state (its line is often another core's):
-				 * while an entry may be stale, `steal` is not 0 (STALE, above). The
-				 * bound keeps junk in a shared Block from reaching outside it. */
-				if (UNIMEM_LIKELY(i < count)) {
+				/* The bound keeps junk in a shared Block from reaching outside it. */
+				const bool fresh = n - 1 < __atomic_load_n(&s->fresh, __ATOMIC_RELAXED);
+				if (UNIMEM_LIKELY(i < count) &&
+				    (!fresh || UNIMEM_LIKELY(__atomic_load_n(&g->state[i], __ATOMIC_RELAXED) ==
+							     (e->pre | (n - 1))))) {
+					if (fresh)
+						__atomic_store_n(&s->fresh, n - 1, __ATOMIC_RELAXED);
+					else
+						__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->n, n - 1, __ATOMIC_RELAXED);
-					__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
 					return i;
 				}
@@ -168,23 +185,19 @@ UNIMEM_PVT_INLINE uint64_t umi_grid_take_index(unimem_grid *g, uint64_t count, u
 	return unimem_grid_pvt_take_slow(g);
 }
 
-/* Give back cell `i` (< count, checked by the caller). Checked: the cell's state goes
- * from taken to cached with one compare-and-swap, so of two threads giving one cell
- * exactly one wins; unchecked: a plain store (no locked instruction; a double give is
- * still refused when it is not concurrent). Then a push on this thread's cache. The
- * checked give does not load the state before its compare-and-swap: that line is often
- * another core's (a producer's take wrote it), and a load then a compare-and-swap fetch it
- * twice (shared, then owned); it expects the cell taken through this handle, then what it
- * found. Every other case (a double give, no cache) goes to the slow path. */
+/* Give back cell `i` (< count, checked by the caller): its state goes from taken to
+ * cached (checked: with one compare-and-swap, so of two threads giving one cell exactly
+ * one wins; unchecked: a plain store, no locked instruction, and a double give is still
+ * refused when it is not concurrent), then a push on this thread's cache. Taken: HELD,
+ * or a refill's PRE, unless that names this slot and a place of its cache that still
+ * holds the cell (a refill's cell not yet handed out). Every other case (a double give,
+ * no cache, a full cache) goes to the slow path. */
 UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, bool checked)
 {
 	uint32_t *st = &g->state[i];
-	uint32_t v = 0;
-	if (!checked) {
-		v = __atomic_load_n(st, __ATOMIC_RELAXED);
-		if (UNIMEM_UNLIKELY(!(v & UNIMEM_GRID_PVT_HELD)))
-			return -UNIMEM_EALREADY;
-	}
+	uint32_t v = __atomic_load_n(st, __ATOMIC_RELAXED);
+	if (UNIMEM_UNLIKELY(!(v & UNIMEM_GRID_PVT_HELD)))
+		return -UNIMEM_EALREADY;
 	const unimem_grid_pvt_tls_entry *e = umi_grid_entry(g);
 	if (UNIMEM_LIKELY(e != NULL)) {
 		unimem_grid_pvt_slot *s = e->slot;
@@ -192,21 +205,18 @@ UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, boo
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
-			if (UNIMEM_LIKELY(n < cap)) {
+			uint32_t *cache = unimem_grid_pvt_cache(s);
+			if (UNIMEM_LIKELY(n < cap) &&
+			    UNIMEM_LIKELY((v & ~0xffu) != e->pre || (v & 0xffu) >= n ||
+					  __atomic_load_n(&cache[v & 0xffu], __ATOMIC_RELAXED) != i)) {
 				bool ok = true;
-				if (checked) {
-					v = e->held;
+				if (checked)
 					ok = __atomic_compare_exchange_n(st, &v, e->tag, false,
-									 __ATOMIC_RELEASE, __ATOMIC_RELAXED) ||
-					     ((v & UNIMEM_GRID_PVT_HELD) &&
-					      __atomic_compare_exchange_n(st, &v, e->tag, false,
-									  __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-				} else {
+									 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+				else
 					__atomic_store_n(st, e->tag, __ATOMIC_RELEASE);
-				}
 				if (UNIMEM_LIKELY(ok)) {
-					__atomic_store_n(&unimem_grid_pvt_cache(s)[n], (uint32_t)i,
-							 __ATOMIC_RELAXED);
+					__atomic_store_n(&cache[n], (uint32_t)i, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->n, n + 1, __ATOMIC_RELAXED);
 					__atomic_store_n(&s->busy, 0u, __ATOMIC_RELEASE);
 					return 0;

@@ -23,8 +23,13 @@
  *                     (the exit flush keeps the right order)
  *   -DBROKEN_GROUP    (with -DGROUP) the group exchange checks only the first cell's state
  *   -DBROKEN_STALE    reclaim clears the steal flag a dead thief left to 0, instead of marking
- *                     the slot STALE for its owner to check (the fast pop does not look at
- *                     the cell's state, so a cache entry the thief had drained goes out)
+ *                     the slot STALE for its owner to check. Not caught since layout 6: with
+ *                     two holders the thief is the dead one, so no live holder can claim a
+ *                     drained cell before the owner's pop (README.md; test_grid covers it)
+ *   -DBROKEN_PRE_RECLAIM  reclaim returns HELD and CACHED cells of a dead holder, not its
+ *                     refills' (PRE: in its cache, or taken from there)
+ *   -DBROKEN_ABOVE_N  the give's check that a refill's cell is not still in the cache looks
+ *                     at the place without the cache's count (a popped entry stays there)
  *
  * -DGROUP=1 (with -DREFILL2=1 -DCAP=2): a refill whose bits show both cells free claims
  * them with one exchange from all-free (src/cas_group.h's 16-byte compare-and-swap; two
@@ -89,6 +94,8 @@ byte probe = 1; /* constant; its name shows in pan's report of the failed assert
 #define POOL 0
 #define HELD(p) (10 + (p))
 #define CACHED(p) (20 + (p))
+#define PRE(p, k) (30 + 2 * (p) + (k)) /* claimed by p's refill into place k of its cache */
+#define OWN(p, k, v) ((v) == CACHED(p) || (v) == PRE(p, k)) /* p's cache entry at place k */
 #define NONE 255
 #define STALE 3 /* steal flag: a thief died on this slot; its owner checks its cache */
 
@@ -96,6 +103,7 @@ byte state[NC];     /* the per-cell owner words */
 bool hint[NC];       /* the free hint */
 byte cache[NH * CAP];
 byte n[NH];
+byte fresh[NH];     /* places [0, fresh) of the cache hold a refill's cells */
 bool busy[NH];
 byte steal[NH];     /* 0, the thief + 1, or STALE */
 bool dead[NH];
@@ -134,7 +142,7 @@ inline claim(p, t, got)
 			};
 			hint[c] = 0;
 			if
-			:: stale && state[c] == POOL -> REACH(P_RESET, t == CACHED(p)) hint[c] = 1
+			:: stale && state[c] == POOL -> REACH(P_RESET, t != HELD(p)) hint[c] = 1
 			:: else -> skip
 			fi
 #endif
@@ -158,12 +166,13 @@ inline steal_from(p, q)
 			do
 			:: k < n[q] ->
 				c = cache[q * CAP + k];
-				d_step { if :: state[c] == CACHED(q) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
+				d_step { if :: OWN(q, k, state[c]) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
 				if :: moved -> REACH(P_STEAL, p == 0) hint[c] = 1 :: else -> skip fi;
 				k++
 			:: else -> break
 			od;
-			n[q] = 0
+			n[q] = 0;
+			fresh[q] = 0
 		:: true -> skip /* the owner stayed busy: give up (bounded wait) */
 		fi;
 		steal[q] = 0
@@ -180,11 +189,16 @@ inline enter(p)
 	:: steal[p] == STALE ->
 		k = 0;
 		m = 0;
+		fresh[p] = 0;
 		do
 		:: k < n[p] ->
 			c = cache[p * CAP + k];
 			if
 			:: state[c] == CACHED(p) -> cache[p * CAP + m] = c; m++
+			:: state[c] == PRE(p, k) ->
+				/* Moved down, a refill's cell names its new place (compare-and-swap). */
+				d_step { if :: k == m -> moved = 1 :: state[c] == PRE(p, k) -> state[c] = PRE(p, m); moved = 1 :: else -> moved = 0 fi };
+				if :: moved -> cache[p * CAP + m] = c; m++; fresh[p] = m :: else -> skip fi
 			:: else -> REACH(P_STALE, p == 1) skip
 			fi;
 			k++
@@ -196,10 +210,48 @@ inline enter(p)
 	fi
 }
 
+/* A pop of p's cache (entered, no thief): the entry at the top goes out when its state
+ * still names this cache at that place (a refill's cell: nothing is stored) or names the
+ * cache (a given cell: marked taken); otherwise it is dropped. */
+inline pop(p)
+{
+	m = n[p] - 1;
+	c = cache[p * CAP + m];
+	if
+	:: state[c] == PRE(p, m) -> n[p] = m; got = c
+	:: state[c] == CACHED(p) -> n[p] = m; state[c] = HELD(p); got = c
+	:: else -> n[p] = m
+	fi;
+	if :: fresh[p] > m -> fresh[p] = m :: else -> skip fi
+}
+
+/* A refill into p's empty cache (entered): up to two cells claimed into places 0 and 1,
+ * the last one claimed goes out (its state stays the refill's). */
+inline refill(p)
+{
+	claim(p, PRE(p, 0), got);
+	if
+	:: got != NONE ->
+		REACH(P_REFILL, p == 0)
+		/* A second cell for the cache when one is free (-DREFILL2). */
+		if
+		:: REFILL2 && CAP > 1 ->
+			claim(p, PRE(p, 1), extra);
+			if
+			:: extra != NONE -> cache[p * CAP] = got; fresh[p] = 1; n[p] = 1; got = extra
+			:: else -> skip
+			fi
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi
+}
+
 inline take(p)
 {
 	got = NONE;
-	/* The inline fast path: pop the cache, no locked instruction. */
+	/* The inline fast path: pop the cache (a load of the cell's state), no locked
+	 * instruction; an entry that does not pass goes to the slow path. */
 	busy[p] = 1;
 #ifdef BROKEN_STEAL
 	if
@@ -208,83 +260,74 @@ inline take(p)
 	if
 	:: steal[p] == 0 ->
 #endif
-		/* No look at the cell's state: an entry a dead thief drained is dropped by
-		 * the slow path's enter (the slot is STALE until then, so the fast path is not
-		 * taken). */
-		m = n[p];
+		/* Below `fresh`, a refill's cell: it goes out if its state still names this
+		 * place (a load, no store). Above, a given cell: marked taken, no look at its
+		 * state (no one else moves a cached cell; a dead thief's entries are kept off
+		 * this path by STALE). */
 		if
-		:: m > 0 -> REACH(P_POP, true) c = cache[p * CAP + m - 1]; n[p] = m - 1; state[c] = HELD(p); got = c
+		:: n[p] > 0 ->
+			m = n[p] - 1;
+			c = cache[p * CAP + m];
+			if
+			:: m < fresh[p] ->
+				if
+				:: state[c] == PRE(p, m) -> REACH(P_POP, true) fresh[p] = m; n[p] = m; got = c
+				:: else -> skip
+				fi
+			:: else -> REACH(P_POP, true) n[p] = m; state[c] = HELD(p); got = c
+			fi
 		:: else -> skip
 		fi
 	:: else -> skip
 	fi;
 	busy[p] = 0;
-	/* The slow path: refill (claim into the cache, pop one), or claim directly when a
-	 * thief is on the cache; when the pool is dry, steal, then try once more. */
+	/* The slow path: pop what is left (dropping entries whose cell left), refill when the
+	 * cache is empty, or claim directly when a thief is on the cache; when the pool is
+	 * dry, steal, then try once more. */
 	tries = 0;
 	do
 	:: got == NONE && tries < 2 ->
 		busy[p] = 1;
 		enter(p);
 		if
-#if GROUP
-		/* The bits, read at once, show both cells free, and there is room for one in the
-		 * cache: one exchange claims both if both states are POOL. */
-		:: steal[p] == 0 && n[p] == 0 && hint[0] && hint[1] ->
-			d_step {
-#ifdef BROKEN_GROUP
-				if
-				:: state[0] == POOL -> state[0] = CACHED(p); state[1] = CACHED(p); moved = 1
-#else
-				if
-				:: state[0] == POOL && state[1] == POOL -> state[0] = CACHED(p); state[1] = CACHED(p); moved = 1
-#endif
-				:: else -> moved = 0
-				fi
-			};
-			if
-			:: moved ->
-				REACH(P_GROUP, p == 0)
-				hint[0] = 0;
-				hint[1] = 0;
-				cache[p * CAP] = 0;
-				n[p] = 1;
-				state[1] = HELD(p);
-				got = 1
-			:: else ->
-				/* Not all free: one cell at a time (umi_cas_each). */
-				REACH(P_UNGROUP, true)
-				claim(p, CACHED(p), got);
-				if
-				:: got != NONE ->
-					claim(p, CACHED(p), extra);
-					if
-					:: extra != NONE -> cache[p * CAP + n[p]] = extra; n[p]++
-					:: else -> skip
-					fi;
-					state[got] = HELD(p)
-				:: else -> skip
-				fi
-			fi;
-			busy[p] = 0
-#endif
 		:: steal[p] == 0 ->
-			claim(p, CACHED(p), got);
+			do
+			:: got == NONE && n[p] > 0 -> pop(p)
+			:: else -> break
+			od;
 			if
-			:: got != NONE ->
-				REACH(P_REFILL, p == 0)
-				/* A second cell for the cache when one is free (-DREFILL2). */
-				if
-				:: REFILL2 && n[p] < CAP - 1 ->
-					claim(p, CACHED(p), extra);
+			:: got != NONE -> skip
+#if GROUP
+			/* The bits, read at once, show both cells free: one exchange claims both
+			 * if both states are POOL (places 0 and 1). */
+			:: got == NONE && hint[0] && hint[1] ->
+				d_step {
+#ifdef BROKEN_GROUP
 					if
-					:: extra != NONE -> cache[p * CAP + n[p]] = extra; n[p]++
-					:: else -> skip
+					:: state[0] == POOL -> state[0] = PRE(p, 0); state[1] = PRE(p, 1); moved = 1
+#else
+					if
+					:: state[0] == POOL && state[1] == POOL -> state[0] = PRE(p, 0); state[1] = PRE(p, 1); moved = 1
+#endif
+					:: else -> moved = 0
 					fi
-				:: else -> skip
-				fi;
-				state[got] = HELD(p)
-			:: else -> skip
+				};
+				if
+				:: moved ->
+					REACH(P_GROUP, p == 0)
+					hint[0] = 0;
+					hint[1] = 0;
+					cache[p * CAP] = 0;
+					fresh[p] = 1;
+					n[p] = 1;
+					got = 1
+				:: else ->
+					/* Not all free: one cell at a time (umi_cas_each). */
+					REACH(P_UNGROUP, true)
+					refill(p)
+				fi
+#endif
+			:: got == NONE -> refill(p)
 			fi;
 			busy[p] = 0
 		:: else ->
@@ -307,11 +350,24 @@ inline take(p)
 inline give(p, i)
 {
 	v = state[i];
-	assert(v == HELD(0) || v == HELD(1)); /* a holder's own cell is out */
+	assert(v == HELD(p) || v == PRE(p, 0) || v == PRE(p, 1)); /* a holder's own cell is out */
 	busy[p] = 1;
 	enter(p);
 	if
 	:: steal[p] == 0 ->
+		/* A refill's cell still at its place in this cache is not out: refused. A
+		 * live holder's give of a cell it holds must never be. */
+		if
+#ifdef BROKEN_ABOVE_N
+		:: (v == PRE(p, 0) && cache[p * CAP] == i) ||
+		   (v == PRE(p, 1) && CAP > 1 && cache[p * CAP + CAP - 1] == i) -> ok = 0
+#else
+		:: (v == PRE(p, 0) && n[p] > 0 && cache[p * CAP] == i) ||
+		   (v == PRE(p, 1) && n[p] > 1 && cache[p * CAP + CAP - 1] == i) -> ok = 0
+#endif
+		:: else -> ok = 1
+		fi;
+		assert(ok);
 		if
 		:: n[p] == CAP ->
 			/* Full: flush the older half to the pool (state first, then the bit), keep
@@ -319,15 +375,16 @@ inline give(p, i)
 			c = cache[p * CAP];
 			if
 #ifdef BROKEN_FLUSH
-			:: state[c] == CACHED(p) -> hint[c] = 1; state[c] = POOL
+			:: OWN(p, 0, state[c]) -> hint[c] = 1; state[c] = POOL
 #else
-			:: state[c] == CACHED(p) -> state[c] = POOL; REACH(P_FLUSH, p == 0) hint[c] = 1
+			:: OWN(p, 0, state[c]) -> state[c] = POOL; REACH(P_FLUSH, p == 0) hint[c] = 1
 #endif
 			:: else -> skip
 			fi;
 #if KEEP == 1
 			cache[p * CAP] = cache[p * CAP + 1];
 #endif
+			fresh[p] = 0;
 			n[p] = KEEP
 		:: else -> skip
 		fi;
@@ -376,13 +433,14 @@ proctype holder(byte p)
 		:: k < n[p] ->
 			c = cache[p * CAP + k];
 			if
-			:: state[c] == CACHED(p) -> state[c] = POOL; REACH(P_EXIT, p == 0) hint[c] = 1
+			:: OWN(p, k, state[c]) -> state[c] = POOL; REACH(P_EXIT, p == 0) hint[c] = 1
 			:: else -> skip
 			fi;
 			k++
 		:: else -> break
 		od;
 		n[p] = 0;
+		fresh[p] = 0;
 		busy[p] = 0;
 		done[p] = 1
 	} unless { dead[p] }
@@ -397,8 +455,10 @@ inline reclaim(d)
 	:: c < NC ->
 #ifdef BROKEN_RECLAIM
 		d_step { if :: state[c] != POOL -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
-#else
+#elif defined(BROKEN_PRE_RECLAIM)
 		d_step { if :: state[c] == HELD(d) || state[c] == CACHED(d) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
+#else
+		d_step { if :: state[c] == HELD(d) || state[c] == CACHED(d) || state[c] == PRE(d, 0) || state[c] == PRE(d, 1) -> state[c] = POOL; moved = 1 :: else -> moved = 0 fi };
 #endif
 		if
 		:: moved -> REACH(P_RECLAIM, true) hint[c] = 1
@@ -408,6 +468,7 @@ inline reclaim(d)
 	:: else -> break
 	od;
 	n[d] = 0;
+	fresh[d] = 0;
 	busy[d] = 0;
 #ifdef BROKEN_STALE
 	d_step { if :: steal[1 - d] == d + 1 -> REACH(P_THIEF, true) steal[1 - d] = 0 :: else -> skip fi }
