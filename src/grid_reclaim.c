@@ -195,7 +195,7 @@ static long reclaim_locked(unimem_grid *g)
 		/* STALE, junk, or an attachment that is dead: no thief will come back. */
 		bool thief_dead = thief && (!by || dead_rec[by - 1]);
 		/* A live owner's cache may hold entries that thief drained (the fast take pops
-		 * without looking at the cell): mark the slot STALE for its owner to check
+		 * a given cell without looking at its state): mark the slot STALE for its owner to check
 		 * (enter() in grid_slow.c). A dead slot is freed below: plain 0. */
 		const uint32_t to = dead_slot[t] ? 0u : UNIMEM_GRID_PVT_STALE;
 		if (thief_dead && thief != to)

@@ -66,7 +66,7 @@ UNIMEM_BEGIN_DECLS
  * A thief that dies mid-drain leaves entries whose cells are back in the pool (maybe taken
  * since): reclaim then sets `steal` to STALE, which keeps the owner off its fast paths and
  * thieves off the slot, until the owner's slow path drops those entries and clears it. So
- * the fast take pops without looking at the cell's state. */
+ * the fast take pops a given cell without looking at its state. */
 typedef struct unimem_grid_pvt_slot {
 	uint32_t busy;  /* the owner is inside a take or give on its cache */
 	uint32_t n;     /* cells in the cache's entries [0, n) */
