@@ -206,9 +206,12 @@ UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, boo
 		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 			uint32_t *cache = unimem_grid_pvt_cache(s);
+			/* A refill's (both flag bits) is looked at closer: this slot's, and still at
+			 * its place? A cell marked HELD (the pairs' case) costs one bit test. */
 			if (UNIMEM_LIKELY(n < cap) &&
-			    UNIMEM_LIKELY((v & ~0xffu) != e->pre || (v & 0xffu) >= n ||
-					  __atomic_load_n(&cache[v & 0xffu], __ATOMIC_RELAXED) != i)) {
+			    (UNIMEM_LIKELY(!(v & UNIMEM_GRID_PVT_CACHED)) ||
+			     (v & ~0xffu) != e->pre || (v & 0xffu) >= n ||
+			     __atomic_load_n(&cache[v & 0xffu], __ATOMIC_RELAXED) != i)) {
 				bool ok = true;
 				if (checked)
 					ok = __atomic_compare_exchange_n(st, &v, e->tag, false,
