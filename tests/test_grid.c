@@ -1646,6 +1646,18 @@ Test(grid, a_thief_that_died_mid_drain_hands_out_no_cell_twice)
 	unimem_grid_close(g);
 }
 
+/* Cells all[0..count) were handed out once each (seen marks them): give them all back,
+ * in turn through g and h (h may be g), check that the pool is whole, free both arrays. */
+static void give_all_back(unimem_grid *g, unimem_grid *h, unsigned char **all, unsigned char *seen,
+			  size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		cr_assert_eq(unimem_grid_give(k % 2 ? g : h, all[k]), 0, "give %zu", k);
+	cr_assert_eq(unimem_grid_available(g), count);
+	free(all);
+	free(seen);
+}
+
 /* A refill's cells keep the state the refill wrote (PRE: this slot, their place in the
  * cache) until they go out, and the take that hands one out stores nothing. A give of one
  * still at its place in the cache is refused, checked or not; one that went out is taken. */
@@ -1688,11 +1700,7 @@ Test(grid, a_refills_cell_is_given_back_once_it_is_out_and_never_before)
 	}
 	cr_assert_eq((void *)all[0], (void *)out);
 	cr_assert_null(unimem_grid_take(g));
-	for (int k = 0; k < 4096; k++)
-		cr_assert_eq(unimem_grid_give(g, all[k]), 0, "give %d", k);
-	cr_assert_eq(unimem_grid_available(g), 4096u);
-	free(all);
-	free(seen);
+	give_all_back(g, g, all, seen, 4096);
 	unimem_grid_close(g);
 }
 
@@ -1737,11 +1745,7 @@ Test(grid, a_dead_thief_mid_drain_of_a_refill_loses_no_cell)
 		}
 	}
 	cr_assert_null(unimem_grid_take(g));
-	for (int k = 0; k < 4096; k++)
-		cr_assert_eq(unimem_grid_give(g, all[k]), 0, "give %d", k);
-	cr_assert_eq(unimem_grid_available(g), 4096u);
-	free(all);
-	free(seen);
+	give_all_back(g, g, all, seen, 4096);
 	unimem_grid_close(dead);
 	unimem_grid_close(g);
 }
@@ -1777,11 +1781,7 @@ Test(grid, another_slots_give_of_a_cached_refill_cell_moves_it_once)
 	}
 	cr_assert_null(unimem_grid_take(g));
 	cr_assert_null(unimem_grid_take(h));
-	for (k = 0; k < 4096; k++)
-		cr_assert_eq(unimem_grid_give(k % 2 ? g : h, all[k]), 0, "give %d", k);
-	cr_assert_eq(unimem_grid_available(g), 4096u);
-	free(all);
-	free(seen);
+	give_all_back(g, h, all, seen, 4096);
 	unimem_grid_close(h);
 	unimem_grid_close(g);
 }
