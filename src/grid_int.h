@@ -22,10 +22,41 @@ static inline uint32_t umi_grid_pre(uint32_t rec, uint32_t t)
 	return UMI_GRID_PRE | (rec & 0x3fu) << 16 | (t & 0xffu) << 8;
 }
 
-/* Whether state v is a refill's (PRE): attachment in bits 16-21, slot 8-15, place 0-7. */
+/* Whether state v is a refill's (PRE): attachment in bits 16-21, slot 8-15, place 0-7
+ * (bits 22-29 are 0 in every PRE this library writes). */
 static inline bool umi_grid_is_pre(uint32_t v)
 {
 	return (v & UMI_GRID_PRE) == UMI_GRID_PRE;
+}
+
+/* A PRE's attachment, slot, and whether it has bits no PRE of this library has. */
+static inline uint32_t umi_grid_pre_rec(uint32_t v)
+{
+	return v >> 16 & 0x3fu;
+}
+
+static inline uint32_t umi_grid_pre_slot(uint32_t v)
+{
+	return v >> 8 & 0xffu;
+}
+
+static inline bool umi_grid_pre_junk(uint32_t v)
+{
+	return (v & 0x3fc00000u) != 0;
+}
+
+/* Whether state v says that the entry at place k of a slot's cache is still there: given
+ * there (`tag`), or put there by a refill (`pre`, the slot's PRE at place 0). */
+static inline bool umi_grid_entry_is(uint32_t v, uint32_t tag, uint32_t pre, uint32_t k)
+{
+	return v == tag || v == (pre | k);
+}
+
+/* A slot's cache emptied: no entries, none of them a refill's. */
+static inline void umi_grid_slot_empty(unimem_grid_pvt_slot *s)
+{
+	__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
 }
 #define UMI_GRID_NO_REC UINT32_MAX
 

@@ -85,7 +85,7 @@ void umi_grid_return_held(unimem_grid *g, uint32_t rec)
 		uint32_t v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED);
 		/* Taken through rec, or a refill's cell of one of rec's slots (their caches were
 		 * emptied first: such a cell went out and was not given back). */
-		if ((v == held || (umi_grid_is_pre(v) && (v >> 16 & 0x3fu) == rec)) &&
+		if ((v == held || (umi_grid_is_pre(v) && umi_grid_pre_rec(v) == rec)) &&
 		    __atomic_compare_exchange_n(&g->state[i], &v, 0u, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED))
 			umi_grid_set_bit(g, i);
@@ -171,8 +171,8 @@ static long reclaim_locked(unimem_grid *g)
 				continue;
 			}
 			if (umi_grid_is_pre(v)) /* a refill's: by its attachment */
-				gone = (v & 0x3fc00000u) || (v >> 8 & 0xffu) >= UNIMEM_GRID_PVT_SLOTS ||
-				       dead_rec[v >> 16 & 0x3fu];
+				gone = umi_grid_pre_junk(v) || umi_grid_pre_slot(v) >= UNIMEM_GRID_PVT_SLOTS ||
+				       dead_rec[umi_grid_pre_rec(v)];
 			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_HELD)
 				gone = x >= UNIMEM_GRID_PVT_RECS || dead_rec[x];
 			else if ((v & ~UMI_GRID_IDX) == UMI_GRID_CACHED)
@@ -203,8 +203,7 @@ static long reclaim_locked(unimem_grid *g)
 						    __ATOMIC_RELAXED);
 		if (!dead_slot[t] || (thief && !thief_dead))
 			continue; /* live, or a live thief still on it: the next reclaim frees it */
-		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
+		umi_grid_slot_empty(s);
 		__atomic_store_n(&s->busy, 0u, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);

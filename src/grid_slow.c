@@ -153,17 +153,21 @@ static bool enter(unimem_grid *g, unimem_grid_pvt_slot *s)
 		uint32_t *cache = unimem_grid_pvt_cache(s), k = 0, fresh = 0;
 		for (uint32_t j = 0; j < n; j++) {
 			const uint32_t i = __atomic_load_n(&cache[j], __ATOMIC_RELAXED);
-			uint32_t v = i < g->count ? __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE) : 0;
+			if (i >= g->count)
+				continue;
+			uint32_t v = __atomic_load_n(&g->state[i], __ATOMIC_ACQUIRE);
+			if (!umi_grid_entry_is(v, tag, pre, j))
+				continue;
 			/* A refill's cell names its place: moved down, it names the new one (by
 			 * compare-and-swap: another slot's give may take it meanwhile). */
-			if (i < g->count && (v == tag || (v == (pre | j) &&
-							  (j == k || __atomic_compare_exchange_n(
-									     &g->state[i], &v, pre | k, false,
-									     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))))) {
-				if (v != tag)
-					fresh = k + 1;
-				__atomic_store_n(&cache[k++], i, __ATOMIC_RELAXED);
+			if (v != tag) {
+				if (j != k && !__atomic_compare_exchange_n(&g->state[i], &v, pre | k, false,
+									   __ATOMIC_ACQ_REL,
+									   __ATOMIC_RELAXED))
+					continue;
+				fresh = k + 1;
 			}
+			__atomic_store_n(&cache[k++], i, __ATOMIC_RELAXED);
 		}
 		__atomic_store_n(&s->fresh, fresh, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->n, k, __ATOMIC_RELAXED);
@@ -200,9 +204,9 @@ static void flush_range(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t tag, u
 	/* One fetch-or per run of cells in one bitmap word (refills take runs). */
 	uint64_t word = UINT64_MAX, mask = 0;
 	for (uint32_t k = from; k < to; k++) {
-		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED), v;
+		uint32_t i = __atomic_load_n(&unimem_grid_pvt_cache(s)[k], __ATOMIC_RELAXED);
 		if (i >= g->count ||
-		    ((v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED)) != tag && v != (pre | k)))
+		    !umi_grid_entry_is(__atomic_load_n(&g->state[i], __ATOMIC_RELAXED), tag, pre, k))
 			continue;
 		__atomic_store_n(&g->state[i], 0u, __ATOMIC_RELEASE);
 		if (i >> 6 != word) {
@@ -256,8 +260,7 @@ static const unimem_grid_pvt_tls_entry *entry_for(unimem_grid *g)
 						__ATOMIC_RELAXED)) {
 			s = c;
 			__atomic_store_n(&s->tid, tid, __ATOMIC_RELAXED);
-			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-			__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
+			umi_grid_slot_empty(s);
 			/* The claim before this thread's first look at the steal flag: a thief that
 			 * took the flag and then found the slot still free or its old owner's
 			 * (steal_from) is seen, whatever process it is in. */
@@ -384,15 +387,14 @@ static uint32_t drain_cells(unimem_grid *g, unimem_grid_pvt_slot *s, uint32_t ta
 		if (i >= g->count)
 			continue;
 		v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED);
-		if ((v == tag || v == (pre | k)) && __atomic_compare_exchange_n(&g->state[i], &v, 0u, false,
-									   __ATOMIC_ACQ_REL,
-									   __ATOMIC_RELAXED)) {
+		if (umi_grid_entry_is(v, tag, pre, k) &&
+		    __atomic_compare_exchange_n(&g->state[i], &v, 0u, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED)) {
 			umi_grid_set_bit(g, i);
 			back++;
 		}
 	}
-	__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
+	umi_grid_slot_empty(s);
 	return back;
 }
 
@@ -540,8 +542,8 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 			while (n) {
 				uint32_t i = __atomic_load_n(&cache[--n], __ATOMIC_RELAXED), v;
 				if (i < g->count &&
-				    ((v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED)) == e->tag ||
-				     v == (e->pre | n))) {
+				    umi_grid_entry_is(v = __atomic_load_n(&g->state[i], __ATOMIC_RELAXED),
+						      e->tag, e->pre, n)) {
 					__atomic_store_n(&s->n, n, __ATOMIC_RELAXED);
 					if (v == e->tag)
 						__atomic_store_n(&g->state[i], e->held, __ATOMIC_RELAXED);
@@ -565,8 +567,7 @@ uint64_t unimem_grid_pvt_take_slow(unimem_grid *g)
 				leave(s);
 				return i;
 			}
-			__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-			__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
+			umi_grid_slot_empty(s);
 			leave(s);
 		} else {
 			uint32_t rover = __atomic_load_n(&shared_rover, __ATOMIC_RELAXED);
@@ -595,8 +596,7 @@ int unimem_grid_pvt_give_slow(unimem_grid *g, uint64_t i, int checked)
 			unimem_grid_pvt_slot *s = e->slot;
 			uint32_t *cache = unimem_grid_pvt_cache(s), n = clamp_n(g, s);
 			/* A refill's cell still in this cache at its place: not out. */
-			if ((v & ~0xffu) == e->pre && (v & 0xffu) < n &&
-			    __atomic_load_n(&cache[v & 0xffu], __ATOMIC_RELAXED) == i) {
+			if (umi_grid_pre_cached(e, cache, n, v, i)) {
 				leave(s);
 				return -UNIMEM_EALREADY;
 			}
@@ -683,8 +683,7 @@ uint32_t umi_grid_release_slots(unimem_grid *g, int32_t tid)
 			continue;
 		}
 		flush_range(g, s, UMI_GRID_CACHED | t, umi_grid_pre(g->rec, t), 0, clamp_n(g, s));
-		__atomic_store_n(&s->n, 0u, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->fresh, 0u, __ATOMIC_RELAXED);
+		umi_grid_slot_empty(s);
 		__atomic_store_n(&s->tid, 0, __ATOMIC_RELAXED);
 		/* A dead thief's flag goes with the slot (a reclaim may have marked it STALE
 		 * meanwhile: harmless, the next owner's first slow path clears it). A live

@@ -940,31 +940,18 @@ Test(grid, attach_refuses_what_is_no_grid)
 	unimem_grid *g;
 	cr_assert_eq(unimem_grid_open(&g, 256, 1000), 0);
 	unimem_grid_pvt_hdr *hdr = header_of(g);
-	hdr->version = UNIMEM_GRID_PVT_VERSION + 1;
-	h = (unimem_grid *)&h;
-	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
-	cr_assert_null(h);
-	/* A Grid an older library made (version 1: 320-byte slots, 64-byte boundaries). */
-	hdr->version = 1;
-	h = (unimem_grid *)&h;
-	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
-	cr_assert_null(h);
-	/* Version 3: its thieves' flag is an attachment alone, and its owners write no acks. */
-	hdr->version = 3;
-	h = (unimem_grid *)&h;
-	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
-	cr_assert_null(h);
-	/* Version 4: slots of 384 bytes, caches of up to 64. */
-	hdr->version = 4;
-	h = (unimem_grid *)&h;
-	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
-	cr_assert_null(h);
-	/* Version 5: the same slots, but no PRE state (its reclaim would free a PRE cell as
-	 * junk, though a live holder has it). */
-	hdr->version = 5;
-	h = (unimem_grid *)&h;
-	cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO);
-	cr_assert_null(h);
+	/* A version from the future, and Grids older libraries made: version 1 (320-byte
+	 * slots, 64-byte boundaries); 3 (its thieves' flag is an attachment alone, and its
+	 * owners write no acks); 4 (slots of 384 bytes, caches of up to 64); 5 (the same slots,
+	 * but no PRE state: its reclaim would free a PRE cell as junk, though a live holder
+	 * has it). */
+	const uint32_t refused[] = { UNIMEM_GRID_PVT_VERSION + 1, 1, 3, 4, 5 };
+	for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+		hdr->version = refused[k];
+		h = (unimem_grid *)&h;
+		cr_assert_eq(unimem_grid_attach(&h, block_of(g)), -EPROTO, "version %u", refused[k]);
+		cr_assert_null(h, "version %u", refused[k]);
+	}
 	hdr->version = UNIMEM_GRID_PVT_VERSION;
 	/* This version with slots of another size than its cache makes. */
 	const uint32_t slot_bytes = hdr->slot_bytes;

@@ -36,6 +36,7 @@ UNIMEM_BEGIN_DECLS
 #define UNIMEM_GRID_PVT_CACHED 0x80000000u /* state: in a cache, low bits = slot */
 #define UNIMEM_GRID_PVT_PRE 0xc0000000u    /* state: a refill's: attachment, slot, place */
 #define UNIMEM_GRID_PVT_INDEX 0x0000ffffu  /* state: the attachment or slot */
+#define UNIMEM_GRID_PVT_PLACE 0x000000ffu  /* state, PRE: the place in the slot's cache */
 #define UNIMEM_GRID_PVT_HDR_BYTES 128u
 #define UNIMEM_GRID_PVT_STALE 0xffffffffu  /* steal flag: a thief died on this cache */
 #define UNIMEM_GRID_PVT_THIEF 0x7fu        /* steal token: the thief's attachment + 1 */
@@ -142,6 +143,17 @@ UNIMEM_PVT_INLINE const unimem_grid_pvt_tls_entry *umi_grid_entry(const unimem_g
 	return UNIMEM_LIKELY(e->gen == g->gen) ? e : NULL;
 }
 
+/* Whether state v, which has the HELD bit, is this entry's slot's PRE at a place of its
+ * cache below n that still holds cell i: a refill's cell not yet handed out (a give of it
+ * is refused). A HELD cell costs one bit test. */
+UNIMEM_PVT_INLINE bool umi_grid_pre_cached(const unimem_grid_pvt_tls_entry *e,
+					   const uint32_t *cache, uint32_t n, uint32_t v, uint64_t i)
+{
+	return UNIMEM_UNLIKELY(v & UNIMEM_GRID_PVT_CACHED) &&
+	       (v & ~UNIMEM_GRID_PVT_PLACE) == e->pre && (v & UNIMEM_GRID_PVT_PLACE) < n &&
+	       __atomic_load_n(&cache[v & UNIMEM_GRID_PVT_PLACE], __ATOMIC_RELAXED) == i;
+}
+
 /* Take: pop this thread's cache (no locked instruction), else the slow path. Returns the
  * cell's index or UINT64_MAX. `count` and `cap` are the Grid's (constants in generated
  * pools). A refill's cell (below `fresh`) goes out with a load of its state and no store,
@@ -206,12 +218,7 @@ UNIMEM_PVT_INLINE int umi_grid_put(unimem_grid *g, uint64_t i, uint32_t cap, boo
 		if (UNIMEM_LIKELY(__atomic_load_n(&s->steal, __ATOMIC_ACQUIRE) == 0)) {
 			const uint32_t n = __atomic_load_n(&s->n, __ATOMIC_RELAXED);
 			uint32_t *cache = unimem_grid_pvt_cache(s);
-			/* A refill's (both flag bits) is looked at closer: this slot's, and still at
-			 * its place? A cell marked HELD (the pairs' case) costs one bit test. */
-			if (UNIMEM_LIKELY(n < cap) &&
-			    (UNIMEM_LIKELY(!(v & UNIMEM_GRID_PVT_CACHED)) ||
-			     (v & ~0xffu) != e->pre || (v & 0xffu) >= n ||
-			     __atomic_load_n(&cache[v & 0xffu], __ATOMIC_RELAXED) != i)) {
+			if (UNIMEM_LIKELY(n < cap) && !umi_grid_pre_cached(e, cache, n, v, i)) {
 				bool ok = true;
 				if (checked)
 					ok = __atomic_compare_exchange_n(st, &v, e->tag, false,
