@@ -1042,6 +1042,38 @@ Test(grid, garbage_in_the_state_never_goes_out_of_bounds)
 	unimem_grid_close(g);
 }
 
+/* A refill's state (PRE) forged or left by a peer: reclaim returns the cells whose PRE
+ * names a dead attachment, or has bits or a slot no PRE of this library has, and leaves a
+ * live attachment's alone. */
+Test(grid, reclaim_returns_dead_and_junk_refill_states_only)
+{
+	unimem_grid *g, *dead;
+	cr_assert_eq(unimem_grid_open(&g, 64, 1000), 0);
+	cr_assert_eq(unimem_grid_attach(&dead, block_of(g)), 0);
+	dead->recs[dead->rec].ident ^= 1; /* its process is gone */
+	const uint32_t forged[4] = {
+		UNIMEM_GRID_PVT_PRE | dead->rec << 16 | 3u << 8 | 5u, /* dead attachment */
+		UNIMEM_GRID_PVT_PRE | g->rec << 16 | 3u << 8 | 5u,    /* live: kept */
+		UNIMEM_GRID_PVT_PRE | 1u << 22 | g->rec << 16,        /* bits no PRE has */
+		UNIMEM_GRID_PVT_PRE | g->rec << 16 | 200u << 8,       /* slot 200 of 128 */
+	};
+	for (unsigned k = 0; k < 4; k++) {
+		g->state[10 + k] = forged[k];
+		g->bits[0] &= ~((uint64_t)1 << (10 + k));
+	}
+	cr_assert_eq(unimem_grid_reclaim(g), 3);
+	cr_assert_eq(g->state[10], 0u);
+	cr_assert_eq(g->state[11], forged[1], "a live attachment's PRE stays");
+	cr_assert_eq(g->state[12], 0u);
+	cr_assert_eq(g->state[13], 0u);
+	cr_assert_eq(unimem_grid_available(g), 999u);
+	g->state[11] = 0;
+	g->bits[0] |= (uint64_t)1 << 11;
+	cr_assert_eq(unimem_grid_available(g), 1000u);
+	unimem_grid_close(dead);
+	unimem_grid_close(g);
+}
+
 /* A refill claims the cells of a group of 4 state words with one atomic instruction: the
  * free cells of a group are taken, the others (set bits whose cells are not in the pool)
  * are left as they are and their bits cleared. Pools whose last group is partial too. */
